@@ -1,0 +1,55 @@
+"""The exceptions `sweep` raises on purpose.
+
+Every error a user can cause is a :class:`SweepError`; the CLI turns one into a single line on
+stderr and a non-zero exit code. Leaves also subclass a builtin where one fits, so callers that
+catch ``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class SweepError(Exception):
+    """Root of every error raised on purpose by `sweep`."""
+
+    exit_code = 1
+
+
+class UsageError(SweepError, ValueError):
+    """A command-line value is out of range or inconsistent (exit code 2)."""
+
+    exit_code = 2
+
+
+class ParamError(SweepError, ValueError):
+    """A hyperparameter name or value is not valid for :class:`sweep.params.TrialParams`."""
+
+
+class SpaceError(SweepError, ValueError):
+    """A search-space file is missing, malformed or inconsistent."""
+
+
+class DataError(SweepError, ValueError):
+    """A data file is missing, malformed, or not the one a study was created with."""
+
+
+class StorageError(SweepError):
+    """The study database cannot be reached or used. Messages carry masked URLs only."""
+
+
+class StudyNotFoundError(SweepError, LookupError):
+    """No study of that name exists in the storage."""
+
+
+class StudyConflictError(SweepError):
+    """A study of that name exists but does not match what was asked (space, data, budget)."""
+
+
+class TrialFailed(SweepError):
+    """This trial failed (non-finite loss, crash, out of memory); the sweep goes on.
+
+    The worker records the trial as FAIL with this message as its reason.
+    """
+
+
+class SweepStopped(SweepError):
+    """The sweep stopped early on purpose (too many consecutive failures, interruption)."""
