@@ -5,7 +5,12 @@ Importing ``sweep`` is cheap: TensorFlow loads only when a trial runs (``sweep.r
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Quiet TensorFlow's C++ start-up chatter and pin Keras to TensorFlow, before either is imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 __all__ = ["TrialParams", "run_trial", "load_dataset", "__version__"]

@@ -1,0 +1,298 @@
+"""The trial engine: train one VAE on one dataset and score it on the untouched validation split.
+
+``run_trial`` is the single entry point used by ``sweep trial``, by sweep workers (in a child
+process per trial) and by users from Python. It knows Keras and the data layer, not Optuna.
+
+Scoring uses the posterior mean: every validation row is encoded to ``z_mean`` and decoded from
+it, once with the full input and once with the label bit set to 0 (``expression_hidden.*``), so
+the metrics do not depend on sampling noise, gamma, alpha or beta.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweep.data import Dataset
+from sweep.data import load_dataset
+from sweep.errors import TrialFailed
+from sweep.metrics import Evaluation
+from sweep.metrics import evaluate
+from sweep.metrics import quick_metrics
+from sweep.params import TrialParams
+
+EpochCallback = Callable[[int, Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a trial runs (not what it learns): compilation, threads, what it keeps.
+
+    Attributes:
+        jit_compile: Passed to ``Model.compile``; ``"auto"`` lets Keras decide.
+        intra_op_threads: TensorFlow intra-op threads; ``None`` keeps TensorFlow's default.
+        inter_op_threads: TensorFlow inter-op threads; ``None`` keeps TensorFlow's default.
+        sample_rows: Validation rows whose codes and reconstructions are kept in the result.
+        score_every_epoch: Score the validation split after every epoch with
+            :func:`sweep.metrics.quick_metrics` (for pruning and per-epoch curves); costs two
+            extra validation passes per epoch.
+    """
+
+    jit_compile: bool | str = "auto"
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
+    sample_rows: int = 64
+    score_every_epoch: bool = False
+
+
+@dataclass
+class TrialResult:
+    """Everything one trial measured. ``to_json()`` drops only the sample arrays."""
+
+    params: TrialParams
+    metrics: dict[str, Any]
+    history: dict[str, list[float]]
+    diagnostics: dict[str, Any]
+    flags: tuple[str, ...]
+    epochs_run: int
+    seconds: float
+    n_features: int
+    elbo_beta: float
+    data_summary: dict[str, Any]
+    samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "params": self.params.to_dict(),
+            "metrics": self.metrics,
+            "history": self.history,
+            "diagnostics": self.diagnostics,
+            "flags": list(self.flags),
+            "epochs_run": self.epochs_run,
+            "seconds": self.seconds,
+            "n_features": self.n_features,
+            "elbo_beta": self.elbo_beta,
+            "data": self.data_summary,
+        }
+
+
+def run_trial(
+    params: TrialParams | Mapping[str, Any] | None = None,
+    data: Dataset | str | Path | None = None,
+    *,
+    on_epoch: EpochCallback | None = None,
+    options: EngineOptions | None = None,
+) -> TrialResult:
+    """Train the VAE described by ``params`` on ``data`` and score it on the validation split.
+
+    Args:
+        params: Hyperparameters (a mapping is validated through ``TrialParams.from_dict``);
+            ``None`` uses the notes' defaults.
+        data: A loaded dataset or a path to an ``.npz``; ``None`` uses the bundled K562 data.
+        on_epoch: Called after each epoch with ``(epoch, values)``: the Keras logs, plus every
+            validation metric when ``options.score_every_epoch`` is set. It may raise to stop
+            the trial (``optuna.TrialPruned``, say); the exception propagates unchanged.
+        options: Engine options; defaults to :class:`EngineOptions`.
+
+    Returns:
+        The trial's metrics, per-epoch history, diagnostics and a small sample of codes.
+
+    Raises:
+        TrialFailed: when the loss or the outputs become NaN or infinite.
+        DataError: when ``data`` is a path to an invalid file.
+    """
+    started = time.perf_counter()
+    options = options or EngineOptions()
+    if params is None:
+        params = TrialParams()
+    elif not isinstance(params, TrialParams):
+        params = TrialParams.from_dict(params)
+    if not isinstance(data, Dataset):
+        data = load_dataset(data if data is not None else _bundled())
+
+    keras = _configure_tensorflow(options)
+    from sweep.model import KLWarmup
+    from sweep.model import build_vae
+
+    keras.backend.clear_session()
+    train_rows = data.training_rows(params.dataset, params.seed)
+    model = build_vae(params, data.n_features, jit_compile=options.jit_compile)
+
+    callbacks: list[Any] = [_FiniteLoss()]
+    if params.kl_warmup_epochs > 0:
+        callbacks.append(KLWarmup())
+    if params.reduce_lr_on_plateau:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6, verbose=0
+            )
+        )
+    if params.early_stopping_patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=params.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    per_epoch: dict[str, list[float]] = {}
+    if on_epoch is not None or options.score_every_epoch:
+        callbacks.append(_EpochReport(data, on_epoch, options.score_every_epoch, per_epoch))
+
+    history = model.fit(
+        _batches(train_rows, params.batch_size, params.seed, shuffle=True),
+        validation_data=_batches(data.val, 256, params.seed, shuffle=False),
+        epochs=params.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        callbacks=callbacks,
+        verbose=0,
+    )
+    evaluation = _score(model, data)
+    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+    curves.update(per_epoch)
+    samples = _samples(model, data, options.sample_rows)
+    return TrialResult(
+        params=params,
+        metrics=evaluation.metrics,
+        history=curves,
+        diagnostics=evaluation.diagnostics,
+        flags=evaluation.flags,
+        epochs_run=len(history.epoch),
+        seconds=time.perf_counter() - started,
+        n_features=data.n_features,
+        elbo_beta=params.kl_beta * data.n_features,
+        data_summary=data.summary(),
+        samples=samples,
+    )
+
+
+def _bundled() -> Path:
+    from sweep.data import BUNDLED_DATA
+
+    return BUNDLED_DATA
+
+
+def _configure_tensorflow(options: EngineOptions) -> Any:
+    """Import Keras on TensorFlow quietly; set threads and GPU memory growth once per process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tensorflow as tf
+
+    try:
+        if options.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(options.intra_op_threads)
+        if options.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(options.inter_op_threads)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process: settings are fixed by then.
+    return keras
+
+
+def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> Any:
+    """A tf.data pipeline over uint8 rows; the model casts each batch to float32."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(rows)
+    if shuffle:
+        dataset = dataset.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _score(model: Any, data: Dataset) -> Evaluation:
+    """Evaluate on the whole validation split from the posterior mean."""
+    val = data.val
+    probs = model.reconstruct(val)
+    hidden_input = val.copy()
+    hidden_input[:, data.label_column] = 0
+    label_hidden = model.reconstruct(hidden_input)[:, data.label_column]
+    z_mean, z_log_var = model.encode(val)
+    arrays = (
+        ("reconstruction", probs),
+        ("label-hidden reconstruction", label_hidden),
+        ("latent mean", z_mean),
+        ("latent log-variance", z_log_var),
+    )
+    for name, array in arrays:
+        if not np.all(np.isfinite(array)):
+            raise TrialFailed(f"non-finite {name} on the validation split")
+    return evaluate(val, probs, label_hidden, z_mean, z_log_var, data.sections)
+
+
+def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
+    """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
+    probs = model.reconstruct(data.val)
+    hidden_input = data.val.copy()
+    hidden_input[:, data.label_column] = 0
+    label_hidden = model.reconstruct(hidden_input)[:, data.label_column]
+    if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
+        raise TrialFailed("non-finite reconstruction on the validation split")
+    return quick_metrics(data.val, probs, label_hidden, data.sections)
+
+
+def _samples(model: Any, data: Dataset, rows: int) -> dict[str, np.ndarray]:
+    """The first ``rows`` validation rows with their codes and reconstructions."""
+    if rows <= 0:
+        return {}
+    x = data.val[:rows]
+    z_mean, z_log_var = model.encode(x)
+    return {
+        "x": x,
+        "z_mean": z_mean.astype(np.float32),
+        "z_log_var": z_log_var.astype(np.float32),
+        "reconstruction": model.reconstruct(x).astype(np.float16),
+    }
+
+
+def _keras_callback_base() -> type:
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class _FiniteLoss(_keras_callback_base()):  # type: ignore[misc]
+    """Fail the trial as soon as an epoch's training or validation loss is not finite."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for key, value in (logs or {}).items():
+            if key.endswith("loss") and not math.isfinite(float(value)):
+                raise TrialFailed(f"non-finite {key} ({value}) at epoch {epoch + 1}")
+
+
+class _EpochReport(_keras_callback_base()):  # type: ignore[misc]
+    """Score on the validation split after each epoch and hand the values to ``on_epoch``."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        on_epoch: EpochCallback | None,
+        score: bool,
+        curves: dict[str, list[float]],
+    ) -> None:
+        super().__init__()
+        self._data = data
+        self._on_epoch = on_epoch
+        self._score = score
+        self._curves = curves
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {k: float(v) for k, v in (logs or {}).items()}
+        if self._score:
+            metrics = _quick_score(self.model, self._data)
+            values.update(metrics)
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self._curves.setdefault(f"epoch.{key}", []).append(float(value))
+        if self._on_epoch is not None:
+            self._on_epoch(epoch, values)

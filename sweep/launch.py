@@ -1,0 +1,296 @@
+"""Launch and resume sweeps: create the study, then run local workers (one per GPU if asked).
+
+The launching process never imports TensorFlow: it validates the space and the data, writes the
+study, and either runs one worker in-process or starts worker processes (``sweep worker``) that
+get the storage URL through the environment, never on their command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import StudyConflictError
+from sweep.errors import SweepStopped
+from sweep.errors import UsageError
+from sweep.storage import STORAGE_ENV
+from sweep.storage import mask_url
+from sweep.storage import open_storage
+from sweep.storage import sqlite_path
+from sweep.storage import parse_url
+from sweep.study import StudyConfig
+from sweep.study import create_or_reuse_study
+from sweep.study import finished_count
+from sweep.study import load_config
+from sweep.study import save_config
+from sweep.worker import Interrupted
+from sweep.worker import WorkerSettings
+from sweep.worker import run_worker
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run workers for a study on this machine."""
+
+    workers: int = 1
+    gpus: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    data_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout_s}")
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything ``sweep launch`` was asked for."""
+
+    storage_url: str
+    study_name: str = "notes"
+    space: str = "notes"
+    data_path: str | None = None
+    n_trials: int = 8
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    overrides: dict[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+    split_seed: int = 0
+    heartbeat_interval_s: int = 10
+    grace_period_s: int = 60
+    max_retry: int = 3
+    max_consecutive_failures: int = 5
+    artifacts_dir: str | None = None
+    force_new: bool = False
+
+
+def create_study(request: LaunchRequest) -> str:
+    """Validate the space and the data, then create (or reuse) the study. Returns its name.
+
+    Raises:
+        SpaceError, DataError, StorageError, StudyConflictError, UsageError.
+    """
+    from sweep.data import BUNDLED_DATA
+    from sweep.data import file_sha256
+    from sweep.data import load_dataset
+    from sweep.metrics import metric_names
+    from sweep.space import load_space
+
+    space = load_space(request.space)
+    if request.overrides:
+        space = space.with_fixed(request.overrides)
+    data_path = str(Path(request.data_path or BUNDLED_DATA).resolve())
+    dataset = load_dataset(
+        data_path,
+        val_fraction=request.val_fraction,
+        test_fraction=request.test_fraction,
+        split_seed=request.split_seed,
+    )
+    summary = dataset.summary()
+    space.check_metrics(metric_names([s.name for s in dataset.sections]))
+    n_trials = request.n_trials
+    if n_trials < 1:
+        raise UsageError(f"--n-trials must be at least 1, got {n_trials}")
+    if request.sampler == "grid":
+        grid = space.grid()
+        size = 1
+        for values in grid.values():
+            size *= len(values)
+        if n_trials > size:
+            _logger.warning("the grid has %d points; the budget is lowered from %d", size, n_trials)
+            n_trials = size
+    if space.is_multi_objective and request.pruner != "none":
+        raise UsageError("pruning needs a single objective; pass --pruner none for this space")
+    config = StudyConfig(
+        space=space.to_json(),
+        space_fingerprint=space.fingerprint(),
+        overrides={k: list(v) if isinstance(v, tuple) else v for k, v in request.overrides.items()},
+        data_path=data_path,
+        data_sha256=file_sha256(data_path),
+        data_summary=summary,
+        val_fraction=request.val_fraction,
+        test_fraction=request.test_fraction,
+        split_seed=request.split_seed,
+        n_trials=n_trials,
+        seed=request.seed,
+        sampler=request.sampler,
+        pruner=request.pruner,
+        heartbeat_interval_s=request.heartbeat_interval_s,
+        grace_period_s=request.grace_period_s,
+        max_retry=request.max_retry,
+        max_consecutive_failures=request.max_consecutive_failures,
+        artifacts_dir=request.artifacts_dir or _default_artifacts_dir(request.storage_url),
+    )
+    storage = open_storage(request.storage_url, create=True)
+    name, created = create_or_reuse_study(
+        storage, request.study_name, config, force_new=request.force_new
+    )
+    if created:
+        _logger.info(
+            "created study %r in %s: %d trials, space %s (%s), data %s (%d features)",
+            name, mask_url(request.storage_url), n_trials, request.space,
+            config.space_fingerprint[:12], data_path, summary.get("n_features", 0),
+        )
+    else:
+        _logger.info("study %r already exists with this space and data: continuing it", name)
+    return name
+
+
+def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> StudyConfig:
+    """Check that study ``name`` has work left (or raise its budget to ``n_trials``).
+
+    Raises:
+        StudyConflictError: the study already met its budget and no larger one was given.
+    """
+    import optuna
+
+    storage = open_storage(storage_url)
+    config = load_config(storage, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    finished = finished_count(_counts(study))
+    if n_trials is not None:
+        if n_trials < 1:
+            raise UsageError(f"--n-trials must be at least 1, got {n_trials}")
+        if n_trials < finished:
+            raise UsageError(
+                f"--n-trials {n_trials} is below the {finished} trials study {name!r} already "
+                "finished"
+            )
+        if n_trials != config.n_trials:
+            config = config.replace(n_trials=n_trials)
+            save_config(storage, name, config)
+            _logger.info("budget of study %r set to %d trials", name, n_trials)
+    if finished >= config.n_trials:
+        raise StudyConflictError(
+            f"study {name!r} is already complete ({finished}/{config.n_trials} trials); raise "
+            f"the budget with `sweep resume {name} --n-trials N`"
+        )
+    return config
+
+
+def run_workers(storage_url: str, name: str, options: RunOptions) -> int:
+    """Run the study's workers on this machine until its budget is met. Returns an exit code."""
+    if options.gpus:
+        check_gpus(options.gpus)
+    if options.workers == 1 and not options.gpus:
+        settings = WorkerSettings(
+            study_name=name,
+            storage_url=storage_url,
+            data_path=options.data_path,
+            timeout_s=options.timeout_s,
+        )
+        summary = run_worker(settings)
+        _logger.info(
+            "worker done (%s): %d trials run, %d complete, %d pruned, %d failed",
+            summary.stopped_because or "stopped", summary.ran, summary.complete,
+            summary.pruned, summary.failed,
+        )
+        return 0
+    return _run_worker_processes(storage_url, name, options)
+
+
+def check_gpus(gpus: Sequence[str]) -> None:
+    """Refuse GPU ids this machine does not have (asks ``nvidia-smi``, not TensorFlow).
+
+    Raises:
+        UsageError: naming the missing ids and the ones that exist.
+    """
+    if shutil.which("nvidia-smi") is None:
+        raise UsageError(
+            f"--gpus {','.join(gpus)}: no NVIDIA GPU found on this machine (nvidia-smi is not "
+            "available); leave out --gpus to run on the CPU"
+        )
+    listing = subprocess.run(
+        ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    present = {line.strip() for line in listing.stdout.splitlines() if line.strip()}
+    missing = [g for g in gpus if g not in present]
+    if missing:
+        raise UsageError(
+            f"--gpus: GPU {', '.join(missing)} not found; this machine has "
+            f"{', '.join(sorted(present)) or 'none'}"
+        )
+
+
+def parse_gpus(text: str | None) -> tuple[str, ...]:
+    """``"0,1"`` -> ``("0", "1")``; rejects anything but distinct non-negative integers."""
+    if not text:
+        return ()
+    ids = tuple(part.strip() for part in text.split(","))
+    if not all(part.isdigit() for part in ids) or len(set(ids)) != len(ids):
+        raise UsageError(f"--gpus expects distinct GPU indices like 0,1, got {text!r}")
+    return ids
+
+
+def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> int:
+    slots: list[dict[str, str]] = (
+        [{"CUDA_VISIBLE_DEVICES": gpu} for gpu in options.gpus]
+        if options.gpus
+        else [{"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+              for _ in range(options.workers)]
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    for index, extra_env in enumerate(slots):
+        env = {**os.environ, **extra_env, STORAGE_ENV: storage_url}
+        if not extra_env["CUDA_VISIBLE_DEVICES"]:
+            env.pop("CUDA_VISIBLE_DEVICES")
+        command = [sys.executable, "-m", "sweep", "worker", name, "--worker-index", str(index)]
+        if options.data_path:
+            command += ["--data", options.data_path]
+        if options.timeout_s:
+            command += ["--timeout", str(options.timeout_s)]
+        processes.append(subprocess.Popen(command, env=env))
+        _logger.info("started worker %d (pid %d)%s", index, processes[-1].pid,
+                     f" on GPU {extra_env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "")
+    try:
+        codes = [p.wait() for p in processes]
+    except KeyboardInterrupt:
+        # The terminal already sent SIGINT to the whole group; a SIGTERM from elsewhere did not.
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 60
+        for process in processes:
+            try:
+                process.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        raise
+    failed = [c for c in codes if c not in (0,)]
+    if failed:
+        if any(c == 130 for c in failed):
+            raise Interrupted("SIGINT")
+        raise SweepStopped(
+            f"{len(failed)} of {len(processes)} workers exited with an error (exit codes "
+            f"{sorted(set(failed))}); see their messages above"
+        )
+    return 0
+
+
+def _counts(study: Any) -> Any:
+    from sweep.study import state_counts
+
+    return state_counts(study)
+
+
+def _default_artifacts_dir(storage_url: str) -> str | None:
+    """Beside a SQLite file (``sweep.db`` -> ``sweep.db.artifacts/``); none for PostgreSQL."""
+    path = sqlite_path(parse_url(storage_url))
+    return f"{path.resolve()}.artifacts" if path else None

@@ -1,0 +1,98 @@
+"""Reconstruction and KL terms of the VAE loss: pure functions over ``keras.ops``.
+
+Every function returns one value per row (shape ``(batch,)``); the model averages over the batch.
+
+Scale: the reconstruction terms are **means over features**, not sums, so ``kl_beta`` keeps the
+meaning it has in the notes' code (1e-4 .. 1e-2). The equivalent weight on the usual ELBO scale
+(reconstruction summed over features) is ``kl_beta * n_features``.
+
+This module imports keras only (no optuna, no sqlalchemy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import ops
+
+from sweep.params import TrialParams
+
+Tensor = Any
+"""A backend tensor, a NumPy array or anything ``keras.ops.convert_to_tensor`` accepts."""
+
+
+def focal_reconstruction(
+    y_true: Tensor, y_pred: Tensor, gamma: float, alpha: float | None = None
+) -> Tensor:
+    """Binary focal cross-entropy per row, averaged over features.
+
+    ``mean_j( w_j * (1 - p_t)^gamma * BCE(y_j, p_j) )`` with ``p_t = y*p + (1-y)*(1-p)``, where the
+    BCE clips ``p`` to ``[epsilon, 1 - epsilon]`` as Keras does, and ``w_j = alpha`` for ones and
+    ``1 - alpha`` for zeros. This is Keras' ``binary_focal_crossentropy`` with class balancing
+    switched on exactly when ``alpha`` is given (Keras silently ignores ``alpha`` otherwise).
+
+    Args:
+        y_true: Binary targets, shape ``(batch, n_features)``, any numeric dtype (uint8 is fine).
+        y_pred: Probabilities in ``[0, 1]``, same shape, float.
+        gamma: Focusing parameter (>= 0); ``gamma = 0`` with ``alpha=None`` is plain BCE.
+        alpha: Weight of the ones; ``None`` means no class balancing (all weights 1).
+
+    Returns:
+        Tensor of shape ``(batch,)`` in ``y_pred``'s dtype.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    return keras.losses.binary_focal_crossentropy(
+        y_true,
+        y_pred,
+        apply_class_balancing=alpha is not None,
+        alpha=0.25 if alpha is None else float(alpha),
+        gamma=float(gamma),
+        from_logits=False,
+    )
+
+
+def bce_reconstruction(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    """Binary cross-entropy per row, averaged over features (``p`` clipped to Keras' epsilon).
+
+    Returns:
+        Tensor of shape ``(batch,)`` in ``y_pred``'s dtype.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    return keras.losses.binary_crossentropy(y_true, y_pred, from_logits=False)
+
+
+def reconstruction_loss(params: TrialParams) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-row reconstruction loss chosen by ``params.loss``.
+
+    Returns:
+        ``fn(y_true, y_pred) -> (batch,)``: :func:`focal_reconstruction` with
+        ``params.focal_gamma`` and ``params.focal_alpha`` for ``"focal"``, or
+        :func:`bce_reconstruction` for ``"bce"``.
+    """
+    if params.loss == "bce":
+        return bce_reconstruction
+    gamma = params.focal_gamma
+    alpha = params.focal_alpha
+
+    def focal(y_true: Tensor, y_pred: Tensor) -> Tensor:
+        return focal_reconstruction(y_true, y_pred, gamma=gamma, alpha=alpha)
+
+    return focal
+
+
+def kl_divergence(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
+    """KL(q(z|x) || N(0, I)) per row for a diagonal Gaussian posterior.
+
+    ``-0.5 * sum_k(1 + log_var_k - exp(log_var_k) - mean_k^2)``: summed (not averaged) over the
+    latent dimensions, always >= 0, and 0 exactly when ``mean = 0`` and ``log_var = 0``.
+
+    Returns:
+        Tensor of shape ``(batch,)``.
+    """
+    z_mean = ops.convert_to_tensor(z_mean)
+    z_log_var = ops.cast(z_log_var, z_mean.dtype)
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.exp(z_log_var) - ops.square(z_mean), axis=-1)

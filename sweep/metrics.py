@@ -1,0 +1,457 @@
+"""Validation metrics and posterior-collapse checks for one trained VAE.
+
+:func:`evaluate` turns numpy arrays (validation rows, decoder probabilities, encoder codes) into a
+flat dict of JSON-ready scalars plus diagnostics. :func:`metric_names` lists the same keys without
+running anything, so a search-space objective can be checked before any trial starts.
+
+Conventions (they hold for every metric):
+
+* A cell or label is *predicted 1* when its probability is strictly greater than ``threshold``
+  (as Keras' ``binary_accuracy`` and ``numpy.round`` at 0.5 do).
+* Every value is a plain Python ``float`` or ``int``, or ``None`` where the metric is undefined
+  (no positives for an average precision, one class only for an AUROC, no active latent unit for
+  the latent shape statistics, too few rows for a normality test). No NaN is ever returned.
+* Rows are genes; the last section given is the label (width 1), every other one is a mark
+  section.
+
+This module imports numpy, scipy and scikit-learn only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import Protocol
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score
+from sklearn.metrics import average_precision_score
+from sklearn.metrics import f1_score
+from sklearn.metrics import precision_score
+from sklearn.metrics import recall_score
+from sklearn.metrics import roc_auc_score
+
+from sweep.errors import DataError
+
+EXPRESSION_METRICS = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
+SECTION_METRICS = ("count_mse", "output_mse", "auprc", "predicted_rate", "actual_rate")
+LATENT_METRICS = (
+    "active_units",
+    "kl_mean",
+    "mean_abs_skew",
+    "mean_excess_kurtosis",
+    "normality_pvalue_min",
+    "normal_fraction",
+)
+COLLAPSE_METRICS = ("active_units_zero", "constant_output", "n_flags", "any")
+
+ACTIVE_UNIT_VARIANCE = 0.01
+"""A latent dim is active when the variance over rows of its ``z_mean`` exceeds this (Burda)."""
+CONSTANT_STD = 1e-3
+"""Outputs whose std across rows stays below this are treated as constant ("predicts the mean")."""
+NORMALITY_MIN_ROWS = 20
+"""Fewest rows for which the D'Agostino-Pearson test is computed (its kurtosis part needs 20)."""
+NORMALITY_ALPHA = 0.05
+"""A dim counts as Gaussian-looking in ``latent.normal_fraction`` when its p-value is >= this."""
+
+MetricValue = float | int | None
+
+
+class SectionLike(Protocol):
+    """A named column range ``[start, stop)`` of a row; ``sweep.data.Section`` satisfies it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def stop(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        metrics: Flat scalar metrics; exactly the keys :func:`metric_names` lists.
+        diagnostics: JSON-ready extras: ``kl_per_dim``, ``latent_variance``,
+            ``latent_normality``, ``flags``, ``label_probs_std``, ``label_probs_hidden_std``,
+            ``output_std_mean``, ``threshold``.
+        flags: Human-readable collapse flags, empty for a healthy model.
+    """
+
+    metrics: dict[str, MetricValue]
+    diagnostics: dict[str, Any]
+    flags: tuple[str, ...]
+
+
+def metric_names(section_names: Sequence[str]) -> list[str]:
+    """Every metric key :func:`evaluate` returns for sections named like this (label last).
+
+    Args:
+        section_names: Section names in row order; the last one is the label.
+
+    Returns:
+        The keys, in the order :func:`evaluate` fills them.
+
+    Raises:
+        DataError: No section is given, or a name is empty or repeated.
+    """
+    names = [str(n) for n in section_names]
+    _check_names(names)
+    keys = [f"expression.{m}" for m in EXPRESSION_METRICS]
+    keys += [f"expression_hidden.{m}" for m in EXPRESSION_METRICS]
+    for name in names[:-1]:
+        keys += [f"section.{name}.{m}" for m in SECTION_METRICS]
+    keys += ["sections.mean_output_mse", "sections.mean_count_mse"]
+    keys += [f"latent.{m}" for m in LATENT_METRICS]
+    keys += [f"collapse.{m}" for m in COLLAPSE_METRICS]
+    return keys
+
+
+def evaluate(
+    x_true: np.ndarray,
+    probs: np.ndarray,
+    label_probs_hidden: np.ndarray,
+    z_mean: np.ndarray,
+    z_log_var: np.ndarray,
+    sections: Sequence[SectionLike],
+    *,
+    threshold: float = 0.5,
+) -> Evaluation:
+    """Score one model on the validation rows and check it for posterior collapse.
+
+    Expression (``expression.*`` from ``probs``' label column, ``expression_hidden.*`` from
+    ``label_probs_hidden``): ``mse`` of the probability against the 0/1 label; ``accuracy``,
+    ``f1``, ``precision``, ``recall`` at ``threshold`` (scikit-learn, ``zero_division=0``);
+    ``auroc`` (None if the label has one class only) and ``auprc`` (average precision, None if
+    the label has no ones).
+
+    Per mark section NAME: ``section.NAME.count_mse`` is the mean over rows of (number of cells
+    predicted 1 - number of actual ones)^2; ``output_mse`` the mean over rows and columns of
+    (probability - x)^2; ``auprc`` the average precision over all cells (None if the section has
+    no ones); ``predicted_rate`` and ``actual_rate`` the fractions of cells predicted 1 and equal
+    to 1. ``sections.mean_output_mse`` and ``sections.mean_count_mse`` average these over mark
+    sections (None when there are none).
+
+    Latent: ``latent.active_units`` counts dims whose variance over rows of ``z_mean`` (ddof 0)
+    exceeds 0.01 (Burda et al. 2016). ``latent.kl_mean`` is the mean over rows of
+    sum_j -0.5 * (1 + log_var_j - mean_j^2 - exp(log_var_j)). The shape statistics answer "how
+    Gaussian are the codes" for the *active* dims of ``z_mean`` only (inactive dims are near
+    constant, so their shape is noise): ``mean_abs_skew`` is the mean of |sample skewness|,
+    ``mean_excess_kurtosis`` the mean of Fisher (excess) kurtosis, both biased estimators from
+    ``scipy.stats``; ``normality_pvalue_min`` is the smallest p-value of
+    ``scipy.stats.normaltest`` (D'Agostino-Pearson, H0: the dim is normal) over active dims, and
+    ``normal_fraction`` the fraction of active dims with p >= 0.05. All four are None without an
+    active dim; the two test-based ones are also None with fewer than 20 rows.
+
+    Collapse flags (strings in ``flags``, counted in ``collapse.n_flags``): a mark section whose
+    actual rate is > 0 but whose predicted rate is 0; outputs near-constant across rows, i.e.
+    the mean over all columns of the per-column std of ``probs`` across rows is < 1e-3; the
+    label probability's std across rows is < 1e-3; no active latent unit.
+    ``collapse.constant_output`` is 1 if either near-constant flag is raised,
+    ``collapse.active_units_zero`` 1 if no dim is active, ``collapse.any`` 1 if any flag is raised.
+
+    Args:
+        x_true: ``(n, d)`` 0/1 validation rows.
+        probs: ``(n, d)`` decoder probabilities for the full input (posterior mean code).
+        label_probs_hidden: ``(n,)`` label probability when the label bit was 0 in the input.
+        z_mean: ``(n, k)`` encoder means.
+        z_log_var: ``(n, k)`` encoder log-variances.
+        sections: Column ranges in row order; the last one is the label, of width 1.
+        threshold: Probability above which a cell or label is predicted 1; in (0, 1).
+
+    Returns:
+        An :class:`Evaluation` whose ``metrics`` keys equal ``metric_names`` of the section
+        names; everything in it is JSON-serialisable without a custom encoder.
+
+    Raises:
+        DataError: Shapes disagree, ``x_true`` is not 0/1, probabilities are not finite or
+            outside [0, 1], codes are not finite, or the sections are malformed.
+    """
+    x, p, p_hidden, mu, log_var = _validated_arrays(
+        x_true, probs, label_probs_hidden, z_mean, z_log_var
+    )
+    if not (isinstance(threshold, (int, float)) and 0.0 < float(threshold) < 1.0):
+        raise DataError(f"evaluate: threshold must be a number in (0, 1), got {threshold!r}")
+    threshold = float(threshold)
+    _check_sections(sections, x.shape[1])
+    label = sections[-1]
+    marks = list(sections[:-1])
+
+    metrics: dict[str, MetricValue] = {}
+    flags: list[str] = []
+
+    y = x[:, label.start].astype(np.int64)
+    p_label = p[:, label.start]
+    for prefix, scores in (("expression", p_label), ("expression_hidden", p_hidden)):
+        for key, value in _expression_metrics(y, scores, threshold).items():
+            metrics[f"{prefix}.{key}"] = value
+
+    output_mses: list[float] = []
+    count_mses: list[float] = []
+    for section in marks:
+        values = _section_metrics(
+            x[:, section.start : section.stop], p[:, section.start : section.stop], threshold
+        )
+        for key in SECTION_METRICS:
+            metrics[f"section.{section.name}.{key}"] = values[key]
+        output_mses.append(values["output_mse"])
+        count_mses.append(values["count_mse"])
+        if values["actual_rate"] > 0 and values["predicted_rate"] == 0:
+            flags.append(
+                f"section {section.name} predicted all zeros "
+                f"(actual rate {values['actual_rate']:.3g})"
+            )
+    metrics["sections.mean_output_mse"] = _mean_or_none(output_mses)
+    metrics["sections.mean_count_mse"] = _mean_or_none(count_mses)
+
+    latent_metrics, latent_diag = _latent_metrics(mu, log_var)
+    for key, value in latent_metrics.items():
+        metrics[f"latent.{key}"] = value
+
+    output_std_mean = float(np.mean(np.std(p, axis=0)))
+    label_std = float(np.std(p_label))
+    constant = False
+    if output_std_mean < CONSTANT_STD:
+        constant = True
+        flags.append(
+            f"outputs near-constant across rows (mean per-column std {output_std_mean:.3g} "
+            f"< {CONSTANT_STD:g}): predicts the mean"
+        )
+    if label_std < CONSTANT_STD:
+        constant = True
+        flags.append(
+            f"label probability near-constant across rows (std {label_std:.3g} < {CONSTANT_STD:g})"
+        )
+    active = int(latent_metrics["active_units"] or 0)
+    if active == 0:
+        max_var = float(np.max(np.var(mu, axis=0)))
+        flags.append(
+            f"no active latent units (largest variance of z_mean across rows {max_var:.3g} "
+            f"<= {ACTIVE_UNIT_VARIANCE:g})"
+        )
+    metrics["collapse.active_units_zero"] = int(active == 0)
+    metrics["collapse.constant_output"] = int(constant)
+    metrics["collapse.n_flags"] = len(flags)
+    metrics["collapse.any"] = int(bool(flags))
+
+    diagnostics: dict[str, Any] = {
+        **latent_diag,
+        "flags": list(flags),
+        "label_probs_std": label_std,
+        "label_probs_hidden_std": float(np.std(p_hidden)),
+        "output_std_mean": output_std_mean,
+        "threshold": threshold,
+    }
+    return Evaluation(metrics=metrics, diagnostics=diagnostics, flags=tuple(flags))
+
+
+def quick_metrics(
+    x_true: np.ndarray,
+    probs: np.ndarray,
+    label_probs_hidden: np.ndarray,
+    sections: Sequence[SectionLike],
+    *,
+    threshold: float = 0.5,
+) -> dict[str, MetricValue]:
+    """The cheap subset of :func:`evaluate` for per-epoch scoring (pruning, curves).
+
+    Returns ``expression.*``, ``expression_hidden.*``, ``section.NAME.count_mse``,
+    ``section.NAME.output_mse`` and ``sections.mean_*`` with the same definitions as
+    :func:`evaluate`; it skips the per-cell AUPRC (a sort of every cell) and the latent
+    statistics, which dominate the cost on wide rows.
+    """
+    x = np.asarray(x_true)
+    p = np.asarray(probs)
+    _check_sections(sections, x.shape[1])
+    label = sections[-1]
+    y = x[:, label.start].astype(np.int64)
+    metrics: dict[str, MetricValue] = {}
+    scores = (("expression", p[:, label.start]), ("expression_hidden", label_probs_hidden))
+    for prefix, score in scores:
+        for key, value in _expression_metrics(y, np.asarray(score, np.float64), threshold).items():
+            metrics[f"{prefix}.{key}"] = value
+    output_mses, count_mses = [], []
+    for section in sections[:-1]:
+        values = _section_metrics(
+            x[:, section.start : section.stop],
+            p[:, section.start : section.stop],
+            threshold,
+            with_auprc=False,
+        )
+        for key in ("count_mse", "output_mse"):
+            metrics[f"section.{section.name}.{key}"] = values[key]
+        output_mses.append(values["output_mse"])
+        count_mses.append(values["count_mse"])
+    metrics["sections.mean_output_mse"] = _mean_or_none(output_mses)
+    metrics["sections.mean_count_mse"] = _mean_or_none(count_mses)
+    return metrics
+
+
+def _validated_arrays(
+    x_true: np.ndarray,
+    probs: np.ndarray,
+    label_probs_hidden: np.ndarray,
+    z_mean: np.ndarray,
+    z_log_var: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x = np.asarray(x_true)
+    p = np.asarray(probs)
+    p_hidden = np.asarray(label_probs_hidden)
+    mu = np.asarray(z_mean, dtype=np.float64)
+    log_var = np.asarray(z_log_var, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise DataError(f"evaluate: x_true must be a non-empty 2-D array, got shape {x.shape}")
+    n = x.shape[0]
+    if p.shape != x.shape:
+        raise DataError(f"evaluate: probs must have x_true's shape {x.shape}, got {p.shape}")
+    if p_hidden.shape != (n,):
+        raise DataError(
+            f"evaluate: label_probs_hidden must have shape ({n},), got {p_hidden.shape}"
+        )
+    if mu.ndim != 2 or mu.shape[0] != n or mu.shape[1] < 1:
+        raise DataError(f"evaluate: z_mean must have shape ({n}, k) with k >= 1, got {mu.shape}")
+    if log_var.shape != mu.shape:
+        raise DataError(
+            f"evaluate: z_log_var must have z_mean's shape {mu.shape}, got {log_var.shape}"
+        )
+    if not np.isin(x, (0, 1)).all():
+        raise DataError("evaluate: x_true must hold only 0 and 1")
+    for name, arr in (("probs", p), ("label_probs_hidden", p_hidden)):
+        if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+            raise DataError(f"evaluate: {name} must be finite numbers, found non-finite values")
+        if arr.min() < 0.0 or arr.max() > 1.0:
+            raise DataError(
+                f"evaluate: {name} must lie in [0, 1], found range "
+                f"[{float(arr.min()):.6g}, {float(arr.max()):.6g}]"
+            )
+    for name, arr in (("z_mean", mu), ("z_log_var", log_var)):
+        if not np.isfinite(arr).all():
+            raise DataError(f"evaluate: {name} must be finite, found non-finite values")
+    return x, p, p_hidden.astype(np.float64), mu, log_var
+
+
+def _check_names(names: Sequence[str]) -> None:
+    if not names:
+        raise DataError("sections: expected at least one section (the label, last), got none")
+    if any(not n for n in names):
+        raise DataError(f"sections: every section needs a non-empty name, got {list(names)!r}")
+    if len(set(names)) != len(names):
+        raise DataError(f"sections: names must be unique, got {list(names)!r}")
+
+
+def _check_sections(sections: Sequence[SectionLike], width: int) -> None:
+    _check_names([str(s.name) for s in sections])
+    for s in sections:
+        if not (0 <= s.start < s.stop <= width):
+            raise DataError(
+                f"sections: {s.name} must satisfy 0 <= start < stop <= {width}, "
+                f"got start={s.start}, stop={s.stop}"
+            )
+    label = sections[-1]
+    if label.stop - label.start != 1:
+        raise DataError(
+            f"sections: the last section ({label.name}) is the label and must have width 1, "
+            f"got {label.stop - label.start}"
+        )
+
+
+def _expression_metrics(
+    y: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, MetricValue]:
+    pred = (scores > threshold).astype(np.int64)
+    both_classes = 0 < int(y.sum()) < y.size
+    return {
+        "mse": _finite(np.mean((scores - y) ** 2)),
+        "accuracy": _finite(accuracy_score(y, pred)),
+        "f1": _finite(f1_score(y, pred, zero_division=0)),
+        "precision": _finite(precision_score(y, pred, zero_division=0)),
+        "recall": _finite(recall_score(y, pred, zero_division=0)),
+        "auroc": _finite(roc_auc_score(y, scores)) if both_classes else None,
+        "auprc": _finite(average_precision_score(y, scores)) if y.any() else None,
+    }
+
+
+def _section_metrics(
+    x: np.ndarray, p: np.ndarray, threshold: float, *, with_auprc: bool = True
+) -> dict[str, Any]:
+    x64 = x.astype(np.float64)
+    p64 = p.astype(np.float64)
+    pred = p64 > threshold
+    count_err = pred.sum(axis=1, dtype=np.int64) - x.sum(axis=1, dtype=np.int64)
+    has_ones = bool(x.any())
+    auprc = None
+    if has_ones and with_auprc:
+        auprc = _finite(average_precision_score(x.ravel(), p64.ravel()))
+    return {
+        "count_mse": float(np.mean(count_err.astype(np.float64) ** 2)),
+        "output_mse": float(np.mean((p64 - x64) ** 2)),
+        "auprc": auprc,
+        "predicted_rate": float(pred.mean()),
+        "actual_rate": float(x64.mean()),
+    }
+
+
+def _latent_metrics(
+    mu: np.ndarray, log_var: np.ndarray
+) -> tuple[dict[str, MetricValue], dict[str, Any]]:
+    n, k = mu.shape
+    kl = -0.5 * (1.0 + log_var - mu**2 - np.exp(log_var))
+    variance = np.var(mu, axis=0)
+    active = variance > ACTIVE_UNIT_VARIANCE
+
+    # Shape statistics for every dim whose spread is meaningfully above rounding noise.
+    scale = np.maximum(1.0, np.abs(np.mean(mu, axis=0)))
+    shaped = (np.sqrt(variance) > 1e-8 * scale) & (n >= 3)
+    skew = np.full(k, np.nan)
+    kurt = np.full(k, np.nan)
+    pvalue = np.full(k, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if shaped.any():
+            cols = mu[:, shaped]
+            skew[shaped] = stats.skew(cols, axis=0, bias=True)
+            kurt[shaped] = stats.kurtosis(cols, axis=0, fisher=True, bias=True)
+            if n >= NORMALITY_MIN_ROWS:
+                pvalue[shaped] = stats.normaltest(cols, axis=0).pvalue
+
+    sel = active & shaped
+    metrics: dict[str, MetricValue] = {
+        "active_units": int(active.sum()),
+        "kl_mean": _finite(np.mean(kl.sum(axis=1))),
+        "mean_abs_skew": _finite(np.mean(np.abs(skew[sel]))) if sel.any() else None,
+        "mean_excess_kurtosis": _finite(np.mean(kurt[sel])) if sel.any() else None,
+        "normality_pvalue_min": None,
+        "normal_fraction": None,
+    }
+    if sel.any() and n >= NORMALITY_MIN_ROWS:
+        metrics["normality_pvalue_min"] = _finite(np.min(pvalue[sel]))
+        metrics["normal_fraction"] = float(np.mean(pvalue[sel] >= NORMALITY_ALPHA))
+    diagnostics = {
+        "kl_per_dim": [_finite(v) for v in kl.mean(axis=0)],
+        "latent_variance": [_finite(v) for v in variance],
+        "latent_normality": {
+            "of": "z_mean, per latent dim, over validation rows",
+            "active": [bool(a) for a in active],
+            "skew": [_finite(v) for v in skew],
+            "excess_kurtosis": [_finite(v) for v in kurt],
+            "normaltest_pvalue": [_finite(v) for v in pvalue],
+        },
+    }
+    return metrics, diagnostics
+
+
+def _finite(value: Any) -> float | None:
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def _mean_or_none(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None

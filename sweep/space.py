@@ -1,0 +1,375 @@
+"""Search-space files: parse once, validate fully, suggest :class:`TrialParams` from a trial.
+
+A space file is YAML with four top-level keys::
+
+    description: free text (optional)
+    objective: {metric: expression.auroc, direction: maximize}   # or a list of such mappings
+    search:                                                      # Optuna's short form per name
+      coding_size: {type: categorical, choices: [150, 300, 400, 500]}
+      focal_gamma: {type: float, low: 1.5, high: 2.0}
+      kl_beta: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      epochs: {type: int, low: 5, high: 20, step: 5}
+    fixed:                                                       # any other TrialParams field
+      encoder_units: [1280, 1024, 768, 512]
+
+Every name is a :class:`sweep.params.TrialParams` field; anything not named keeps its default.
+This module imports PyYAML and Optuna's distributions, never TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import yaml
+
+from sweep.errors import ParamError
+from sweep.errors import SpaceError
+from sweep.params import PARAM_NAMES
+from sweep.params import TrialParams
+from sweep.params import coerce
+from sweep.params import field_kind
+from sweep.params import units_label
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
+TOP_LEVEL_KEYS = ("description", "objective", "search", "fixed")
+DIRECTIONS = ("maximize", "minimize")
+BUILTIN_SPACES_DIR = Path(__file__).parent / "spaces"
+
+_DIST_KEYS = {
+    "float": {"type", "low", "high", "log", "step"},
+    "int": {"type", "low", "high", "log", "step"},
+    "categorical": {"type", "choices"},
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One metric to optimise, with its direction."""
+
+    metric: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space: distributions, fixed values and objectives.
+
+    ``search`` maps names to the short-form dicts from the file (normalised), ``fixed`` to coerced
+    values; :meth:`distributions` gives Optuna distributions.
+    """
+
+    search: dict[str, dict[str, Any]]
+    fixed: dict[str, Any]
+    objectives: tuple[Objective, ...]
+    description: str = ""
+    source: str = field(default="<dict>", compare=False)
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [o.metric for o in self.objectives]
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form; ``SearchSpace.from_mapping(s.to_json())`` rebuilds an equal space."""
+        return {
+            "description": self.description,
+            "objective": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
+            "search": self.search,
+            "fixed": {k: _jsonable(k, v) for k, v in self.fixed.items()},
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of the space (description excluded)."""
+        body = self.to_json()
+        body.pop("description")
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_fixed(self, overrides: Mapping[str, Any]) -> SearchSpace:
+        """A copy where ``overrides`` (already coerced) replace fixed or searched values."""
+        search = {k: v for k, v in self.search.items() if k not in overrides}
+        data = {**self.to_json(), "search": search, "fixed": {**self.fixed, **overrides}}
+        return SearchSpace.from_mapping(data, source=self.source)
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Optuna distributions for the searched names."""
+        return {name: _to_distribution(spec) for name, spec in self.search.items()}
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> TrialParams:
+        """Ask ``trial`` for every searched value and build the full :class:`TrialParams`."""
+        values: dict[str, Any] = dict(self.fixed)
+        for name, spec in self.search.items():
+            kind = spec["type"]
+            if kind == "float":
+                values[name] = trial.suggest_float(
+                    name, spec["low"], spec["high"], log=spec["log"], step=spec["step"]
+                )
+            elif kind == "int":
+                values[name] = trial.suggest_int(
+                    name, spec["low"], spec["high"], log=spec["log"], step=spec["step"] or 1
+                )
+            else:
+                values[name] = trial.suggest_categorical(name, spec["choices"])
+        return TrialParams.from_dict(values)
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Every searched name's values for a grid search.
+
+        Raises:
+            SpaceError: when a float or log range has no step, so the grid would be infinite.
+        """
+        grid: dict[str, list[Any]] = {}
+        for name, spec in self.search.items():
+            if spec["type"] == "categorical":
+                grid[name] = list(spec["choices"])
+            elif spec["step"] is not None and not spec["log"]:
+                count = int(round((spec["high"] - spec["low"]) / spec["step"])) + 1
+                values = [spec["low"] + i * spec["step"] for i in range(count)]
+                grid[name] = [int(v) if spec["type"] == "int" else float(v) for v in values]
+            elif spec["type"] == "int" and not spec["log"]:
+                grid[name] = list(range(spec["low"], spec["high"] + 1))
+            else:
+                raise SpaceError(
+                    f"{self.source}: the grid sampler needs choices or a step for every searched "
+                    f"name; search.{name} is a continuous range (add step: or use --sampler tpe)"
+                )
+        return grid
+
+    def check_metrics(self, known: Sequence[str]) -> None:
+        """Raise :class:`SpaceError` when an objective names a metric not in ``known``."""
+        for objective in self.objectives:
+            if objective.metric not in known:
+                close = [k for k in known if k.split(".")[-1] == objective.metric.split(".")[-1]]
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise SpaceError(
+                    f"{self.source}: objective metric {objective.metric!r} does not exist for "
+                    f"this data{hint}; see `sweep metrics` for the names"
+                )
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str = "<dict>") -> SearchSpace:
+        """Validate a parsed document.
+
+        Raises:
+            SpaceError: naming ``source``, the key, what was expected and what was found.
+        """
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"{source}: expected a mapping at the top level, got {_kind(data)}")
+        unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
+        if unknown:
+            raise SpaceError(
+                f"{source}: unknown top-level key {unknown[0]!r}; expected {', '.join(TOP_LEVEL_KEYS)}"
+            )
+        description = data.get("description") or ""
+        if not isinstance(description, str):
+            raise SpaceError(f"{source}: description: expected text, got {_kind(description)}")
+        objectives = _parse_objectives(data.get("objective"), source)
+        search_raw = data.get("search") or {}
+        fixed_raw = data.get("fixed") or {}
+        for key, section in (("search", search_raw), ("fixed", fixed_raw)):
+            if not isinstance(section, Mapping):
+                raise SpaceError(f"{source}: {key}: expected a mapping, got {_kind(section)}")
+            for name in section:
+                if name not in PARAM_NAMES:
+                    raise SpaceError(
+                        f"{source}: {key}.{name}: unknown hyperparameter; known: "
+                        f"{', '.join(PARAM_NAMES)}"
+                    )
+        both = sorted(set(search_raw) & set(fixed_raw))
+        if both:
+            raise SpaceError(f"{source}: {both[0]} is both searched and fixed; keep one")
+        fixed = {}
+        for name, value in fixed_raw.items():
+            try:
+                fixed[name] = coerce(name, value)
+            except ParamError as e:
+                raise SpaceError(f"{source}: fixed.{name}: {_reason(e)}") from None
+        search = {name: _parse_spec(name, spec, source) for name, spec in search_raw.items()}
+        space = cls(search, fixed, objectives, description, source)
+        space._check_corners()
+        return space
+
+    def _check_corners(self) -> None:
+        """Every bound and choice must make a valid TrialParams with the fixed values."""
+        try:
+            TrialParams.from_dict(self.fixed)
+        except ParamError as e:
+            raise SpaceError(f"{self.source}: fixed: {_reason(e)}") from None
+        for name, spec in self.search.items():
+            corners = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+            for value in corners:
+                try:
+                    TrialParams.from_dict({**self.fixed, name: value})
+                except ParamError as e:
+                    raise SpaceError(f"{self.source}: search.{name}: {_reason(e)}") from None
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file (safe loader only).
+
+    ``path`` may also name a bundled space (``notes``, ``notes_wide``, ``tiny``).
+
+    Raises:
+        SpaceError: on a missing file, invalid YAML or an invalid space.
+    """
+    path = resolve_space_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"search-space file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpaceError(f"search-space file '{path}' cannot be read: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpaceError(f"search-space file '{path}' is not valid YAML{where}") from None
+    return SearchSpace.from_mapping(data, source=f"search-space file '{path}'")
+
+
+def resolve_space_path(path: str | Path) -> Path:
+    """A path as given, or a bundled space by name (``notes`` -> the packaged notes.yaml)."""
+    candidate = Path(path)
+    if candidate.exists() or candidate.suffix in (".yaml", ".yml") or "/" in str(path):
+        return candidate
+    bundled = BUILTIN_SPACES_DIR / f"{path}.yaml"
+    return bundled if bundled.exists() else candidate
+
+
+def _parse_objectives(raw: Any, source: str) -> tuple[Objective, ...]:
+    if raw is None:
+        raise SpaceError(
+            f"{source}: missing objective; e.g. objective: {{metric: expression.auroc, "
+            "direction: maximize}"
+        )
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise SpaceError(f"{source}: objective: expected at least one metric, got an empty list")
+    objectives = []
+    for item in items:
+        if not isinstance(item, Mapping) or set(item) != {"metric", "direction"}:
+            raise SpaceError(
+                f"{source}: objective: expected a mapping with exactly metric and direction, "
+                f"got {item!r}"
+            )
+        metric, direction = item["metric"], item["direction"]
+        if not isinstance(metric, str) or not metric:
+            raise SpaceError(f"{source}: objective.metric: expected a metric name, got {metric!r}")
+        if direction not in DIRECTIONS:
+            raise SpaceError(
+                f"{source}: objective.direction: expected maximize or minimize, got {direction!r}"
+            )
+        objectives.append(Objective(metric, direction))
+    metrics = [o.metric for o in objectives]
+    if len(set(metrics)) != len(metrics):
+        raise SpaceError(f"{source}: objective: a metric is listed twice: {metrics}")
+    return tuple(objectives)
+
+
+def _parse_spec(name: str, spec: Any, source: str) -> dict[str, Any]:
+    where = f"{source}: search.{name}"
+    if not isinstance(spec, Mapping):
+        raise SpaceError(f"{where}: expected a mapping like {{type: float, low: .., high: ..}}, "
+                         f"got {_kind(spec)}")
+    kind = spec.get("type")
+    if kind not in _DIST_KEYS:
+        raise SpaceError(f"{where}.type: expected float, int or categorical, got {kind!r}")
+    extra = sorted(set(spec) - _DIST_KEYS[kind])
+    if extra:
+        raise SpaceError(f"{where}: unknown key {extra[0]!r} for type {kind}; expected "
+                         f"{', '.join(sorted(_DIST_KEYS[kind]))}")
+    field_type = field_kind(name)
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"{where}.choices: expected a non-empty list, got {choices!r}")
+        coerced = []
+        for choice in choices:
+            try:
+                value = coerce(name, choice)
+            except ParamError as e:
+                raise SpaceError(f"{where}.choices: {_reason(e)}") from None
+            coerced.append(units_label(value) if isinstance(value, tuple) else value)
+        if len(set(map(repr, coerced))) != len(coerced):
+            raise SpaceError(f"{where}.choices: a choice is listed twice: {choices!r}")
+        return {"type": "categorical", "choices": coerced}
+    base = field_type.removesuffix("_or_none")
+    if kind == "float" and base != "float" or kind == "int" and base not in ("int", "float"):
+        raise SpaceError(f"{where}.type: {name} takes {base} values; a {kind} range does not fit "
+                         "(use type: categorical)")
+    number = float if kind == "float" else int
+    out: dict[str, Any] = {"type": kind}
+    for key in ("low", "high"):
+        if key not in spec:
+            raise SpaceError(f"{where}: missing {key}")
+        out[key] = _number(spec[key], number, f"{where}.{key}")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise SpaceError(f"{where}.log: expected true or false, got {log!r}")
+    out["log"] = log
+    step = spec.get("step")
+    out["step"] = None if step is None else _number(step, number, f"{where}.step")
+    if out["low"] > out["high"]:
+        raise SpaceError(f"{where}: low ({out['low']}) is greater than high ({out['high']})")
+    if log and out["low"] <= 0:
+        raise SpaceError(f"{where}: a log range needs low > 0, got low={out['low']}")
+    if out["step"] is not None:
+        if out["step"] <= 0:
+            raise SpaceError(f"{where}.step: expected a number > 0, got {out['step']}")
+        if log:
+            raise SpaceError(f"{where}: step and log cannot be combined")
+    return out
+
+
+def _number(value: Any, number: type, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpaceError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise SpaceError(f"{where}: expected a finite number, got {value!r}")
+    if number is int and not float(value).is_integer():
+        raise SpaceError(f"{where}: expected an integer, got {value!r}")
+    return number(value)
+
+
+def _to_distribution(spec: Mapping[str, Any]) -> BaseDistribution:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import FloatDistribution
+    from optuna.distributions import IntDistribution
+
+    if spec["type"] == "float":
+        return FloatDistribution(spec["low"], spec["high"], log=spec["log"], step=spec["step"])
+    if spec["type"] == "int":
+        return IntDistribution(spec["low"], spec["high"], log=spec["log"], step=spec["step"] or 1)
+    return CategoricalDistribution(spec["choices"])
+
+
+def _jsonable(name: str, value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _reason(error: ParamError) -> str:
+    return str(error).removeprefix("invalid value for ")
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__ if value is not None else "nothing"

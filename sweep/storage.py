@@ -1,0 +1,385 @@
+"""The study database: URLs, masking, Optuna's RDB storage with heartbeats and reconnects.
+
+Everything about *where* studies live is here; what a sweep stores in them is in
+:mod:`sweep.study`. Passwords never leave this module unmasked: every message carries
+:func:`mask_url` output, and driver errors are scrubbed of the URL before they are re-raised.
+This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+
+from sweep.errors import StorageError
+
+if TYPE_CHECKING:
+    import optuna
+    from sqlalchemy.engine import URL
+    from sqlalchemy.engine import Engine
+
+STORAGE_ENV = "SWEEP_STORAGE"
+DEFAULT_STORAGE_URL = "sqlite:///sweep.db"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_S = 60.0
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+_logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna heartbeat settings shared by every worker of a study (stored with the study)."""
+
+    interval_s: int = 10
+    grace_period_s: int = 60
+    max_retry: int = 3
+
+
+def resolve_url(url: str | None) -> str:
+    """``--storage`` if given, else ``$SWEEP_STORAGE``, else ``sqlite:///sweep.db``."""
+    return url or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE_URL
+
+
+def parse_url(url: str) -> URL:
+    """Parse and check a storage URL; ``postgresql://`` gets the psycopg 3 driver.
+
+    Raises:
+        StorageError: on a malformed URL or an unsupported backend (message masked).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        raise StorageError(
+            f"malformed storage URL {_mask_unparsed(url)!r}; expected e.g. sqlite:///sweep.db or "
+            "postgresql+psycopg://user:password@host:5432/dbname"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StorageError(
+            f"unsupported storage backend {backend!r} in {mask_url(parsed)}; use sqlite:/// or "
+            "postgresql+psycopg://"
+        )
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite" and not parsed.database:
+        raise StorageError(f"storage URL {mask_url(parsed)} names no database file")
+    return parsed
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with its password replaced by ``***``; safe to print and log."""
+    if isinstance(url, str):
+        try:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(url)
+        except Exception:
+            return _mask_unparsed(url)
+    return url.render_as_string(hide_password=True)
+
+
+def _mask_unparsed(text: str) -> str:
+    """Best-effort masking of ``scheme://user:password@host`` in text that did not parse."""
+    head, sep, rest = text.partition("://")
+    if not sep or "@" not in rest:
+        return text
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}://{user}:***@{host}" if ":" in credentials else text
+
+
+def scrub(text: str, url: str | URL | None) -> str:
+    """Remove the password (and the raw URL) of ``url`` from ``text``."""
+    if url is None:
+        return text
+    raw = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    text = text.replace(raw, mask_url(url))
+    try:
+        password = parse_url(raw).password if isinstance(url, str) else url.password
+    except StorageError:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The database file of a SQLite URL; ``None`` for other backends or in-memory SQLite."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat: Heartbeat | None = None,
+    create: bool = False,
+    reconnect_timeout_s: float = 120.0,
+) -> optuna.storages.RDBStorage:
+    """Open Optuna's RDB storage with pre-ping, reconnect retries and optional heartbeats.
+
+    Args:
+        url: Storage URL (unmasked; it is never printed).
+        heartbeat: Enables Optuna heartbeats and retries of stale trials (workers need it;
+            read-only commands do not).
+        create: Allow creating a new SQLite file. Without it a missing file is an error, so a
+            typo never leaves an empty database behind.
+        reconnect_timeout_s: How long storage calls keep retrying a lost connection.
+
+    Raises:
+        StorageError: when the database cannot be reached or used (message masked).
+    """
+    parsed = parse_url(url)
+    _check_sqlite_file(parsed, create=create)
+    from sqlalchemy.pool import NullPool
+
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        engine_kwargs["poolclass"] = NullPool
+    else:
+        engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": False}
+    if heartbeat is not None:
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        kwargs.update(
+            heartbeat_interval=heartbeat.interval_s,
+            grace_period=heartbeat.grace_period_s,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=heartbeat.max_retry
+            ),
+        )
+    storage_cls = _reconnecting_storage_class()
+    with storage_errors(parsed, action="open"):
+        _enable_sqlite_wal(parsed)
+        storage = storage_cls(parsed.render_as_string(hide_password=False), **kwargs)
+    storage._sweep_reconnect_timeout_s = reconnect_timeout_s  # type: ignore[attr-defined]
+    storage._sweep_masked_url = mask_url(parsed)  # type: ignore[attr-defined]
+    return storage
+
+
+def read_engine(url: str) -> Engine:
+    """A plain SQLAlchemy engine for read-only queries (never creates a SQLite file)."""
+    from sqlalchemy import create_engine
+
+    parsed = parse_url(url)
+    _check_sqlite_file(parsed, create=False)
+    connect_args: dict[str, Any] = (
+        {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        if parsed.get_backend_name() == "sqlite"
+        else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    )
+    with storage_errors(parsed, action="open"):
+        return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def storage_errors(url: URL | str, *, action: str = "use") -> Iterator[None]:
+    """Re-raise database errors as one-line :class:`StorageError` with the URL masked."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except StorageError:
+        raise
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
+        reason = _first_line(_root_cause(e))
+        raise StorageError(
+            f"cannot {action} storage {mask_url(url)}: {scrub(reason, url)}"
+        ) from None
+    except RuntimeError as e:  # Optuna's schema-version mismatch and similar
+        raise StorageError(
+            f"cannot {action} storage {mask_url(url)}: {scrub(_first_line(str(e)), url)}"
+        ) from None
+
+
+@contextlib.contextmanager
+def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+    """Hold a storage-wide lock for one study while a worker claims a trial slot.
+
+    PostgreSQL: a session-level advisory lock. SQLite: an ``fcntl`` lock on a file beside the
+    database (SQLite studies are local, so every worker shares that file system). The lock is
+    held only between counting the study's trials and creating the next one, so the budget is
+    exact across workers.
+    """
+    engine = storage.engine
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        key = zlib.crc32(f"sweep:{study_name}".encode()) & 0x7FFFFFFF
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            connection.commit()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+    else:
+        path = sqlite_path(engine.url)
+        lock_path = f"{path}.lock" if path else None
+        if lock_path is None:
+            yield
+            return
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _check_sqlite_file(url: URL, *, create: bool) -> None:
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if path.exists():
+        if not path.is_file():
+            raise StorageError(f"storage {mask_url(url)}: {path} is not a file")
+        return
+    if not create:
+        raise StorageError(
+            f"no study database at {path} (storage {mask_url(url)}); launch a sweep first or "
+            "pass --storage"
+        )
+    if not path.parent.exists():
+        raise StorageError(
+            f"cannot create {path}: directory {path.parent} does not exist"
+        )
+    # Create the file private to this user before SQLite does (SQLite follows the umask).
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+def _enable_sqlite_wal(url: URL) -> None:
+    """WAL lets readers run beside a writer; the setting persists in the file."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+def _is_transient(error: BaseException) -> bool:
+    """A lost connection or a locked database: worth retrying."""
+    import sqlalchemy.exc
+
+    for e in _chain(error):
+        if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+    return False
+
+
+def _retrying(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + getattr(self, "_sweep_reconnect_timeout_s", 120.0)
+        delay = 0.5
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                if not _is_transient(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    url = getattr(self, "_sweep_masked_url", "the study database")
+                    raise StorageError(
+                        f"lost the connection to {url} and could not reconnect within "
+                        f"{getattr(self, '_sweep_reconnect_timeout_s', 120.0):.0f} s: "
+                        f"{_first_line(_root_cause(e))}"
+                    ) from None
+                _logger.warning(
+                    "storage call %s failed (%s); retrying in %.1f s",
+                    method.__name__,
+                    _first_line(_root_cause(e)),
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return wrapper
+
+
+_RETRIED_METHODS = (
+    "create_new_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_best_trial",
+    "record_heartbeat",
+    "_get_stale_trial_ids",
+)
+
+
+@functools.cache
+def _reconnecting_storage_class() -> type:
+    """Optuna's RDBStorage whose calls retry transient connection errors until a deadline."""
+    from optuna.storages import RDBStorage
+
+    namespace = {name: _retrying(getattr(RDBStorage, name)) for name in _RETRIED_METHODS}
+    namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.storage)."
+    namespace["__module__"] = __name__
+    return type("ReconnectingRDBStorage", (RDBStorage,), namespace)
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _root_cause(error: BaseException) -> str:
+    *_, last = _chain(error)
+    orig = getattr(last, "orig", None)
+    return str(orig if orig is not None else last)
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"

@@ -1,0 +1,237 @@
+"""What a sweep stores in its Optuna study, and how a study is created or found again.
+
+A sweep study is an ordinary Optuna study plus one study user attribute, ``"sweep"``, holding a
+:class:`StudyConfig`: the search space and its fingerprint, the data file's path and SHA-256,
+the split, the budget, the sampler, the pruner and the heartbeat. Any worker that can reach the
+storage rebuilds the whole sweep from it. Each trial carries the user attributes named in
+:data:`TRIAL_ATTRS`. This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sweep import __version__
+from sweep.errors import StudyConflictError
+from sweep.errors import StudyNotFoundError
+from sweep.errors import UsageError
+from sweep.space import SearchSpace
+from sweep.storage import Heartbeat
+
+if TYPE_CHECKING:
+    import optuna
+
+STUDY_ATTR = "sweep"
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
+PRUNERS = ("median", "hyperband", "none")
+#: Trial user attributes a worker writes (all JSON).
+TRIAL_ATTRS = (
+    "params_full",  # every TrialParams value, searched and fixed
+    "metrics",  # flat scalar metrics on the validation split (sweep.metrics)
+    "history",  # per-epoch curves: losses, KL, learning rate, objective per epoch
+    "diagnostics",  # KL per latent dimension, latent normality, collapse flags
+    "flags",  # collapse flags as text
+    "seconds",  # wall time of the trial, child start-up included
+    "train_seconds",  # the engine's own time: training and scoring
+    "elbo_beta",  # kl_beta * n_features
+    "epochs_run",
+    "fail_reason",  # why a FAIL trial failed
+    "worker",  # host:pid of the worker that ran it
+)
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a worker needs to run trials of a study, stored in the study itself."""
+
+    space: dict[str, Any]
+    space_fingerprint: str
+    overrides: dict[str, Any]
+    data_path: str
+    data_sha256: str
+    data_summary: dict[str, Any]
+    val_fraction: float
+    test_fraction: float
+    split_seed: int
+    n_trials: int
+    seed: int
+    sampler: str
+    pruner: str
+    heartbeat_interval_s: int
+    grace_period_s: int
+    max_retry: int
+    max_consecutive_failures: int
+    artifacts_dir: str | None
+    sweep_version: str = __version__
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise UsageError(f"--n-trials must be at least 1, got {self.n_trials}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        if self.pruner not in PRUNERS:
+            raise UsageError(f"unknown pruner {self.pruner!r}; choose one of {PRUNERS}")
+        if self.max_consecutive_failures < 1:
+            raise UsageError("--max-consecutive-failures must be at least 1")
+        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s:
+            raise UsageError(
+                "the heartbeat interval must be >= 1 s and the grace period longer than it, got "
+                f"{self.heartbeat_interval_s} s and {self.grace_period_s} s"
+            )
+
+    @property
+    def search_space(self) -> SearchSpace:
+        return SearchSpace.from_mapping(self.space, source="the study's search space")
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.heartbeat_interval_s, self.grace_period_s, self.max_retry)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StudyConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def create_or_reuse_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    config: StudyConfig,
+    *,
+    force_new: bool = False,
+) -> tuple[str, bool]:
+    """Create study ``name`` with ``config``, or reuse an identical existing one.
+
+    An existing study with the same space fingerprint and data hash is reused (a repeated
+    ``launch`` continues it). A different one is refused unless ``force_new``, which creates a
+    new study under the next free name (``NAME-2``, ``NAME-3``...) and leaves the old untouched.
+
+    Returns:
+        The study name used and whether it was newly created.
+
+    Raises:
+        StudyConflictError: the name is taken by a different sweep or by a non-sweep study.
+    """
+    import optuna
+
+    check_study_name(name)
+    existing = {s.study_name for s in storage.get_all_studies()}
+    if name in existing:
+        old = load_config(storage, name)
+        same = (
+            old.space_fingerprint == config.space_fingerprint
+            and old.data_sha256 == config.data_sha256
+        )
+        if same and not force_new:
+            return name, False
+        if not force_new:
+            what = "search space" if old.space_fingerprint != config.space_fingerprint else "data"
+            raise StudyConflictError(
+                f"study {name!r} already exists with a different {what}; choose another --study "
+                "name, or pass --force-new to create a new study beside it"
+            )
+        name = _next_free_name(name, existing)
+    directions = config.search_space.directions
+    optuna.create_study(study_name=name, storage=storage, directions=directions)
+    study_id = storage.get_study_id_from_name(name)
+    storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())
+    return name, True
+
+
+def load_config(storage: optuna.storages.BaseStorage, name: str) -> StudyConfig:
+    """The :class:`StudyConfig` of study ``name``.
+
+    Raises:
+        StudyNotFoundError: no such study, or it was not made by `sweep`.
+    """
+    import optuna
+
+    check_study_name(name)
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        known = sorted(s.study_name for s in storage.get_all_studies())
+        hint = f"; studies here: {', '.join(known[:10])}" if known else "; this storage has none"
+        raise StudyNotFoundError(f"no study named {name!r}{hint}") from None
+    attrs = storage.get_study_user_attrs(study_id)
+    if STUDY_ATTR not in attrs:
+        raise StudyConflictError(
+            f"study {name!r} was not created by sweep (it has no sweep settings); "
+            "use another --study name"
+        )
+    del optuna
+    return StudyConfig.from_json(attrs[STUDY_ATTR])
+
+
+def save_config(storage: optuna.storages.BaseStorage, name: str, config: StudyConfig) -> None:
+    """Replace the stored :class:`StudyConfig` (used to raise the budget on resume)."""
+    study_id = storage.get_study_id_from_name(name)
+    storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())
+
+
+def check_study_name(name: str) -> None:
+    """Reject names that would be confusing in a shell or a table."""
+    if not name or len(name) > 200 or not name.isprintable() or name.strip() != name:
+        raise UsageError(
+            f"invalid study name {name!r}: use 1-200 printable characters without leading or "
+            "trailing spaces"
+        )
+
+
+def state_counts(study: optuna.Study) -> Counter[str]:
+    """Number of trials per state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING)."""
+    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+
+
+def finished_count(counts: Counter[str]) -> int:
+    """Trials that count towards the budget: COMPLETE and PRUNED."""
+    return counts["COMPLETE"] + counts["PRUNED"]
+
+
+def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded per worker so that parallel workers do not collide."""
+    import optuna
+
+    seed = config.seed + 7919 * worker_index
+    multi = len(config.search_space.directions) > 1
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "grid":
+        return optuna.samplers.GridSampler(config.search_space.grid(), seed=seed)
+    if config.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if config.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, constant_liar=True)
+
+
+def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    """The study's pruner; epochs are the pruning steps."""
+    import optuna
+
+    epochs = int(config.space.get("fixed", {}).get("epochs", 10))
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
+    return optuna.pruners.NopPruner()
+
+
+def _next_free_name(name: str, existing: set[str]) -> str:
+    index = 2
+    while f"{name}-{index}" in existing:
+        index += 1
+    return f"{name}-{index}"

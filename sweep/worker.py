@@ -1,0 +1,427 @@
+"""A sweep worker: claim trials of a study until its budget is met, one child process each.
+
+Workers are identical and share nothing but the study database (the Optuna study is the
+oracle), so any number can join from any machine. The budget is global and exact: a worker
+counts finished and running trials and creates its next trial under a storage-wide lock
+(:func:`sweep.storage.budget_lock`). A worker killed mid-trial leaves a RUNNING trial whose
+heartbeat stops; after the grace period another worker (or ``resume``) marks it FAIL and Optuna's
+``RetryHeartbeatStaleTrialCallback`` queues the same parameters again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sweep.errors import DataError
+from sweep.errors import SweepStopped
+from sweep.errors import TrialFailed
+from sweep.isolation import TrialRequest
+from sweep.isolation import run_in_child
+from sweep.metrics import metric_names
+from sweep.storage import budget_lock
+from sweep.storage import open_storage
+from sweep.storage import storage_errors
+from sweep.study import StudyConfig
+from sweep.study import finished_count
+from sweep.study import load_config
+from sweep.study import make_pruner
+from sweep.study import make_sampler
+from sweep.study import state_counts
+
+if TYPE_CHECKING:
+    import optuna
+
+_logger = logging.getLogger(__name__)
+PER_EPOCH_METRICS_HINT = "expression.*, expression_hidden.*, section.*.output_mse/count_mse"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How one worker process runs.
+
+    Attributes:
+        study_name: The study to work on.
+        storage_url: Its storage (unmasked; never printed).
+        data_path: A local copy of the study's data file; ``None`` uses the stored path. Either
+            way its SHA-256 must match the study's.
+        worker_index: Distinguishes sampler seeds of parallel workers.
+        timeout_s: Claim no new trial after this many seconds.
+        poll_s: How often to look again while other workers hold the remaining trials.
+        env: Extra environment for the trial processes (``CUDA_VISIBLE_DEVICES``...).
+    """
+
+    study_name: str
+    storage_url: str
+    data_path: str | None = None
+    worker_index: int = 0
+    timeout_s: float | None = None
+    poll_s: float = 2.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerSummary:
+    """What one worker did."""
+
+    ran: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    stopped_because: str = ""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; the trial in flight is recorded as FAIL with the reason."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def check_data_file(config: StudyConfig, data_path: str | None) -> str:
+    """The local data file to use, after checking its SHA-256 against the study's.
+
+    Raises:
+        DataError: the file is missing or differs from the one the study was created with.
+    """
+    from sweep.data import file_sha256
+
+    path = data_path or config.data_path
+    if not Path(path).is_file():
+        raise DataError(
+            f"data file '{path}' not found; this study was created with '{config.data_path}' "
+            f"(SHA-256 {config.data_sha256[:12]}...): pass --data with a copy of that file"
+        )
+    digest = file_sha256(path)
+    if digest != config.data_sha256:
+        raise DataError(
+            f"data file '{path}' has SHA-256 {digest[:12]}... but the study was created with "
+            f"{config.data_sha256[:12]}... ('{config.data_path}'): use the same file"
+        )
+    return str(path)
+
+
+def run_worker(settings: WorkerSettings) -> WorkerSummary:
+    """Run trials of ``settings.study_name`` until the budget is met or the worker must stop.
+
+    Raises:
+        SweepStopped: too many consecutive failures.
+        Interrupted: SIGINT/SIGTERM (after recording the trial in flight).
+        StorageError, StudyNotFoundError, DataError: the study or its data cannot be used.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    quiet_optuna_warnings()
+    plain = open_storage(settings.storage_url)
+    config = load_config(plain, settings.study_name)
+    data_path = check_data_file(config, settings.data_path)
+    storage = open_storage(settings.storage_url, heartbeat=config.heartbeat)
+    with storage_errors(settings.storage_url, action="load study from"):
+        study = optuna.load_study(
+            study_name=settings.study_name,
+            storage=storage,
+            sampler=make_sampler(config, settings.worker_index),
+            pruner=make_pruner(config),
+        )
+    runner = _TrialRunner(study, storage, config, data_path, settings)
+    with _signals_as_interrupts():
+        return runner.loop()
+
+
+class _TrialRunner:
+    def __init__(
+        self,
+        study: optuna.Study,
+        storage: optuna.storages.RDBStorage,
+        config: StudyConfig,
+        data_path: str,
+        settings: WorkerSettings,
+    ) -> None:
+        self.study = study
+        self.storage = storage
+        self.config = config
+        self.space = config.search_space
+        self.data_path = data_path
+        self.settings = settings
+        self.summary = WorkerSummary()
+        self.started = time.monotonic()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.lock_release: Any = None
+        self.epoch_metrics = self._per_epoch_metrics()
+        self.artifact_store = _artifact_store(config)
+
+    def _per_epoch_metrics(self) -> tuple[str, ...]:
+        if self.config.pruner == "none" or self.space.is_multi_objective:
+            return ()
+        metric = self.space.metric_names[0]
+        sections = [s["name"] for s in self.config.data_summary.get("sections", [])]
+        per_epoch = [
+            k
+            for k in metric_names(sections)
+            if k.startswith(("expression.", "expression_hidden.", "sections."))
+            or k.endswith((".output_mse", ".count_mse"))
+        ] if sections else []
+        if metric not in per_epoch:
+            _logger.warning(
+                "pruning is off: the objective %s is only measured after training (per-epoch "
+                "metrics: %s)", metric, PER_EPOCH_METRICS_HINT
+            )
+            return ()
+        return (metric,)
+
+    def loop(self) -> WorkerSummary:
+        consecutive_failures = 0
+        last_reason = ""
+        while True:
+            if self._timed_out():
+                self.summary.stopped_because = "timeout"
+                return self.summary
+            claimed = self._claim_and_run()
+            if claimed is None:
+                return self.summary
+            if claimed is False:
+                time.sleep(self.settings.poll_s)
+                continue
+            trial = claimed
+            self.summary.ran += 1
+            state = trial.state.name
+            if state == "FAIL":
+                self.summary.failed += 1
+                consecutive_failures += 1
+                last_reason = str(trial.user_attrs.get("fail_reason", "unknown reason"))
+                if consecutive_failures >= self.config.max_consecutive_failures:
+                    raise SweepStopped(
+                        f"stopped after {consecutive_failures} consecutive failed trials; last "
+                        f"reason (trial {trial.number}): {last_reason}"
+                    )
+            else:
+                consecutive_failures = 0
+                if state == "COMPLETE":
+                    self.summary.complete += 1
+                else:
+                    self.summary.pruned += 1
+            self._log_progress(trial)
+
+    def _claim_and_run(self) -> optuna.trial.FrozenTrial | bool | None:
+        """Run one trial if a slot is free: the trial, False (wait), None (budget met)."""
+        import optuna
+
+        finished_trials: list[optuna.trial.FrozenTrial] = []
+        lock = budget_lock(self.storage, self.study.study_name)
+        lock.__enter__()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                lock.__exit__(None, None, None)
+
+        self.lock_release = release
+        try:
+            optuna.storages.fail_stale_trials(self.study)
+            counts = state_counts(self.study)
+            finished = finished_count(counts)
+            if finished >= self.config.n_trials:
+                self.summary.stopped_because = "budget met"
+                return None
+            if finished + counts["RUNNING"] >= self.config.n_trials:
+                return False
+            self.study.optimize(
+                self._objective,
+                n_trials=1,
+                catch=(TrialFailed,),
+                callbacks=[lambda study, trial: finished_trials.append(trial)],
+                gc_after_trial=False,
+                show_progress_bar=False,
+            )
+        finally:
+            release()
+        return finished_trials[-1] if finished_trials else False
+
+    def _objective(self, trial: optuna.Trial) -> float | list[float]:
+        import optuna
+
+        self.lock_release()
+        try:
+            params = self.space.suggest(trial)
+            trial.set_user_attr("worker", self.worker_id)
+            trial.set_user_attr("params_full", params.to_dict())
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
+                samples = os.path.join(tmp, f"trial-{trial.number}-samples.npz")
+                request = TrialRequest(
+                    params=params.to_dict(),
+                    data_path=self.data_path,
+                    val_fraction=self.config.val_fraction,
+                    test_fraction=self.config.test_fraction,
+                    split_seed=self.config.split_seed,
+                    epoch_metrics=self.epoch_metrics,
+                    samples_path=samples if self.artifact_store is not None else None,
+                )
+                result = run_in_child(
+                    request, on_epoch=self._epoch_handler(trial), env=self.settings.env
+                )
+                result = {**result, "train_seconds": result["seconds"],
+                          "seconds": time.monotonic() - started}
+                self._record(trial, result)
+                if self.artifact_store is not None and os.path.exists(samples):
+                    from optuna.artifacts import upload_artifact
+
+                    artifact_id = upload_artifact(
+                        artifact_store=self.artifact_store,
+                        file_path=samples,
+                        study_or_trial=trial,
+                    )
+                    trial.set_user_attr("samples_artifact", artifact_id)
+            return self._objective_values(result)
+        except TrialFailed as e:
+            trial.set_user_attr("fail_reason", str(e))
+            raise
+        except optuna.TrialPruned as e:
+            trial.set_user_attr("prune_reason", str(e))
+            raise
+        except Interrupted as e:
+            trial.set_user_attr("fail_reason", f"interrupted by {e.signal_name}")
+            raise
+
+    def _epoch_handler(self, trial: optuna.Trial) -> Any:
+        import optuna
+
+        metric = self.epoch_metrics[0] if self.epoch_metrics else None
+
+        def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
+            if metric is None:
+                return
+            value = values.get(metric)
+            if value is None or not math.isfinite(float(value)):
+                return
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: {metric}={value:.4g}")
+
+        return on_epoch
+
+    def _record(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
+        for key in ("metrics", "history", "diagnostics", "flags", "seconds", "train_seconds",
+                    "elbo_beta", "epochs_run"):
+            trial.set_user_attr(key, result[key])
+
+    def _objective_values(self, result: Mapping[str, Any]) -> float | list[float]:
+        values = []
+        for metric in self.space.metric_names:
+            value = result["metrics"].get(metric)
+            if value is None or not math.isfinite(float(value)):
+                raise TrialFailed(f"objective metric {metric} is undefined for this trial")
+            values.append(float(value))
+        return values[0] if len(values) == 1 else values
+
+    def _timed_out(self) -> bool:
+        timeout = self.settings.timeout_s
+        return timeout is not None and time.monotonic() - self.started >= timeout
+
+    def _log_progress(self, trial: optuna.trial.FrozenTrial) -> None:
+        counts = state_counts(self.study)
+        done = finished_count(counts)
+        total = self.config.n_trials
+        elapsed = time.monotonic() - self.started
+        rate = self.summary.ran / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 and done < total else 0.0
+        seconds = trial.user_attrs.get("seconds")
+        took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+        if trial.state.name == "COMPLETE":
+            metrics = trial.user_attrs.get("metrics", {})
+            shown = [f"{m}={_fmt(metrics.get(m))}" for m in self.space.metric_names]
+            for extra in ("expression.f1", "latent.active_units"):
+                if extra not in self.space.metric_names:
+                    shown.append(f"{extra.split('.')[-1]}={_fmt(metrics.get(extra))}")
+            flags = trial.user_attrs.get("flags") or []
+            what = " ".join(shown) + (f" [collapse: {len(flags)} flag(s)]" if flags else "")
+        elif trial.state.name == "PRUNED":
+            what = trial.user_attrs.get("prune_reason", "pruned")
+        else:
+            what = trial.user_attrs.get("fail_reason", "failed")
+        best = _best_text(self.study)
+        _logger.info(
+            "trial %d %s%s: %s | %d/%d done%s, elapsed %s, ETA %s",
+            trial.number, trial.state.name, took, what, done, total, best,
+            _duration(elapsed), _duration(eta) if done < total else "0s",
+        )
+
+
+def quiet_optuna_warnings() -> None:
+    """Heartbeats and stale-trial retries are marked experimental; we rely on them knowingly."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+def _artifact_store(config: StudyConfig) -> Any:
+    if not config.artifacts_dir:
+        return None
+    from optuna.artifacts import FileSystemArtifactStore
+
+    os.makedirs(config.artifacts_dir, mode=0o700, exist_ok=True)
+    return FileSystemArtifactStore(config.artifacts_dir)
+
+
+def _best_text(study: optuna.Study) -> str:
+    if len(study.directions) > 1:
+        return ""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return ""
+    return f", best {_fmt(best.value)} (#{best.number})"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class _signals_as_interrupts:
+    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread."""
+
+    def __enter__(self) -> None:
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @staticmethod
+    def _handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signal.Signals(signum).name)

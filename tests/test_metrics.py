@@ -1,0 +1,321 @@
+"""Tests for sweep.metrics: hand-computed cases on tiny arrays, plus the real tiny data layout."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sweep.errors import DataError
+from sweep.metrics import EXPRESSION_METRICS
+from sweep.metrics import SECTION_METRICS
+from sweep.metrics import Evaluation
+from sweep.metrics import evaluate
+from sweep.metrics import metric_names
+
+TINY = Path(__file__).parent / "data" / "k562_exact_layout_12001_tiny.npz"
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    start: int
+    stop: int
+
+
+SECTIONS = (Section("A", 0, 6), Section("B", 6, 11), Section("expressed", 11, 12))
+
+# 8 rows: section A (6 cols), section B (5 cols), label; both label classes present.
+X = np.array(
+    [
+        [1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        [0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1],
+        [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ],
+    dtype=np.uint8,
+)
+Y = X[:, -1]
+
+
+def layout(names: list[str], widths: list[int]) -> list[Section]:
+    """Consecutive sections of these widths, in order."""
+    out = []
+    start = 0
+    for name, width in zip(names, widths, strict=True):
+        out.append(Section(name, start, start + int(width)))
+        start += int(width)
+    return out
+
+
+def healthy_latent(n: int, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes with two clearly active dims and the rest near-constant."""
+    rng = np.random.default_rng(seed)
+    z_mean = rng.normal(size=(n, k)) * 1e-3
+    z_mean[:, :2] = rng.normal(size=(n, 2))
+    z_log_var = np.full((n, k), -1.0)
+    return z_mean, z_log_var
+
+
+def run(probs: np.ndarray, hidden: np.ndarray | None = None, **kw: Any) -> Evaluation:
+    z_mean, z_log_var = healthy_latent(X.shape[0])
+    if hidden is None:
+        hidden = probs[:, -1]
+    return evaluate(X, probs, hidden, z_mean, z_log_var, SECTIONS, **kw)
+
+
+def assert_json_ready(value: Any) -> None:
+    """Only dict/list/str/bool/int/float/None, no numpy types, no NaN or infinity."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert type(key) is str
+            assert_json_ready(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            assert_json_ready(item)
+    else:
+        assert type(value) in (str, bool, int, float, type(None)), (value, type(value))
+        if type(value) is float:
+            assert math.isfinite(value)
+
+
+def test_perfect_predictor() -> None:
+    ev = run(X.astype(np.float64))
+    m = ev.metrics
+    for key in ("accuracy", "f1", "precision", "recall", "auroc", "auprc"):
+        assert m[f"expression.{key}"] == 1.0
+    assert m["expression.mse"] == 0.0
+    for name in ("A", "B"):
+        assert m[f"section.{name}.output_mse"] == 0.0
+        assert m[f"section.{name}.count_mse"] == 0.0
+        assert m[f"section.{name}.auprc"] == 1.0
+        assert m[f"section.{name}.predicted_rate"] == m[f"section.{name}.actual_rate"]
+    assert m["section.A.actual_rate"] == pytest.approx(10 / 48)
+    assert m["sections.mean_output_mse"] == 0.0
+    assert ev.flags == ()
+    assert m["collapse.any"] == 0
+    assert m["collapse.n_flags"] == 0
+    assert m["latent.active_units"] == 2
+
+
+def test_all_zero_predictor() -> None:
+    ev = run(np.zeros(X.shape))
+    m = ev.metrics
+    assert m["expression.recall"] == 0.0
+    assert m["expression.precision"] == 0.0
+    assert m["expression.f1"] == 0.0
+    assert m["expression.accuracy"] == 0.5
+    assert m["expression.mse"] == 0.5
+    # Nothing predicted, so the count error is the count of ones per row.
+    assert m["section.A.count_mse"] == pytest.approx(np.mean(X[:, 0:6].sum(1) ** 2.0))
+    assert m["section.A.count_mse"] == pytest.approx((4 + 0 + 9 + 1 + 1 + 0 + 4 + 1) / 8)
+    assert m["section.B.count_mse"] == pytest.approx((1 + 0 + 1 + 0 + 4 + 0 + 1 + 0) / 8)
+    assert m["section.A.output_mse"] == pytest.approx(10 / 48)
+    assert m["section.A.predicted_rate"] == 0.0
+    assert "section A predicted all zeros (actual rate 0.208)" in ev.flags
+    assert any(f.startswith("section B predicted all zeros") for f in ev.flags)
+    assert m["collapse.constant_output"] == 1
+    assert m["collapse.any"] == 1
+    assert m["collapse.n_flags"] == len(ev.flags)
+    assert ev.diagnostics["flags"] == list(ev.flags)
+
+
+def test_constant_predictor_predicts_the_mean() -> None:
+    probs = np.tile(X.mean(axis=0), (X.shape[0], 1))
+    ev = run(probs)
+    m = ev.metrics
+    assert m["expression.auroc"] == 0.5
+    assert m["expression.auprc"] == 0.5  # average precision of a constant score = base rate
+    assert m["collapse.constant_output"] == 1
+    assert any("predicts the mean" in f for f in ev.flags)
+    assert any(f.startswith("label probability near-constant") for f in ev.flags)
+    assert ev.diagnostics["output_std_mean"] == 0.0
+    assert ev.diagnostics["label_probs_std"] == 0.0
+    # Column means are all below 0.5, so nothing is predicted 1 anywhere.
+    assert m["section.A.predicted_rate"] == 0.0
+    assert m["collapse.active_units_zero"] == 0
+
+
+def test_hidden_label_tells_pass_through_from_learned() -> None:
+    probs = X.astype(np.float64)
+    ev = run(probs, hidden=np.full(X.shape[0], 0.3))
+    m = ev.metrics
+    assert m["expression.auroc"] == 1.0
+    assert m["expression_hidden.auroc"] == 0.5
+    assert m["expression_hidden.recall"] == 0.0
+    assert m["expression_hidden.mse"] == pytest.approx((4 * 0.7**2 + 4 * 0.3**2) / 8)
+    assert ev.diagnostics["label_probs_hidden_std"] == 0.0
+    # The full-input outputs vary, so the model is not flagged constant.
+    assert m["collapse.constant_output"] == 0
+
+
+def test_threshold_is_strict() -> None:
+    probs = X.astype(np.float64)
+    probs[:, -1] = np.where(Y == 1, 0.5, 0.1)
+    assert run(probs).metrics["expression.recall"] == 0.0
+    assert run(probs, threshold=0.4).metrics["expression.recall"] == 1.0
+
+
+def test_active_units_counts_high_variance_dims() -> None:
+    rng = np.random.default_rng(1)
+    n, k = 50, 6
+    z_mean = rng.normal(size=(n, k)) * 1e-3
+    z_mean[:, 1] = rng.normal(size=n) * 3.0
+    z_mean[:, 4] = rng.normal(size=n) * 0.5
+    z_log_var = np.zeros((n, k))
+    x = np.zeros((n, 3), dtype=np.uint8)
+    x[: n // 2, -1] = 1
+    x[::3, 0] = 1
+    secs = (Section("M", 0, 2), Section("y", 2, 3))
+    probs = np.clip(x + rng.uniform(-0.2, 0.2, size=x.shape), 0, 1)
+    ev = evaluate(x, probs, probs[:, -1], z_mean, z_log_var, secs)
+    assert ev.metrics["latent.active_units"] == 2
+    assert ev.diagnostics["latent_normality"]["active"] == [False, True, False, False, True, False]
+    assert ev.metrics["collapse.active_units_zero"] == 0
+
+    collapsed = evaluate(x, probs, probs[:, -1], z_mean * 1e-2, z_log_var, secs)
+    assert collapsed.metrics["latent.active_units"] == 0
+    assert collapsed.metrics["collapse.active_units_zero"] == 1
+    assert any(f.startswith("no active latent units") for f in collapsed.flags)
+    assert collapsed.metrics["latent.mean_abs_skew"] is None
+    assert collapsed.metrics["latent.normality_pvalue_min"] is None
+
+
+def test_kl_per_dim_matches_formula() -> None:
+    x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.uint8)
+    secs = (Section("M", 0, 2), Section("y", 2, 3))
+    z_mean = np.array([[1.0, 0.0], [0.0, 2.0]])
+    z_log_var = np.array([[0.0, math.log(2.0)], [0.0, -1.0]])
+    ev = evaluate(x, x * 0.9 + 0.05, np.array([0.6, 0.4]), z_mean, z_log_var, secs)
+    # KL(N(mu, s^2) || N(0, 1)) = 0.5 * (mu^2 + s^2 - 1 - log s^2)
+    kl = [
+        [0.5 * (1.0 + 1.0 - 1.0 - 0.0), 0.5 * (0.0 + 2.0 - 1.0 - math.log(2.0))],
+        [0.0, 0.5 * (4.0 + math.exp(-1.0) - 1.0 + 1.0)],
+    ]
+    expected_per_dim = [(kl[0][0] + kl[1][0]) / 2, (kl[0][1] + kl[1][1]) / 2]
+    assert ev.diagnostics["kl_per_dim"] == pytest.approx(expected_per_dim, rel=1e-12)
+    assert ev.metrics["latent.kl_mean"] == pytest.approx(sum(map(sum, kl)) / 2, rel=1e-12)
+
+
+def test_latent_normality_separates_gaussian_from_skewed() -> None:
+    rng = np.random.default_rng(2)
+    n = 400
+    gauss = rng.normal(size=(n, 2))
+    z_mean = np.column_stack([gauss, rng.exponential(size=n)])
+    x = np.zeros((n, 2), dtype=np.uint8)
+    x[::2, -1] = 1
+    x[::5, 0] = 1
+    secs = (Section("M", 0, 1), Section("y", 1, 2))
+    probs = np.clip(x * 0.8 + 0.1, 0, 1)
+    ev = evaluate(x, probs, probs[:, -1], z_mean, np.zeros_like(z_mean), secs)
+    normality = ev.diagnostics["latent_normality"]
+    assert abs(normality["skew"][0]) < 0.3
+    assert normality["skew"][2] > 1.0  # exponential: skew 2, excess kurtosis 6
+    assert normality["excess_kurtosis"][2] > 2.0
+    assert normality["normaltest_pvalue"][2] < 1e-6
+    assert ev.metrics["latent.normality_pvalue_min"] == normality["normaltest_pvalue"][2]
+    assert ev.metrics["latent.normal_fraction"] == pytest.approx(2 / 3)
+    expected_skew = np.mean(np.abs(normality["skew"]))
+    assert ev.metrics["latent.mean_abs_skew"] == pytest.approx(expected_skew)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["A", "B", "expressed"],
+        ["DNA_methylation", "H3K9me3", "H3K27me3", "expressed"],
+        ["expressed"],
+    ],
+)
+def test_metric_names_equal_evaluate_keys(names: list[str]) -> None:
+    rng = np.random.default_rng(3)
+    n = 12
+    widths = [3] * (len(names) - 1) + [1]
+    secs = layout(names, widths)
+    x = (rng.uniform(size=(n, sum(widths))) < 0.3).astype(np.uint8)
+    x[:, -1] = np.arange(n) % 2
+    probs = rng.uniform(size=x.shape)
+    z_mean, z_log_var = healthy_latent(n)
+    ev = evaluate(x, probs, rng.uniform(size=n), z_mean, z_log_var, secs)
+    expected = metric_names(names)
+    assert list(ev.metrics) == expected
+    assert len(set(expected)) == len(expected)
+    n_marks = len(names) - 1
+    assert len(expected) == 2 * len(EXPRESSION_METRICS) + n_marks * len(SECTION_METRICS) + 12
+    if n_marks == 0:
+        assert ev.metrics["sections.mean_output_mse"] is None
+
+
+def test_everything_json_ready() -> None:
+    rng = np.random.default_rng(4)
+    probs = rng.uniform(size=X.shape).astype(np.float32)
+    for ev in (run(probs), run(np.zeros(X.shape, dtype=np.float32))):
+        assert_json_ready(ev.metrics)
+        assert_json_ready(ev.diagnostics)
+        json.dumps({"metrics": ev.metrics, "diagnostics": ev.diagnostics}, allow_nan=False)
+        assert type(ev.metrics["latent.active_units"]) is int
+        assert type(ev.metrics["collapse.any"]) is int
+        assert type(ev.metrics["expression.f1"]) is float
+
+
+def test_real_tiny_layout_section_without_ones() -> None:
+    data = np.load(TINY)
+    x = data["X"]
+    names = [str(s) for s in data["sections"]]
+    secs = layout(names, data["section_widths"].tolist())
+    assert x[:, secs[1].start : secs[1].stop].sum() == 0  # H3K9me3 has no ones here
+    rng = np.random.default_rng(5)
+    probs = rng.uniform(size=x.shape).astype(np.float32)
+    z_mean, z_log_var = healthy_latent(x.shape[0], k=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ev = evaluate(x, probs, probs[:, -1], z_mean, z_log_var, secs)
+    assert ev.metrics["section.H3K9me3.auprc"] is None
+    assert ev.metrics["section.H3K9me3.actual_rate"] == 0.0
+    assert isinstance(ev.metrics["section.H3K27me3.auprc"], float)
+    # No ones, so no "predicted all zeros" flag for it even though nothing is right.
+    assert not any("H3K9me3" in f for f in ev.flags)
+    # 16 rows: too few for the normality test, shape statistics still computed.
+    assert ev.metrics["latent.normality_pvalue_min"] is None
+    assert isinstance(ev.metrics["latent.mean_abs_skew"], float)
+    assert list(ev.metrics) == metric_names(names)
+
+
+def test_rejects_bad_inputs() -> None:
+    probs = X.astype(np.float64)
+    z_mean, z_log_var = healthy_latent(X.shape[0])
+    hidden = probs[:, -1]
+    with pytest.raises(DataError, match="probs must have"):
+        evaluate(X, probs[:, :-1], hidden, z_mean, z_log_var, SECTIONS)
+    with pytest.raises(DataError, match="label_probs_hidden"):
+        evaluate(X, probs, hidden[:-1], z_mean, z_log_var, SECTIONS)
+    with pytest.raises(DataError, match="z_log_var"):
+        evaluate(X, probs, hidden, z_mean, z_log_var[:, :-1], SECTIONS)
+    with pytest.raises(DataError, match="only 0 and 1"):
+        evaluate(X * 2, probs, hidden, z_mean, z_log_var, SECTIONS)
+    with pytest.raises(DataError, match="non-finite"):
+        evaluate(X, np.full(X.shape, np.nan), hidden, z_mean, z_log_var, SECTIONS)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        evaluate(X, probs * 2, hidden, z_mean, z_log_var, SECTIONS)
+    with pytest.raises(DataError, match="width 1"):
+        bad = (Section("A", 0, 6), Section("expressed", 6, 12))
+        evaluate(X, probs, hidden, z_mean, z_log_var, bad)
+    with pytest.raises(DataError, match="stop <= 12"):
+        bad = (Section("A", 0, 13), Section("expressed", 11, 12))
+        evaluate(X, probs, hidden, z_mean, z_log_var, bad)
+    with pytest.raises(DataError, match="threshold"):
+        evaluate(X, probs, hidden, z_mean, z_log_var, SECTIONS, threshold=1.0)
+    with pytest.raises(DataError, match="unique"):
+        metric_names(["A", "A", "expressed"])
+    with pytest.raises(DataError, match="at least one"):
+        metric_names([])

@@ -1,0 +1,241 @@
+"""sweep.model: every architecture choice builds and trains; warm-up, inference and seeding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sweep.errors import DataError
+from sweep.model import VAE
+from sweep.model import KLWarmup
+from sweep.model import Sampling
+from sweep.model import build_decoder
+from sweep.model import build_encoder
+from sweep.model import build_vae
+from sweep.params import ACTIVATIONS
+from sweep.params import TrialParams
+
+N_FEATURES = 41
+TINY: dict[str, Any] = {"encoder_units": (32, 16), "coding_size": 4, "batch_size": 16}
+LOG_KEYS = {"loss", "reconstruction_loss", "kl_loss"}
+
+
+def _params(**changes: Any) -> TrialParams:
+    return TrialParams(**{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.random((48, N_FEATURES)) < 0.3).astype(np.uint8)
+
+
+def _weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.asarray(w.numpy()) for w in model.trainable_weights]
+
+
+def _layers(model: keras.Model, kind: type) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+ARCHITECTURES = [
+    pytest.param({"loss": "focal", "focal_alpha": None}, id="focal-noalpha"),
+    pytest.param({"loss": "focal", "focal_alpha": 0.25, "focal_gamma": 1.5}, id="focal-alpha"),
+    pytest.param({"loss": "bce"}, id="bce"),
+    pytest.param({"decoder_batch_norm": True}, id="batchnorm"),
+    pytest.param({"decoder_dropout": 0.3}, id="dropout"),
+    pytest.param(
+        {"decoder_batch_norm": True, "decoder_dropout": 0.3, "decoder_units": (8, 24, 12)},
+        id="bn-dropout-explicit-decoder",
+    ),
+    pytest.param({"kl_warmup_epochs": 2, "kl_beta": 1e-2}, id="warmup"),
+] + [pytest.param({"activation": a}, id=f"act-{a}") for a in ACTIVATIONS]
+
+
+@pytest.mark.parametrize("changes", ARCHITECTURES)
+def test_architecture_builds_and_trains_one_step(changes: dict[str, Any], x: np.ndarray) -> None:
+    params = _params(**changes)
+    vae = build_vae(params, N_FEATURES, jit_compile=False)
+
+    enc_dense = [ly.units for ly in _layers(vae.encoder, keras.layers.Dense)]
+    assert enc_dense == [*params.encoder_units, params.coding_size, params.coding_size]
+    dec_dense = [ly.units for ly in _layers(vae.decoder, keras.layers.Dense)]
+    assert dec_dense == [*params.resolved_decoder_units, N_FEATURES]
+    n_hidden = len(params.resolved_decoder_units)
+    n_bn = len(_layers(vae.decoder, keras.layers.BatchNormalization))
+    assert n_bn == (n_hidden if params.decoder_batch_norm else 0)
+    dropouts = _layers(vae.decoder, keras.layers.Dropout)
+    assert len(dropouts) == (n_hidden if params.decoder_dropout > 0 else 0)
+    assert all(d.rate == params.decoder_dropout for d in dropouts)
+    assert vae.encoder.layers[1].activation is keras.activations.get(params.activation)
+
+    before = _weights(vae)
+    logs = vae.train_on_batch(x[:16], return_dict=True)
+    assert set(logs) == LOG_KEYS
+    assert all(np.isfinite(v) for v in logs.values())
+    assert logs["loss"] == pytest.approx(
+        logs["reconstruction_loss"] + float(vae.kl_weight) * logs["kl_loss"], rel=1e-5
+    )
+    after = _weights(vae)
+    assert all(a.shape == b.shape for a, b in zip(after, before, strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_kl_weight_starts_at_beta_or_zero_with_warmup() -> None:
+    assert float(build_vae(_params(kl_beta=3e-3), N_FEATURES).kl_weight) == pytest.approx(3e-3)
+    warm = build_vae(_params(kl_beta=3e-3, kl_warmup_epochs=2), N_FEATURES)
+    assert float(warm.kl_weight) == 0.0
+    assert warm.kl_weight.trainable is False
+    assert all(w is not warm.kl_weight for w in warm.trainable_weights)
+
+
+@pytest.mark.parametrize("from_model", [False, True], ids=["explicit", "from-model-params"])
+def test_kl_warmup_moves_kl_weight_across_epochs(x: np.ndarray, from_model: bool) -> None:
+    params = _params(kl_beta=6e-3, kl_warmup_epochs=3)
+    warmup = KLWarmup() if from_model else KLWarmup.from_params(params)
+    vae = build_vae(params, N_FEATURES, jit_compile=False)
+    seen: list[float] = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(float(vae.kl_weight))
+    )
+    vae.fit(x, epochs=5, batch_size=16, verbose=0, callbacks=[warmup, record])
+    np.testing.assert_allclose(seen, [2e-3, 4e-3, 6e-3, 6e-3, 6e-3], rtol=1e-6)
+    assert KLWarmup(1.0, 0).weight_at(0) == 1.0
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        KLWarmup(1.0, -1)
+    assert [KLWarmup(1.0, 4).weight_at(e) for e in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_kl_loss_is_unweighted_and_total_uses_the_weight(x: np.ndarray) -> None:
+    small = build_vae(_params(kl_beta=1e-4), N_FEATURES).evaluate(x, verbose=0, return_dict=True)
+    big = build_vae(_params(kl_beta=1.0), N_FEATURES).evaluate(x, verbose=0, return_dict=True)
+    assert small["kl_loss"] > 0
+    assert small["kl_loss"] == pytest.approx(big["kl_loss"], rel=1e-5)
+    assert small["reconstruction_loss"] == pytest.approx(big["reconstruction_loss"], rel=1e-5)
+    assert big["loss"] == pytest.approx(big["reconstruction_loss"] + big["kl_loss"], rel=1e-5)
+    assert big["loss"] > small["loss"]
+
+
+def test_validation_loss_samples_z_like_training(x: np.ndarray) -> None:
+    vae = build_vae(_params(), N_FEATURES)
+    first = vae.evaluate(x, verbose=0, return_dict=True)
+    second = vae.evaluate(x, verbose=0, return_dict=True)
+    assert first["reconstruction_loss"] != second["reconstruction_loss"]
+    assert first["kl_loss"] == pytest.approx(second["kl_loss"], rel=1e-6)
+
+
+def test_fit_on_uint8_numpy_and_tf_data(x: np.ndarray) -> None:
+    vae = build_vae(_params(), N_FEATURES, jit_compile=False)
+    hist = vae.fit(x, validation_data=(x[:16],), epochs=2, batch_size=16, verbose=0)
+    assert set(hist.history) == LOG_KEYS | {f"val_{k}" for k in LOG_KEYS}
+    assert all(np.isfinite(v).all() for v in hist.history.values())
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    pairs = tf.data.Dataset.from_tensor_slices((x, x)).batch(16)
+    assert ds.element_spec.dtype == tf.uint8
+    hist2 = vae.fit(ds, validation_data=pairs, epochs=1, shuffle=False, verbose=0)
+    assert np.isfinite(hist2.history["val_loss"][0])
+    assert np.all(np.isfinite(vae.evaluate(pairs, verbose=0)))
+
+
+def test_fit_with_xla(x: np.ndarray) -> None:
+    vae = build_vae(
+        _params(decoder_dropout=0.2, decoder_batch_norm=True), N_FEATURES, jit_compile=True
+    )
+    assert vae.jit_compile is True
+    logs = vae.fit(x, epochs=1, batch_size=16, verbose=0).history
+    assert np.isfinite(logs["loss"][0])
+
+
+def test_encode_and_reconstruct_shapes_and_dtypes(x: np.ndarray) -> None:
+    vae = build_vae(_params(), N_FEATURES)
+    z_mean, z_log_var = vae.encode(x, batch_size=10)
+    assert z_mean.shape == z_log_var.shape == (len(x), 4)
+    assert z_mean.dtype == z_log_var.dtype == np.float32
+    probs = vae.reconstruct(x, batch_size=10)
+    assert probs.shape == x.shape and probs.dtype == np.float32
+    assert np.all((probs >= 0) & (probs <= 1))
+    # Same answer whatever the batch size or the input dtype.
+    np.testing.assert_allclose(vae.encode(x)[0], z_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vae.reconstruct(x.astype(np.float32)), probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vae.reconstruct(x.astype(bool)), probs, rtol=1e-5, atol=1e-6)
+    empty = vae.reconstruct(x[:0])
+    assert empty.shape == (0, N_FEATURES) and empty.dtype == np.float32
+    assert vae.encode(x[:0])[0].shape == (0, 4)
+    with pytest.raises(DataError, match="41"):
+        vae.reconstruct(x[:, :40])
+
+
+def test_inference_uses_the_mean_and_training_call_samples(x: np.ndarray) -> None:
+    vae = build_vae(_params(), N_FEATURES)
+    first = vae.reconstruct(x)
+    np.testing.assert_array_equal(vae.reconstruct(x), first)
+    np.testing.assert_allclose(np.array(vae(x)), first, rtol=1e-5, atol=1e-6)
+    z_mean, _ = vae.encode(x)
+    np.testing.assert_allclose(np.array(vae.decoder(z_mean)), first, rtol=1e-5, atol=1e-6)
+    a = np.array(vae(x, training=True))
+    b = np.array(vae(x, training=True))
+    assert not np.allclose(a, b)
+
+
+def test_same_seed_same_weights_and_first_step(x: np.ndarray) -> None:
+    params = _params(decoder_dropout=0.3, decoder_batch_norm=True, seed=7)
+    one = build_vae(params, N_FEATURES, jit_compile=False)
+    two = build_vae(params, N_FEATURES, jit_compile=False)
+    other = build_vae(params.replace(seed=8), N_FEATURES, jit_compile=False)
+    for a, b in zip(_weights(one), _weights(two), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(_weights(one), _weights(other), strict=True)
+    )
+    logs_one = one.train_on_batch(x[:16], return_dict=True)
+    logs_two = two.train_on_batch(x[:16], return_dict=True)
+    assert logs_one == pytest.approx(logs_two, rel=1e-6)
+    for a, b in zip(_weights(one), _weights(two), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_weights_round_trip_through_a_rebuilt_model(x: np.ndarray, tmp_path: Path) -> None:
+    params = _params(decoder_batch_norm=True)
+    vae = build_vae(params, N_FEATURES, jit_compile=False)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "vae.weights.h5"
+    vae.save_weights(path)
+    rebuilt = build_vae(params.replace(seed=99), N_FEATURES)
+    assert not np.allclose(rebuilt.reconstruct(x), vae.reconstruct(x))
+    rebuilt.load_weights(path)
+    np.testing.assert_allclose(rebuilt.reconstruct(x), vae.reconstruct(x), rtol=1e-6)
+
+
+def test_sampling_layer_statistics_and_config() -> None:
+    layer = Sampling(seed=3)
+    mean = np.full((4000, 2), [1.0, -2.0], dtype=np.float32)
+    log_var = np.full((4000, 2), [0.0, np.log(4.0)], dtype=np.float32)
+    z = np.array(layer([mean, log_var]))
+    np.testing.assert_allclose(z.mean(axis=0), [1.0, -2.0], atol=0.1)
+    np.testing.assert_allclose(z.std(axis=0), [1.0, 2.0], rtol=0.05)
+    assert not np.array_equal(z, np.array(layer([mean, log_var])))
+    clone = Sampling.from_config(layer.get_config())
+    assert clone.get_config()["seed"] == 3
+    np.testing.assert_array_equal(np.array(Sampling(seed=3)([mean, log_var])), z)
+
+
+@pytest.mark.parametrize("n_features", [0, -3, 2.5, True])
+def test_bad_n_features_is_a_data_error(n_features: Any) -> None:
+    with pytest.raises(DataError, match="n_features"):
+        build_vae(_params(), n_features)
+
+
+def test_builders_and_vae_compose_directly() -> None:
+    params = _params(coding_size=3)
+    encoder = build_encoder(params, 12)
+    decoder = build_decoder(params, 12)
+    outs = encoder(np.zeros((2, 12), dtype=np.float32))
+    assert [tuple(o.shape) for o in outs] == [(2, 3)] * 3
+    assert tuple(decoder(np.zeros((2, 3), dtype=np.float32)).shape) == (2, 12)
+    vae = VAE(encoder, decoder, params, 12)
+    assert tuple(vae(np.ones((2, 12), dtype=np.uint8)).shape) == (2, 12)
