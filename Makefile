@@ -1,0 +1,37 @@
+# The two commands in the README: `make demo` (a short sweep on the bundled real data into
+# ./sweep.db) and `make test` (the whole suite, fault suite included). Both create the
+# virtualenv and install the project on a fresh machine.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-fast test-faults lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sweep launch --study demo --n-trials 6
+	$(VENV)/bin/sweep status demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest tests
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest tests -m "not faults"
+
+test-faults: $(STAMP)
+	$(VENV)/bin/pytest tests -m faults
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sweep tests benchmarks
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) sweep.db sweep.db-* sweep.db.lock sweep.db.artifacts .pytest_cache
