@@ -375,8 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                  standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
-    except click.exceptions.Abort:
-        click.echo("Interrupted.", err=True)
+    except click.exceptions.Abort as e:  # Click's wrapper around KeyboardInterrupt
+        cause = e.__cause__ or e.__context__
+        name = getattr(cause, "signal_name", "SIGINT")
+        _report(f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
+                "`sweep resume NAME`", e)
         return EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()

@@ -1,0 +1,116 @@
+"""Storage URLs, masking, SQLite file handling and the budget lock, on real databases."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from sweep.errors import StorageError
+from sweep.log import redact
+from sweep.storage import budget_lock
+from sweep.storage import mask_url
+from sweep.storage import open_storage
+from sweep.storage import parse_url
+from sweep.storage import read_engine
+from sweep.storage import resolve_url
+from sweep.storage import scrub
+
+SECRET_URL = "postgresql://alice:hunter2@db.example:5432/sweeps"
+
+
+def test_resolve_url_prefers_flag_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SWEEP_STORAGE", raising=False)
+    assert resolve_url(None) == "sqlite:///sweep.db"
+    monkeypatch.setenv("SWEEP_STORAGE", "sqlite:///env.db")
+    assert resolve_url(None) == "sqlite:///env.db"
+    assert resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
+
+
+def test_postgres_urls_get_psycopg3_and_are_masked() -> None:
+    parsed = parse_url(SECRET_URL)
+    assert parsed.get_driver_name() == "psycopg"
+    assert mask_url(parsed).endswith("://alice:***@db.example:5432/sweeps")
+    assert "hunter2" not in mask_url(SECRET_URL)
+    assert scrub(f"failed: {SECRET_URL} said hunter2", SECRET_URL).count("hunter2") == 0
+    assert redact(f"connecting to {SECRET_URL}") == (
+        "connecting to postgresql://alice:***@db.example:5432/sweeps"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "malformed storage URL"),
+        ("mysql://u:secretpw@h/db", "unsupported storage backend 'mysql'"),
+        ("sqlite://", "names no database file"),
+    ],
+)
+def test_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message) as info:
+        parse_url(url)
+    assert "secretpw" not in str(info.value)
+
+
+def test_missing_sqlite_file_is_never_created(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    with pytest.raises(StorageError, match="no study database"):
+        open_storage(url)
+    with pytest.raises(StorageError, match="no study database"):
+        read_engine(url)
+    assert not (tmp_path / "typo.db").exists()
+    with pytest.raises(StorageError, match="does not exist"):
+        open_storage(f"sqlite:///{tmp_path / 'nodir' / 'x.db'}", create=True)
+
+
+def test_created_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    storage = open_storage(f"sqlite:///{path}", create=True)
+    assert path.stat().st_mode & 0o077 == 0
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_unreachable_postgres_is_one_masked_line() -> None:
+    url = "postgresql+psycopg://bob:topsecret@127.0.0.1:1/nothing"
+    with pytest.raises(StorageError) as info:
+        open_storage(url, reconnect_timeout_s=1)
+    message = str(info.value)
+    assert "topsecret" not in message and "\n" not in message
+    assert "bob:***@127.0.0.1:1" in message
+
+
+@pytest.mark.postgres
+def test_wrong_password_is_masked(postgres_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    wrong = make_url(postgres_url).set(password="definitely-wrong-pw")
+    with pytest.raises(StorageError, match="password authentication failed") as info:
+        open_storage(wrong.render_as_string(hide_password=False))
+    assert "definitely-wrong-pw" not in str(info.value)
+
+
+def _hold_lock(url: str, seconds: float, started: multiprocessing.synchronize.Event) -> None:
+    storage = open_storage(url)
+    with budget_lock(storage, "study"):
+        started.set()
+        time.sleep(seconds)
+
+
+def test_budget_lock_excludes_other_processes(storage_url: str) -> None:
+    open_storage(storage_url, create=True)
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    holder = context.Process(target=_hold_lock, args=(storage_url, 2.0, started))
+    holder.start()
+    assert started.wait(60)
+    waited = time.perf_counter()
+    with budget_lock(open_storage(storage_url), "study"):
+        waited = time.perf_counter() - waited
+    holder.join(30)
+    assert waited > 1.0
+    # A different study's lock is independent.
+    with budget_lock(open_storage(storage_url), "other-study"):
+        pass
