@@ -1,0 +1,177 @@
+"""Sweep bookkeeping and throughput: how much of a trial is spent talking to the study database.
+
+Run by hand (not a test):
+
+    .venv/bin/python benchmarks/sweep_overhead.py --postgres "$SWEEP_TEST_POSTGRES_URL"
+
+1. Bookkeeping per trial, SQLite and PostgreSQL: a real worker (``run_worker``, real child
+   processes, the tiny space, 1 epoch) runs a few trials; every storage call it makes (claiming
+   under the budget lock, heartbeats aside, user attributes, per-epoch reports, tell) is timed
+   by wrapping the storage class. The total per trial is compared with the training time of one
+   default trial of the notes' model on the bundled data (measured here, in-process).
+2. Trials per hour with 1 and 2 workers on PostgreSQL: ``sweep launch --workers K`` on the tiny
+   space, wall clock from launch to the budget.
+
+Prints a markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "search_spaces" / "tiny.yaml"
+
+
+def timed_storage_class(totals: dict[str, float]) -> Any:
+    """The worker's storage class with every public call timed into ``totals``."""
+    import sweep.storage as storage_module
+
+    base = storage_module._reconnecting_storage_class()
+
+    def wrap(name: str) -> Any:
+        method = getattr(base, name)
+
+        def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                if name != "record_heartbeat":  # runs in a side thread, beside training
+                    totals[name] += time.perf_counter() - started
+
+        return timed
+
+    names = [n for n in storage_module._RETRIED_METHODS] + ["get_trial_param"]
+    return type("TimedStorage", (base,), {n: wrap(n) for n in names if hasattr(base, n)})
+
+
+def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
+    import sweep.storage as storage_module
+    import sweep.worker as worker_module
+    from sweep.launch import LaunchRequest
+    from sweep.launch import create_study
+    from sweep.worker import WorkerSettings
+    from sweep.worker import run_worker
+
+    totals: dict[str, float] = defaultdict(float)
+    timed = timed_storage_class(totals)
+    original_class = storage_module._reconnecting_storage_class
+    original_lock = worker_module.budget_lock
+    lock_time = {"s": 0.0}
+
+    class TimedLock:
+        def __init__(self, *args: Any) -> None:
+            self.inner = original_lock(*args)
+
+        def __enter__(self) -> None:
+            started = time.perf_counter()
+            self.inner.__enter__()
+            lock_time["s"] += time.perf_counter() - started
+
+        def __exit__(self, *exc: Any) -> None:
+            started = time.perf_counter()
+            self.inner.__exit__(*exc)
+            lock_time["s"] += time.perf_counter() - started
+
+    storage_module._reconnecting_storage_class = lambda: timed  # type: ignore[assignment]
+    worker_module.budget_lock = TimedLock  # type: ignore[assignment]
+    try:
+        name = create_study(LaunchRequest(storage_url=url, study_name=f"bk-{time.time_ns()}",
+                                          space=str(TINY), data_path=str(data), n_trials=n_trials,
+                                          overrides={"epochs": 1}, pruner="median"))
+        totals.clear()
+        started = time.perf_counter()
+        summary = run_worker(WorkerSettings(study_name=name, storage_url=url))
+        wall = time.perf_counter() - started
+    finally:
+        storage_module._reconnecting_storage_class = original_class
+        worker_module.budget_lock = original_lock
+    storage_s = sum(totals.values()) + lock_time["s"]
+    return {"trials": summary.ran, "wall_s": wall, "bookkeeping_s": storage_s,
+            "per_trial_ms": 1000 * storage_s / max(summary.ran, 1)}
+
+
+def notes_trial_seconds() -> float:
+    """Training + scoring time of one default trial (the notes' model) on the bundled data."""
+    code = ("from sweep.engine import run_trial; r = run_trial(); print('SECONDS', r.seconds)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("SECONDS"))
+    return float(line.split()[1])
+
+
+def throughput(url: str, data: Path, workers: int, n_trials: int) -> float:
+    env = {**os.environ, "SWEEP_STORAGE": url}
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "sweep", "-q", "launch", "--space", str(TINY), "--data", str(data),
+         "--study", f"tp-{workers}-{time.time_ns()}", "--n-trials", str(n_trials),
+         "--workers", str(workers), "--set", "epochs=1", "--pruner", "none"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    return 3600 * n_trials / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", default=os.environ.get("SWEEP_TEST_POSTGRES_URL"))
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--append", action="store_true")
+    args = parser.parse_args()
+
+    from sweep.synth import write_synthetic
+
+    tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    data = write_synthetic(tmp / "synthetic.npz", 240, seed=0)
+    notes_s = notes_trial_seconds()
+    rows = []
+    storages = [("SQLite", f"sqlite:///{tmp / 'bench.db'}")]
+    if args.postgres:
+        storages.append(("PostgreSQL", args.postgres))
+    for label, url in storages:
+        if label == "SQLite":
+            from sweep.storage import open_storage
+
+            open_storage(url, create=True)
+        result = bookkeeping(url, data, args.trials)
+        rows.append((label, result))
+    lines = [
+        "## Sweep bookkeeping and throughput",
+        "",
+        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, no GPU. Command: "
+        "`.venv/bin/python benchmarks/sweep_overhead.py --postgres \"$SWEEP_TEST_POSTGRES_URL\"`",
+        "",
+        f"Training time of one default trial (notes' model, bundled K562 data, 10 epochs): "
+        f"{notes_s:.1f} s.",
+        "",
+        "| storage | trials | storage time per trial | share of a notes trial |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, result in rows:
+        share = result["per_trial_ms"] / 1000 / notes_s
+        lines.append(f"| {label} | {result['trials']} | {result['per_trial_ms']:.0f} ms | "
+                     f"{100 * share:.2f} % |")
+    if args.postgres:
+        lines += ["", "| workers (PostgreSQL, tiny space, 1 epoch) | trials per hour |",
+                  "| --- | --- |"]
+        for workers in (1, 2):
+            lines.append(f"| {workers} | {throughput(args.postgres, data, workers, 8):.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.append:
+        with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
+            handle.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
