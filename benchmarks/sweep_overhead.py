@@ -87,9 +87,17 @@ def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
     storage_module._reconnecting_storage_class = lambda: timed  # type: ignore[assignment]
     worker_module.budget_lock = TimedLock  # type: ignore[assignment]
     try:
-        name = create_study(LaunchRequest(storage_url=url, study_name=f"bk-{time.time_ns()}",
-                                          space=str(TINY), data_path=str(data), n_trials=n_trials,
-                                          overrides={"epochs": 1}, pruner="median"))
+        name = create_study(
+            LaunchRequest(
+                storage_url=url,
+                study_name=f"bk-{time.time_ns()}",
+                space=str(TINY),
+                data_path=str(data),
+                n_trials=n_trials,
+                overrides={"epochs": 1},
+                pruner="median",
+            )
+        )
         totals.clear()
         started = time.perf_counter()
         summary = run_worker(WorkerSettings(study_name=name, storage_url=url))
@@ -98,13 +106,17 @@ def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
         storage_module._reconnecting_storage_class = original_class
         worker_module.budget_lock = original_lock
     storage_s = sum(totals.values()) + lock_time["s"]
-    return {"trials": summary.ran, "wall_s": wall, "bookkeeping_s": storage_s,
-            "per_trial_ms": 1000 * storage_s / max(summary.ran, 1)}
+    return {
+        "trials": summary.ran,
+        "wall_s": wall,
+        "bookkeeping_s": storage_s,
+        "per_trial_ms": 1000 * storage_s / max(summary.ran, 1),
+    }
 
 
 def notes_trial_seconds() -> float:
     """Training + scoring time of one default trial (the notes' model) on the bundled data."""
-    code = ("from sweep.engine import run_trial; r = run_trial(); print('SECONDS', r.seconds)")
+    code = "from sweep.engine import run_trial; r = run_trial(); print('SECONDS', r.seconds)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("SECONDS"))
     return float(line.split()[1])
@@ -114,10 +126,31 @@ def throughput(url: str, data: Path, workers: int, n_trials: int) -> float:
     env = {**os.environ, "SWEEP_STORAGE": url}
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "sweep", "-q", "launch", "--space", str(TINY), "--data", str(data),
-         "--study", f"tp-{workers}-{time.time_ns()}", "--n-trials", str(n_trials),
-         "--workers", str(workers), "--set", "epochs=1", "--pruner", "none"],
-        env=env, check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sweep",
+            "-q",
+            "launch",
+            "--space",
+            str(TINY),
+            "--data",
+            str(data),
+            "--study",
+            f"tp-{workers}-{time.time_ns()}",
+            "--n-trials",
+            str(n_trials),
+            "--workers",
+            str(workers),
+            "--set",
+            "epochs=1",
+            "--pruner",
+            "none",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return 3600 * n_trials / (time.perf_counter() - started)
 
@@ -149,7 +182,7 @@ def main() -> None:
         "## Sweep bookkeeping and throughput",
         "",
         f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, no GPU. Command: "
-        "`.venv/bin/python benchmarks/sweep_overhead.py --postgres \"$SWEEP_TEST_POSTGRES_URL\"`",
+        '`.venv/bin/python benchmarks/sweep_overhead.py --postgres "$SWEEP_TEST_POSTGRES_URL"`',
         "",
         f"Training time of one default trial (notes' model, bundled K562 data, 10 epochs): "
         f"{notes_s:.1f} s.",
@@ -159,11 +192,16 @@ def main() -> None:
     ]
     for label, result in rows:
         share = result["per_trial_ms"] / 1000 / notes_s
-        lines.append(f"| {label} | {result['trials']} | {result['per_trial_ms']:.0f} ms | "
-                     f"{100 * share:.2f} % |")
+        lines.append(
+            f"| {label} | {result['trials']} | {result['per_trial_ms']:.0f} ms | "
+            f"{100 * share:.2f} % |"
+        )
     if args.postgres:
-        lines += ["", "| workers (PostgreSQL, tiny space, 1 epoch) | trials per hour |",
-                  "| --- | --- |"]
+        lines += [
+            "",
+            "| workers (PostgreSQL, tiny space, 1 epoch) | trials per hour |",
+            "| --- | --- |",
+        ]
         for workers in (1, 2):
             lines.append(f"| {workers} | {throughput(args.postgres, data, workers, 8):.0f} |")
     text = "\n".join(lines) + "\n"

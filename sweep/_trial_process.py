@@ -50,7 +50,7 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
     options = EngineOptions(score_every_epoch=bool(wanted))
     result = run_trial(params, data, on_epoch=on_epoch, options=options)
     if request.get("samples_path") and result.samples:
-        np.savez_compressed(request["samples_path"], **result.samples)
+        np.savez_compressed(request["samples_path"], **result.samples)  # type: ignore[arg-type]
     return result.to_json()
 
 

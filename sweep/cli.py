@@ -64,17 +64,34 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@click.option("--data", envvar="SWEEP_DATA", type=click.Path(dir_okay=False), default=None,
-              help="Data file (.npz); default: the bundled K562 data.")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="Set a hyperparameter (repeatable), e.g. --set coding_size=150.")
+@click.option(
+    "--data",
+    envvar="SWEEP_DATA",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Data file (.npz); default: the bundled K562 data.",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a hyperparameter (repeatable), e.g. --set coding_size=150.",
+)
 @click.option("--epochs", type=int, default=None, callback=_positive, help="Training epochs.")
 @click.option("--seed", type=int, default=None, help="Seed for weights, noise and batches.")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print every metric as JSON.")
-def trial(data: str | None, assignments: Sequence[str], epochs: int | None, seed: int | None,
-          val_fraction: float, split_seed: int, as_json: bool) -> None:
+def trial(
+    data: str | None,
+    assignments: Sequence[str],
+    epochs: int | None,
+    seed: int | None,
+    val_fraction: float,
+    split_seed: int,
+    as_json: bool,
+) -> None:
     """Run one trial with the notes' defaults and print the notes' metric table."""
     import json
 
@@ -89,8 +106,7 @@ def trial(data: str | None, assignments: Sequence[str], epochs: int | None, seed
     if seed is not None:
         values["seed"] = seed
     params = TrialParams.from_dict(values)
-    dataset = load_dataset(data or BUNDLED_DATA, val_fraction=val_fraction,
-                           split_seed=split_seed)
+    dataset = load_dataset(data or BUNDLED_DATA, val_fraction=val_fraction, split_seed=split_seed)
     from sweep.engine import run_trial
 
     result = run_trial(params, dataset)
@@ -100,14 +116,22 @@ def trial(data: str | None, assignments: Sequence[str], epochs: int | None, seed
     from sweep.formatting import render
 
     row = {
-        "number": 0, "state": "COMPLETE", "values": None, "params": values,
-        "params_full": params.to_dict(), "metrics": result.metrics, "flags": list(result.flags),
-        "seconds": result.seconds, "fail_reason": None,
+        "number": 0,
+        "state": "COMPLETE",
+        "values": None,
+        "params": values,
+        "params_full": params.to_dict(),
+        "metrics": result.metrics,
+        "flags": list(result.flags),
+        "seconds": result.seconds,
+        "fail_reason": None,
     }
     click.echo(render([row], "table", kind="best"))
-    click.echo(f"trained {result.epochs_run} epochs in {result.seconds:.1f}s on {dataset.path.name}"
-               f" ({len(dataset.train)} train / {len(dataset.val)} validation rows);"
-               f" ELBO-scale beta {result.elbo_beta:.4g}")
+    click.echo(
+        f"trained {result.epochs_run} epochs in {result.seconds:.1f}s on {dataset.path.name}"
+        f" ({len(dataset.train)} train / {len(dataset.val)} validation rows);"
+        f" ELBO-scale beta {result.elbo_beta:.4g}"
+    )
     for flag in result.flags:
         click.echo(f"collapse: {flag}")
 
@@ -116,51 +140,136 @@ def trial(data: str | None, assignments: Sequence[str], epochs: int | None, seed
 
 
 def _run_options(f: Any) -> Any:
-    f = click.option("--timeout", type=float, default=None, metavar="SECONDS",
-                     help="Claim no new trial after this many seconds.")(f)
-    f = click.option("--gpus", default=None, metavar="IDS",
-                     help="One worker per listed GPU, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES).")(f)
-    f = click.option("--workers", type=int, default=1, show_default=True, callback=_positive,
-                     help="Local worker processes (ignored with --gpus).")(f)
+    f = click.option(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Claim no new trial after this many seconds.",
+    )(f)
+    f = click.option(
+        "--gpus",
+        default=None,
+        metavar="IDS",
+        help="One worker per listed GPU, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES).",
+    )(f)
+    f = click.option(
+        "--workers",
+        type=int,
+        default=1,
+        show_default=True,
+        callback=_positive,
+        help="Local worker processes (ignored with --gpus).",
+    )(f)
     return f
 
 
 @cli.command()
-@click.option("--space", default="notes", show_default=True,
-              help="Search-space YAML file, or a bundled one: notes, notes_wide, notes_pareto, tiny.")
-@click.option("--data", envvar="SWEEP_DATA", default=None, type=click.Path(dir_okay=False),
-              help="Data file (.npz); default: the bundled K562 data.")
-@click.option("--study", "study_name", envvar="SWEEP_STUDY", default="notes", show_default=True,
-              help="Study name (env SWEEP_STUDY).")
+@click.option(
+    "--space",
+    default="notes",
+    show_default=True,
+    help="Search-space YAML file, or a bundled one: notes, notes_wide, notes_pareto, tiny.",
+)
+@click.option(
+    "--data",
+    envvar="SWEEP_DATA",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Data file (.npz); default: the bundled K562 data.",
+)
+@click.option(
+    "--study",
+    "study_name",
+    envvar="SWEEP_STUDY",
+    default="notes",
+    show_default=True,
+    help="Study name (env SWEEP_STUDY).",
+)
 @storage_option
-@click.option("--n-trials", type=int, default=8, show_default=True, callback=_positive,
-              help="Budget: finished trials across all workers.")
+@click.option(
+    "--n-trials",
+    type=int,
+    default=8,
+    show_default=True,
+    callback=_positive,
+    help="Budget: finished trials across all workers.",
+)
 @_run_options
-@click.option("--sampler", type=click.Choice(["tpe", "random", "grid", "cmaes", "nsga2"]),
-              default="tpe", show_default=True)
-@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median",
-              show_default=True)
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "random", "grid", "cmaes", "nsga2"]),
+    default="tpe",
+    show_default=True,
+)
+@click.option(
+    "--pruner",
+    type=click.Choice(["median", "hyperband", "none"]),
+    default="median",
+    show_default=True,
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="Override a value of the space for this study (repeatable), e.g. epochs=2.")
-@click.option("--val-fraction", type=float, default=0.2, show_default=True,
-              help="Validation share when the data file has no split.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a value of the space for this study (repeatable), e.g. epochs=2.",
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Validation share when the data file has no split.",
+)
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--heartbeat-interval", type=int, default=10, show_default=True, metavar="SECONDS")
-@click.option("--grace-period", type=int, default=60, show_default=True, metavar="SECONDS",
-              help="A trial without a heartbeat for this long is failed and retried.")
-@click.option("--max-consecutive-failures", type=int, default=5, show_default=True,
-              callback=_positive)
-@click.option("--artifacts", default=None, metavar="DIR",
-              help="Where per-trial samples go (default: beside a SQLite file; none otherwise).")
-@click.option("--force-new", is_flag=True,
-              help="If NAME exists with another space or data, create NAME-2 instead of failing.")
+@click.option(
+    "--grace-period",
+    type=int,
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="A trial without a heartbeat for this long is failed and retried.",
+)
+@click.option(
+    "--max-consecutive-failures", type=int, default=5, show_default=True, callback=_positive
+)
+@click.option(
+    "--artifacts",
+    default=None,
+    metavar="DIR",
+    help="Where per-trial samples go (default: beside a SQLite file; none otherwise).",
+)
+@click.option(
+    "--force-new",
+    is_flag=True,
+    help="If NAME exists with another space or data, create NAME-2 instead of failing.",
+)
 @click.option("--no-run", is_flag=True, help="Create the study and exit (workers join later).")
-def launch(space: str, data: str | None, study_name: str, storage: str | None, n_trials: int,
-           workers: int, gpus: str | None, timeout: float | None, sampler: str, pruner: str,
-           seed: int, assignments: Sequence[str], val_fraction: float, split_seed: int,
-           heartbeat_interval: int, grace_period: int, max_consecutive_failures: int,
-           artifacts: str | None, force_new: bool, no_run: bool) -> None:
+def launch(
+    space: str,
+    data: str | None,
+    study_name: str,
+    storage: str | None,
+    n_trials: int,
+    workers: int,
+    gpus: str | None,
+    timeout: float | None,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    assignments: Sequence[str],
+    val_fraction: float,
+    split_seed: int,
+    heartbeat_interval: int,
+    grace_period: int,
+    max_consecutive_failures: int,
+    artifacts: str | None,
+    force_new: bool,
+    no_run: bool,
+) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data."""
     from sweep.launch import LaunchRequest
     from sweep.launch import RunOptions
@@ -170,14 +279,23 @@ def launch(space: str, data: str | None, study_name: str, storage: str | None, n
     from sweep.params import parse_assignments
 
     url = _storage(storage)
-    options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout,
-                         data_path=data)
+    options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout, data_path=data)
     request = LaunchRequest(
-        storage_url=url, study_name=study_name, space=space, data_path=data, n_trials=n_trials,
-        sampler=sampler, pruner=pruner, seed=seed, overrides=parse_assignments(assignments),
-        val_fraction=val_fraction, split_seed=split_seed,
-        heartbeat_interval_s=heartbeat_interval, grace_period_s=grace_period,
-        max_consecutive_failures=max_consecutive_failures, artifacts_dir=artifacts,
+        storage_url=url,
+        study_name=study_name,
+        space=space,
+        data_path=data,
+        n_trials=n_trials,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        overrides=parse_assignments(assignments),
+        val_fraction=val_fraction,
+        split_seed=split_seed,
+        heartbeat_interval_s=heartbeat_interval,
+        grace_period_s=grace_period,
+        max_consecutive_failures=max_consecutive_failures,
+        artifacts_dir=artifacts,
         force_new=force_new,
     )
     if options.gpus:
@@ -195,13 +313,26 @@ def launch(space: str, data: str | None, study_name: str, storage: str | None, n
 @cli.command()
 @study_argument
 @storage_option
-@click.option("--n-trials", type=int, default=None, callback=_positive,
-              help="Raise the study's budget to N.")
-@click.option("--data", envvar="SWEEP_DATA", default=None, type=click.Path(dir_okay=False),
-              help="Local copy of the study's data file (same SHA-256).")
+@click.option(
+    "--n-trials", type=int, default=None, callback=_positive, help="Raise the study's budget to N."
+)
+@click.option(
+    "--data",
+    envvar="SWEEP_DATA",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Local copy of the study's data file (same SHA-256).",
+)
 @_run_options
-def resume(name: str, storage: str | None, n_trials: int | None, data: str | None,
-           workers: int, gpus: str | None, timeout: float | None) -> None:
+def resume(
+    name: str,
+    storage: str | None,
+    n_trials: int | None,
+    data: str | None,
+    workers: int,
+    gpus: str | None,
+    timeout: float | None,
+) -> None:
     """Continue study NAME to its budget; failed and stale trials are retried."""
     from sweep.launch import RunOptions
     from sweep.launch import parse_gpus
@@ -209,8 +340,7 @@ def resume(name: str, storage: str | None, n_trials: int | None, data: str | Non
     from sweep.launch import run_workers
 
     url = _storage(storage)
-    options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout,
-                         data_path=data)
+    options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout, data_path=data)
     resume_study(url, name, n_trials)
     run_workers(url, name, options)
     _print_best(url, name)
@@ -219,15 +349,37 @@ def resume(name: str, storage: str | None, n_trials: int | None, data: str | Non
 @cli.command()
 @study_argument
 @storage_option
-@click.option("--data", envvar="SWEEP_DATA", default=None, type=click.Path(dir_okay=False),
-              help="Local copy of the study's data file (same SHA-256).")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
-              help="Claim no new trial after this many seconds.")
-@click.option("--wait-for-db", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="Keep retrying an unreachable database this long before giving up.")
+@click.option(
+    "--data",
+    envvar="SWEEP_DATA",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Local copy of the study's data file (same SHA-256).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Claim no new trial after this many seconds.",
+)
+@click.option(
+    "--wait-for-db",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Keep retrying an unreachable database this long before giving up.",
+)
 @click.option("--worker-index", type=int, default=None, hidden=True)
-def worker(name: str, storage: str | None, data: str | None, timeout: float | None,
-           wait_for_db: float, worker_index: int | None) -> None:
+def worker(
+    name: str,
+    storage: str | None,
+    data: str | None,
+    timeout: float | None,
+    wait_for_db: float,
+    worker_index: int | None,
+) -> None:
     """Join study NAME from any machine that reaches its storage; exit when its budget is met."""
     import time
 
@@ -236,8 +388,13 @@ def worker(name: str, storage: str | None, data: str | None, timeout: float | No
     from sweep.worker import run_worker
 
     index = worker_index if worker_index is not None else os.getpid()
-    settings = WorkerSettings(study_name=name, storage_url=_storage(storage), data_path=data,
-                              worker_index=index, timeout_s=timeout)
+    settings = WorkerSettings(
+        study_name=name,
+        storage_url=_storage(storage),
+        data_path=data,
+        worker_index=index,
+        timeout_s=timeout,
+    )
     deadline = time.monotonic() + max(wait_for_db, 0.0)
     while True:
         try:
@@ -261,8 +418,9 @@ def worker(name: str, storage: str | None, data: str | None, timeout: float | No
 @cli.command()
 @study_argument
 @storage_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 def status(name: str, storage: str | None, fmt: str) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA."""
     from sweep.formatting import render_status
@@ -287,10 +445,13 @@ def best(name: str, storage: str | None, top: int, fmt: str) -> None:
 @cli.command()
 @study_argument
 @storage_option
-@click.option("--state", "states", multiple=True,
-              type=click.Choice(["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"],
-                                case_sensitive=False),
-              help="Only trials in this state (repeatable).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"], case_sensitive=False),
+    help="Only trials in this state (repeatable).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> None:
     """Every trial of study NAME."""
@@ -371,15 +532,19 @@ def _print_best(url: str, name: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (errors become one line on stderr)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="sweep",
-                 standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None, prog_name="sweep", standalone_mode=False
+        )
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
     except click.exceptions.Abort as e:  # Click's wrapper around KeyboardInterrupt
         cause = e.__cause__ or e.__context__
         name = getattr(cause, "signal_name", "SIGINT")
-        _report(f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
-                "`sweep resume NAME`", e)
+        _report(
+            f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
+            "`sweep resume NAME`",
+            e,
+        )
         return EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()
@@ -389,8 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt as e:
         name = getattr(e, "signal_name", "SIGINT")
-        _report(f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
-                "`sweep resume NAME`", e)
+        _report(
+            f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
+            "`sweep resume NAME`",
+            e,
+        )
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug: still one line, the traceback only with --debug
         _report(f"Error: internal error {type(e).__name__}: {e} (run with --debug for details)", e)

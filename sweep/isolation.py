@@ -5,8 +5,8 @@ cannot leak from one trial to the next, and a crash inside TensorFlow fails one 
 the worker. The parent never imports TensorFlow.
 
 Protocol: the parent writes one JSON request line to the child's stdin; the child writes JSON
-lines to its stdout (``epoch``, then ``result`` or ``error``); everything else the child prints goes
-to its stderr, whose last lines explain a crash.
+lines to its stdout (``epoch``, then ``result`` or ``error``); everything else the child prints
+goes to its stderr, whose last lines explain a crash.
 """
 
 from __future__ import annotations

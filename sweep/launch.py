@@ -23,11 +23,12 @@ from typing import Any
 from sweep.errors import StudyConflictError
 from sweep.errors import SweepStopped
 from sweep.errors import UsageError
+from sweep.log import quiet_optuna
 from sweep.storage import STORAGE_ENV
 from sweep.storage import mask_url
 from sweep.storage import open_storage
-from sweep.storage import sqlite_path
 from sweep.storage import parse_url
+from sweep.storage import sqlite_path
 from sweep.study import StudyConfig
 from sweep.study import create_or_reuse_study
 from sweep.study import finished_count
@@ -53,7 +54,9 @@ class RunOptions:
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.timeout_s is not None and self.timeout_s <= 0:
-            raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout_s}")
+            raise UsageError(
+                f"--timeout must be a positive number of seconds, got {self.timeout_s}"
+            )
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ def create_study(request: LaunchRequest) -> str:
     from sweep.metrics import metric_names
     from sweep.space import load_space
 
+    quiet_optuna()
     space = load_space(request.space)
     if request.overrides:
         space = space.with_fixed(request.overrides)
@@ -113,14 +117,18 @@ def create_study(request: LaunchRequest) -> str:
         for values in grid.values():
             size *= len(values)
         if n_trials > size:
-            _logger.warning("the grid has %d points; the budget is lowered from %d", size, n_trials)
+            _logger.warning(
+                "the grid has %d points; the budget is lowered from %d", size, n_trials
+            )
             n_trials = size
     if space.is_multi_objective and request.pruner != "none":
         raise UsageError("pruning needs a single objective; pass --pruner none for this space")
     config = StudyConfig(
         space=space.to_json(),
         space_fingerprint=space.fingerprint(),
-        overrides={k: list(v) if isinstance(v, tuple) else v for k, v in request.overrides.items()},
+        overrides={
+            k: list(v) if isinstance(v, tuple) else v for k, v in request.overrides.items()
+        },
         data_path=data_path,
         data_sha256=file_sha256(data_path),
         data_summary=summary,
@@ -144,8 +152,13 @@ def create_study(request: LaunchRequest) -> str:
     if created:
         _logger.info(
             "created study %r in %s: %d trials, space %s (%s), data %s (%d features)",
-            name, mask_url(request.storage_url), n_trials, request.space,
-            config.space_fingerprint[:12], data_path, summary.get("n_features", 0),
+            name,
+            mask_url(request.storage_url),
+            n_trials,
+            request.space,
+            config.space_fingerprint[:12],
+            data_path,
+            summary.get("n_features", 0),
         )
     else:
         _logger.info("study %r already exists with this space and data: continuing it", name)
@@ -198,8 +211,11 @@ def run_workers(storage_url: str, name: str, options: RunOptions) -> int:
         summary = run_worker(settings)
         _logger.info(
             "worker done (%s): %d trials run, %d complete, %d pruned, %d failed",
-            summary.stopped_because or "stopped", summary.ran, summary.complete,
-            summary.pruned, summary.failed,
+            summary.stopped_because or "stopped",
+            summary.ran,
+            summary.complete,
+            summary.pruned,
+            summary.failed,
         )
         return 0
     return _run_worker_processes(storage_url, name, options)
@@ -218,7 +234,10 @@ def check_gpus(gpus: Sequence[str]) -> None:
         )
     listing = subprocess.run(
         ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     present = {line.strip() for line in listing.stdout.splitlines() if line.strip()}
     missing = [g for g in gpus if g not in present]
@@ -243,8 +262,10 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
     slots: list[dict[str, str]] = (
         [{"CUDA_VISIBLE_DEVICES": gpu} for gpu in options.gpus]
         if options.gpus
-        else [{"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-              for _ in range(options.workers)]
+        else [
+            {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+            for _ in range(options.workers)
+        ]
     )
     processes: list[subprocess.Popen[bytes]] = []
     for index, extra_env in enumerate(slots):
@@ -257,8 +278,12 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
         if options.timeout_s:
             command += ["--timeout", str(options.timeout_s)]
         processes.append(subprocess.Popen(command, env=env))
-        _logger.info("started worker %d (pid %d)%s", index, processes[-1].pid,
-                     f" on GPU {extra_env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "")
+        _logger.info(
+            "started worker %d (pid %d)%s",
+            index,
+            processes[-1].pid,
+            f" on GPU {extra_env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "",
+        )
     try:
         codes = [p.wait() for p in processes]
     except KeyboardInterrupt:

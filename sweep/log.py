@@ -43,3 +43,18 @@ def configure(verbosity: int = 0) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+
+
+def quiet_optuna(level: int = logging.WARNING) -> None:
+    """Keep Optuna's own log lines (sweep reports trials itself) and experimental warnings off.
+
+    Heartbeats and stale-trial retries are marked experimental in Optuna; sweep relies on them
+    knowingly.
+    """
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(level)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")

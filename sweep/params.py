@@ -87,24 +87,41 @@ class TrialParams:
                 "one or more layer widths >= 1, or none to mirror the encoder",
                 self.decoder_units,
             )
-        _check(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}",
-               self.activation)
-        _check(0.0 <= self.decoder_dropout < 1.0, "decoder_dropout", "a rate in [0, 1)",
-               self.decoder_dropout)
+        _check(
+            self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}", self.activation
+        )
+        _check(
+            0.0 <= self.decoder_dropout < 1.0,
+            "decoder_dropout",
+            "a rate in [0, 1)",
+            self.decoder_dropout,
+        )
         _check(self.loss in LOSSES, "loss", f"one of {LOSSES}", self.loss)
         _check(self.focal_gamma >= 0.0, "focal_gamma", "a number >= 0", self.focal_gamma)
         if self.focal_alpha is not None:
-            _check(0.0 < self.focal_alpha < 1.0, "focal_alpha",
-                   "a weight in (0, 1), or none for no class balancing", self.focal_alpha)
+            _check(
+                0.0 < self.focal_alpha < 1.0,
+                "focal_alpha",
+                "a weight in (0, 1), or none for no class balancing",
+                self.focal_alpha,
+            )
         _check(self.kl_beta >= 0.0, "kl_beta", "a number >= 0", self.kl_beta)
-        _check(self.kl_warmup_epochs >= 0, "kl_warmup_epochs", "an integer >= 0",
-               self.kl_warmup_epochs)
+        _check(
+            self.kl_warmup_epochs >= 0,
+            "kl_warmup_epochs",
+            "an integer >= 0",
+            self.kl_warmup_epochs,
+        )
         _check(self.dataset in DATASETS, "dataset", f"one of {DATASETS}", self.dataset)
         _check(self.learning_rate > 0.0, "learning_rate", "a number > 0", self.learning_rate)
         _check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         _check(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        _check(self.early_stopping_patience >= 0, "early_stopping_patience",
-               "an integer >= 0 (0 = off)", self.early_stopping_patience)
+        _check(
+            self.early_stopping_patience >= 0,
+            "early_stopping_patience",
+            "an integer >= 0 (0 = off)",
+            self.early_stopping_patience,
+        )
 
     @property
     def resolved_decoder_units(self) -> tuple[int, ...]:

@@ -177,7 +177,8 @@ class SearchSpace:
         unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
         if unknown:
             raise SpaceError(
-                f"{source}: unknown top-level key {unknown[0]!r}; expected {', '.join(TOP_LEVEL_KEYS)}"
+                f"{source}: unknown top-level key {unknown[0]!r}; "
+                f"expected {', '.join(TOP_LEVEL_KEYS)}"
             )
         description = data.get("description") or ""
         if not isinstance(description, str):
@@ -215,7 +216,9 @@ class SearchSpace:
         except ParamError as e:
             raise SpaceError(f"{self.source}: fixed: {_reason(e)}") from None
         for name, spec in self.search.items():
-            corners = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+            corners = (
+                spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+            )
             for value in corners:
                 try:
                     TrialParams.from_dict({**self.fixed, name: value})
@@ -289,15 +292,19 @@ def _parse_objectives(raw: Any, source: str) -> tuple[Objective, ...]:
 def _parse_spec(name: str, spec: Any, source: str) -> dict[str, Any]:
     where = f"{source}: search.{name}"
     if not isinstance(spec, Mapping):
-        raise SpaceError(f"{where}: expected a mapping like {{type: float, low: .., high: ..}}, "
-                         f"got {_kind(spec)}")
+        raise SpaceError(
+            f"{where}: expected a mapping like {{type: float, low: .., high: ..}}, "
+            f"got {_kind(spec)}"
+        )
     kind = spec.get("type")
     if kind not in _DIST_KEYS:
         raise SpaceError(f"{where}.type: expected float, int or categorical, got {kind!r}")
     extra = sorted(set(spec) - _DIST_KEYS[kind])
     if extra:
-        raise SpaceError(f"{where}: unknown key {extra[0]!r} for type {kind}; expected "
-                         f"{', '.join(sorted(_DIST_KEYS[kind]))}")
+        raise SpaceError(
+            f"{where}: unknown key {extra[0]!r} for type {kind}; expected "
+            f"{', '.join(sorted(_DIST_KEYS[kind]))}"
+        )
     field_type = field_kind(name)
     if kind == "categorical":
         choices = spec.get("choices")
@@ -315,8 +322,10 @@ def _parse_spec(name: str, spec: Any, source: str) -> dict[str, Any]:
         return {"type": "categorical", "choices": coerced}
     base = field_type.removesuffix("_or_none")
     if kind == "float" and base != "float" or kind == "int" and base not in ("int", "float"):
-        raise SpaceError(f"{where}.type: {name} takes {base} values; a {kind} range does not fit "
-                         "(use type: categorical)")
+        raise SpaceError(
+            f"{where}.type: {name} takes {base} values; a {kind} range does not fit "
+            "(use type: categorical)"
+        )
     number = float if kind == "float" else int
     out: dict[str, Any] = {"type": kind}
     for key in ("low", "high"):

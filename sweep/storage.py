@@ -89,7 +89,7 @@ def mask_url(url: str | URL) -> str:
         try:
             from sqlalchemy.engine import make_url
 
-            url = make_url(url)
+            return make_url(url).render_as_string(hide_password=True)
         except Exception:
             return _mask_unparsed(url)
     return url.render_as_string(hide_password=True)
@@ -265,9 +265,7 @@ def _check_sqlite_file(url: URL, *, create: bool) -> None:
             "pass --storage"
         )
     if not path.parent.exists():
-        raise StorageError(
-            f"cannot create {path}: directory {path.parent} does not exist"
-        )
+        raise StorageError(f"cannot create {path}: directory {path.parent} does not exist")
     # Create the file private to this user before SQLite does (SQLite follows the umask).
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
@@ -359,7 +357,9 @@ def _reconnecting_storage_class() -> type:
     """Optuna's RDBStorage whose calls retry transient connection errors until a deadline."""
     from optuna.storages import RDBStorage
 
-    namespace = {name: _retrying(getattr(RDBStorage, name)) for name in _RETRIED_METHODS}
+    namespace: dict[str, Any] = {
+        name: _retrying(getattr(RDBStorage, name)) for name in _RETRIED_METHODS
+    }
     namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.storage)."
     namespace["__module__"] = __name__
     return type("ReconnectingRDBStorage", (RDBStorage,), namespace)

@@ -144,7 +144,7 @@ def create_or_reuse_study(
                 "name, or pass --force-new to create a new study beside it"
             )
         name = _next_free_name(name, existing)
-    directions = config.search_space.directions
+    directions = [optuna.study.StudyDirection[d.upper()] for d in config.search_space.directions]
     optuna.create_study(study_name=name, storage=storage, directions=directions)
     study_id = storage.get_study_id_from_name(name)
     storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())

@@ -30,6 +30,7 @@ from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.isolation import TrialRequest
 from sweep.isolation import run_in_child
+from sweep.log import quiet_optuna
 from sweep.metrics import metric_names
 from sweep.storage import budget_lock
 from sweep.storage import open_storage
@@ -124,8 +125,7 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    quiet_optuna_warnings()
+    quiet_optuna(optuna.logging.ERROR)
     plain = open_storage(settings.storage_url)
     config = load_config(plain, settings.study_name)
     data_path = check_data_file(config, settings.data_path)
@@ -169,21 +169,29 @@ class _TrialRunner:
             return ()
         metric = self.space.metric_names[0]
         sections = [s["name"] for s in self.config.data_summary.get("sections", [])]
-        per_epoch = [
-            k
-            for k in metric_names(sections)
-            if k.startswith(("expression.", "expression_hidden.", "sections."))
-            or k.endswith((".output_mse", ".count_mse"))
-        ] if sections else []
+        per_epoch = (
+            [
+                k
+                for k in metric_names(sections)
+                if k.startswith(("expression.", "expression_hidden.", "sections."))
+                or k.endswith((".output_mse", ".count_mse"))
+            ]
+            if sections
+            else []
+        )
         if metric not in per_epoch:
             _logger.warning(
                 "pruning is off: the objective %s is only measured after training (per-epoch "
-                "metrics: %s)", metric, PER_EPOCH_METRICS_HINT
+                "metrics: %s)",
+                metric,
+                PER_EPOCH_METRICS_HINT,
             )
             return ()
         return (metric,)
 
     def loop(self) -> WorkerSummary:
+        import optuna
+
         consecutive_failures = 0
         last_reason = ""
         while True:
@@ -193,7 +201,7 @@ class _TrialRunner:
             claimed = self._claim_and_run()
             if claimed is None:
                 return self.summary
-            if claimed is False:
+            if not isinstance(claimed, optuna.trial.FrozenTrial):
                 time.sleep(self.settings.poll_s)
                 continue
             trial = claimed
@@ -276,8 +284,11 @@ class _TrialRunner:
                 result = run_in_child(
                     request, on_epoch=self._epoch_handler(trial), env=self.settings.env
                 )
-                result = {**result, "train_seconds": result["seconds"],
-                          "seconds": time.monotonic() - started}
+                result = {
+                    **result,
+                    "train_seconds": result["seconds"],
+                    "seconds": time.monotonic() - started,
+                }
                 self._record(trial, result)
                 if self.artifact_store is not None and os.path.exists(samples):
                     from optuna.artifacts import upload_artifact
@@ -317,8 +328,16 @@ class _TrialRunner:
         return on_epoch
 
     def _record(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
-        for key in ("metrics", "history", "diagnostics", "flags", "seconds", "train_seconds",
-                    "elbo_beta", "epochs_run"):
+        for key in (
+            "metrics",
+            "history",
+            "diagnostics",
+            "flags",
+            "seconds",
+            "train_seconds",
+            "elbo_beta",
+            "epochs_run",
+        ):
             trial.set_user_attr(key, result[key])
 
     def _objective_values(self, result: Mapping[str, Any]) -> float | list[float]:
@@ -358,19 +377,16 @@ class _TrialRunner:
         best = _best_text(self.study)
         _logger.info(
             "trial %d %s%s: %s | %d/%d done%s, elapsed %s, ETA %s",
-            trial.number, trial.state.name, took, what, done, total, best,
-            _duration(elapsed), _duration(eta) if done < total else "0s",
+            trial.number,
+            trial.state.name,
+            took,
+            what,
+            done,
+            total,
+            best,
+            _duration(elapsed),
+            _duration(eta) if done < total else "0s",
         )
-
-
-def quiet_optuna_warnings() -> None:
-    """Heartbeats and stale-trial retries are marked experimental; we rely on them knowingly."""
-    import warnings
-
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
 def _artifact_store(config: StudyConfig) -> Any:

@@ -16,8 +16,9 @@ from sweep.errors import TrialFailed
 from sweep.metrics import metric_names
 from sweep.params import TrialParams
 
-TINY = dict(encoder_units=(64, 32), coding_size=8, epochs=4, batch_size=32,
-            reduce_lr_on_plateau=False)
+TINY = dict(
+    encoder_units=(64, 32), coding_size=8, epochs=4, batch_size=32, reduce_lr_on_plateau=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,14 @@ def test_trial_reports_every_metric_and_curve(dataset) -> None:  # noqa: ANN001
     names = metric_names([s.name for s in dataset.sections])
     assert set(result.metrics) == set(names)
     assert seen == [0, 1, 2, 3]
-    for key in ("loss", "reconstruction_loss", "kl_loss", "val_loss", "val_kl_loss",
-                "epoch.expression.auroc"):
+    for key in (
+        "loss",
+        "reconstruction_loss",
+        "kl_loss",
+        "val_loss",
+        "val_kl_loss",
+        "epoch.expression.auroc",
+    ):
         assert len(result.history[key]) == 4, key
     assert 0.0 <= result.metrics["expression.auroc"] <= 1.0
     assert result.elbo_beta == pytest.approx(TrialParams(**TINY).kl_beta * 12001)

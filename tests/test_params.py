@@ -87,6 +87,9 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 
 def test_parse_assignments() -> None:
-    assert parse_assignments(["epochs=2", "focal_alpha=none"]) == {"epochs": 2, "focal_alpha": None}
+    assert parse_assignments(["epochs=2", "focal_alpha=none"]) == {
+        "epochs": 2,
+        "focal_alpha": None,
+    }
     with pytest.raises(ParamError, match="expected name=value"):
         parse_assignments(["epochs"])

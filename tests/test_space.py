@@ -34,7 +34,10 @@ def test_notes_space_matches_the_notes() -> None:
     space = load_space("notes")
     assert space.search["coding_size"]["choices"] == [150, 300, 400, 500]
     assert (space.search["focal_gamma"]["low"], space.search["focal_gamma"]["high"]) == (1.5, 2.0)
-    assert (space.search["focal_alpha"]["low"], space.search["focal_alpha"]["high"]) == (0.25, 0.75)
+    assert (space.search["focal_alpha"]["low"], space.search["focal_alpha"]["high"]) == (
+        0.25,
+        0.75,
+    )
     assert space.search["kl_beta"]["log"] is True
     assert space.search["dataset"]["choices"] == ["original", "balanced"]
     assert space.metric_names == ["expression.auroc"] and space.directions == ["maximize"]
@@ -43,8 +46,14 @@ def test_notes_space_matches_the_notes() -> None:
 def test_stacks_are_categorical_strings_and_become_tuples() -> None:
     space = load_space("notes_wide")
     assert "1280-1024-768-512" in space.search["encoder_units"]["choices"]
-    trial = optuna.trial.FixedTrial({**{k: v["choices"][0] if v["type"] == "categorical" else v["low"]
-                                        for k, v in space.search.items()}})
+    trial = optuna.trial.FixedTrial(
+        {
+            **{
+                k: v["choices"][0] if v["type"] == "categorical" else v["low"]
+                for k, v in space.search.items()
+            }
+        }
+    )
     params = space.suggest(trial)
     assert params.encoder_units == (512, 256)
 
@@ -75,7 +84,11 @@ def test_grid() -> None:
             },
         }
     )
-    assert space.grid() == {"coding_size": [4, 8], "epochs": [1, 2, 3], "focal_gamma": [1.0, 1.5, 2.0]}
+    assert space.grid() == {
+        "coding_size": [4, 8],
+        "epochs": [1, 2, 3],
+        "focal_gamma": [1.0, 1.5, 2.0],
+    }
     with pytest.raises(SpaceError, match="grid sampler needs"):
         load_space("notes").grid()
 
@@ -91,7 +104,10 @@ def _space(**search: object) -> dict[str, object]:
         ({"objective": {"metric": "x", "direction": "up"}}, "maximize or minimize"),
         ({"search": {}}, "missing objective"),
         ({**_space(), "serach": {}}, "unknown top-level key 'serach'"),
-        (_space(gama={"type": "float", "low": 1, "high": 2}), "search.gama: unknown hyperparameter"),
+        (
+            _space(gama={"type": "float", "low": 1, "high": 2}),
+            "search.gama: unknown hyperparameter",
+        ),
         (_space(focal_gamma={"type": "float", "low": 2, "high": 1}), "low .* greater than high"),
         (_space(kl_beta={"type": "float", "low": 0, "high": 1, "log": True}), "needs low > 0"),
         (_space(coding_size={"type": "categorical", "choices": []}), "non-empty list"),
@@ -101,8 +117,10 @@ def _space(**search: object) -> dict[str, object]:
         (_space(coding_size={"type": "int", "low": "a", "high": 2}), "expected a number"),
         (_space(coding_size={"type": "int", "low": 0, "high": 2}), "coding_size"),
         (_space(loss={"type": "categorical", "choices": ["focal", "mse"]}), "loss"),
-        ({**_space(epochs={"type": "int", "low": 1, "high": 2}), "fixed": {"epochs": 3}},
-         "both searched and fixed"),
+        (
+            {**_space(epochs={"type": "int", "low": 1, "high": 2}), "fixed": {"epochs": 3}},
+            "both searched and fixed",
+        ),
     ],
 )
 def test_invalid_documents(document: object, message: str) -> None:

@@ -13,17 +13,24 @@ from typing import Any
 
 import optuna
 import pytest
-
 from conftest import TINY_SPACE
 
 QUICK = ["--space", str(TINY_SPACE), "--set", "epochs=1", "--pruner", "none"]
 
 
-def sweep(*args: str, storage: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def sweep(
+    *args: str, storage: str, check: bool = True, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """Run the real `sweep` CLI with the storage URL in the environment (never on argv)."""
     env = {**os.environ, "SWEEP_STORAGE": storage}
-    done = subprocess.run([sys.executable, "-m", "sweep", *args], env=env, text=True,
-                          capture_output=True, timeout=900, **kwargs)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=900,
+        **kwargs,
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     return done
@@ -37,9 +44,20 @@ def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
 
 
-def test_launch_stores_every_metric_and_best_reads_them(storage_url: str, synthetic_npz: Path) -> None:
-    out = sweep("launch", *QUICK, "--data", str(synthetic_npz), "--study", "s1", "--n-trials", "3",
-                storage=storage_url)
+def test_launch_stores_every_metric_and_best_reads_them(
+    storage_url: str, synthetic_npz: Path
+) -> None:
+    out = sweep(
+        "launch",
+        *QUICK,
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "s1",
+        "--n-trials",
+        "3",
+        storage=storage_url,
+    )
     assert "3/3 done" in out.stderr
     study = load(storage_url, "s1")
     trials = finished(study)
@@ -47,8 +65,13 @@ def test_launch_stores_every_metric_and_best_reads_them(storage_url: str, synthe
     for trial in trials:
         metrics = trial.user_attrs["metrics"]
         assert trial.values[0] == pytest.approx(metrics["expression.auroc"])
-        for key in ("expression.f1", "section.H3K9me3.count_mse", "section.H3K27me3.output_mse",
-                    "latent.active_units", "collapse.any"):
+        for key in (
+            "expression.f1",
+            "section.H3K9me3.count_mse",
+            "section.H3K27me3.output_mse",
+            "latent.active_units",
+            "collapse.any",
+        ):
             assert key in metrics
         assert trial.user_attrs["params_full"]["epochs"] == 1
         assert len(trial.user_attrs["history"]["kl_loss"]) == 1
@@ -72,12 +95,26 @@ def test_launch_stores_every_metric_and_best_reads_them(storage_url: str, synthe
 
 @pytest.mark.postgres
 def test_two_workers_share_one_postgres_budget(postgres_url: str, synthetic_npz: Path) -> None:
-    sweep("launch", *QUICK, "--data", str(synthetic_npz), "--study", "par", "--n-trials", "5",
-          "--no-run", storage=postgres_url)
+    sweep(
+        "launch",
+        *QUICK,
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "par",
+        "--n-trials",
+        "5",
+        "--no-run",
+        storage=postgres_url,
+    )
     env = {**os.environ, "SWEEP_STORAGE": postgres_url}
     workers = [
-        subprocess.Popen([sys.executable, "-m", "sweep", "worker", "par", "--worker-index", str(i)],
-                         env=env, text=True, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-m", "sweep", "worker", "par", "--worker-index", str(i)],
+            env=env,
+            text=True,
+            stderr=subprocess.PIPE,
+        )
         for i in range(2)
     ]
     outputs = [w.communicate(timeout=900)[1] for w in workers]
@@ -93,9 +130,22 @@ def test_two_workers_share_one_postgres_budget(postgres_url: str, synthetic_npz:
 def test_sigint_then_resume_reaches_the_exact_budget(sqlite_url: str, synthetic_npz: Path) -> None:
     env = {**os.environ, "SWEEP_STORAGE": sqlite_url}
     launch = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "launch", *QUICK, "--data", str(synthetic_npz),
-         "--study", "intr", "--n-trials", "4"],
-        env=env, text=True, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "sweep",
+            "launch",
+            *QUICK,
+            "--data",
+            str(synthetic_npz),
+            "--study",
+            "intr",
+            "--n-trials",
+            "4",
+        ],
+        env=env,
+        text=True,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # interrupt once the first trial has finished
@@ -126,21 +176,27 @@ def test_sigint_then_resume_reaches_the_exact_budget(sqlite_url: str, synthetic_
 
 def test_read_only_commands_do_not_import_tensorflow(sqlite_url: str) -> None:
     study = optuna.create_study(study_name="ro", storage=sqlite_url, direction="maximize")
-    study.add_trial(optuna.trial.create_trial(value=0.5, params={"x": 1},
-                    distributions={"x": optuna.distributions.IntDistribution(0, 2)},
-                    user_attrs={"metrics": {"expression.auroc": 0.5}}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=0.5,
+            params={"x": 1},
+            distributions={"x": optuna.distributions.IntDistribution(0, 2)},
+            user_attrs={"metrics": {"expression.auroc": 0.5}},
+        )
+    )
     study.set_user_attr("sweep", {"n_trials": 1})
     code = (
         "import sys\n"
         "from sweep.cli import main\n"
         "for cmd in (['best', 'ro'], ['status', 'ro'], ['trials', 'ro'], ['studies']):\n"
         "    assert main([*cmd, '--storage', sys.argv[1]]) == 0, cmd\n"
-        "heavy = sorted(m for m in ('tensorflow', 'keras', 'keras_tuner', 'sklearn') if m in sys.modules)\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'keras_tuner', 'sklearn') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, sqlite_url], text=True, capture_output=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, sqlite_url], text=True, capture_output=True, timeout=120
+    )
     elapsed = time.perf_counter() - started
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
