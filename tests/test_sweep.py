@@ -190,7 +190,8 @@ def test_read_only_commands_do_not_import_tensorflow(sqlite_url: str) -> None:
         "from sweep.cli import main\n"
         "for cmd in (['best', 'ro'], ['status', 'ro'], ['trials', 'ro'], ['studies']):\n"
         "    assert main([*cmd, '--storage', sys.argv[1]]) == 0, cmd\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'keras_tuner', 'sklearn') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'keras_tuner', 'sklearn')\n"
+        "         if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     started = time.perf_counter()
