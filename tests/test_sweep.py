@@ -202,3 +202,35 @@ def test_read_only_commands_do_not_import_tensorflow(sqlite_url: str) -> None:
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
     assert elapsed < 20  # generous bound for a loaded CI machine; benchmarks/ measures properly
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_pruners_see_the_objective_every_epoch(
+    sqlite_url: str, synthetic_npz: Path, pruner: str
+) -> None:
+    sweep(
+        "launch",
+        "--space",
+        str(TINY_SPACE),
+        "--set",
+        "epochs=2",
+        "--pruner",
+        pruner,
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "pr",
+        "--n-trials",
+        "2",
+        storage=sqlite_url,
+    )
+    study = load(sqlite_url, "pr")
+    for trial in finished(study):
+        assert sorted(trial.intermediate_values) == [0, 1]
+        if trial.state.name == "COMPLETE":
+            curve = trial.user_attrs["history"]["epoch.expression.auroc"]
+            assert curve == pytest.approx(
+                [trial.intermediate_values[0], trial.intermediate_values[1]]
+            )
+    artifacts = Path(sqlite_url.removeprefix("sqlite:///") + ".artifacts")
+    assert any(artifacts.iterdir())  # per-trial samples of codes and reconstructions
