@@ -537,9 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
-    except click.exceptions.Abort as e:  # Click's wrapper around KeyboardInterrupt
-        cause = e.__cause__ or e.__context__
-        name = getattr(cause, "signal_name", "SIGINT")
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:  # Click wraps KeyboardInterrupt
+        cause = e.__cause__ or e.__context__ or e
+        name = getattr(cause, "signal_name", getattr(e, "signal_name", "SIGINT"))
         _report(
             f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
             "`sweep resume NAME`",
@@ -552,14 +552,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SweepError as e:
         _report(f"Error: {e}", e)
         return e.exit_code
-    except KeyboardInterrupt as e:
-        name = getattr(e, "signal_name", "SIGINT")
-        _report(
-            f"Interrupted by {name}: the trial in flight is recorded as FAIL; continue with "
-            "`sweep resume NAME`",
-            e,
-        )
-        return EXIT_INTERRUPTED
     except Exception as e:  # a bug: still one line, the traceback only with --debug
         _report(f"Error: internal error {type(e).__name__}: {e} (run with --debug for details)", e)
         return 1
