@@ -126,7 +126,7 @@ def trial(
         "seconds": result.seconds,
         "fail_reason": None,
     }
-    click.echo(render([row], "table", kind="best"))
+    click.echo(render([row], "table", kind="best"), nl=False)
     click.echo(
         f"trained {result.epochs_run} epochs in {result.seconds:.1f}s on {dataset.path.name}"
         f" ({len(dataset.train)} train / {len(dataset.val)} validation rows);"
@@ -426,7 +426,7 @@ def status(name: str, storage: str | None, fmt: str) -> None:
     from sweep.formatting import render_status
     from sweep.report import study_status
 
-    click.echo(render_status(study_status(_storage(storage), name), fmt))
+    click.echo(render_status(study_status(_storage(storage), name), fmt), nl=False)
 
 
 @cli.command()
@@ -436,10 +436,7 @@ def status(name: str, storage: str | None, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def best(name: str, storage: str | None, top: int, fmt: str) -> None:
     """The best trials (the Pareto set for several objectives) with the notes' metrics."""
-    from sweep.formatting import render
-    from sweep.report import best_trials
-
-    click.echo(render(best_trials(_storage(storage), name, top), fmt, kind="best"))
+    _print_best(_storage(storage), name, top, fmt)
 
 
 @cli.command()
@@ -459,7 +456,7 @@ def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> N
     from sweep.report import list_trials
 
     rows = list_trials(_storage(storage), name, [s.upper() for s in states] or None)
-    click.echo(render(rows, fmt, kind="trials"))
+    click.echo(render(rows, fmt, kind="trials"), nl=False)
 
 
 @cli.command()
@@ -470,7 +467,7 @@ def studies(storage: str | None, fmt: str) -> None:
     from sweep.formatting import render
     from sweep.report import list_studies
 
-    click.echo(render(list_studies(_storage(storage)), fmt, kind="studies"))
+    click.echo(render(list_studies(_storage(storage)), fmt, kind="studies"), nl=False)
 
 
 @cli.command()
@@ -520,13 +517,15 @@ def data_check(path: str) -> None:
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
-def _print_best(url: str, name: str) -> None:
+def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
     from sweep.formatting import render
     from sweep.report import best_trials
+    from sweep.report import study_status
 
-    rows = best_trials(url, name, 5)
-    if rows:
-        click.echo(render(rows, "table", kind="best"))
+    rows = best_trials(url, name, top)
+    objectives = study_status(url, name)["objectives"] if fmt == "table" else None
+    if rows or fmt != "table":
+        click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

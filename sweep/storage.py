@@ -13,6 +13,7 @@ import fcntl
 import functools
 import logging
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -195,14 +196,18 @@ def read_engine(url: str) -> Engine:
 @contextlib.contextmanager
 def storage_errors(url: URL | str, *, action: str = "use") -> Iterator[None]:
     """Re-raise database errors as one-line :class:`StorageError` with the URL masked."""
-    import optuna
     import sqlalchemy.exc
 
+    # Optuna's wrapper of driver errors; read-only commands never import Optuna for this.
+    optuna_exceptions = sys.modules.get("optuna.exceptions")
+    wrapped: tuple[type[BaseException], ...] = (
+        (optuna_exceptions.StorageInternalError,) if optuna_exceptions is not None else ()
+    )
     try:
         yield
     except StorageError:
         raise
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, *wrapped) as e:
         reason = _first_line(_root_cause(e))
         raise StorageError(
             f"cannot {action} storage {mask_url(url)}: {scrub(reason, url)}"

@@ -1,0 +1,411 @@
+"""Output formats of the read-only commands: aligned text tables, JSON and CSV.
+
+Pure functions over the dicts :mod:`sweep.report` returns; standard library only. JSON is strict
+(NaN and infinities become ``null``), CSV is written by the :mod:`csv` module, and tables are
+plain text with aligned columns. Numbers in tables show 4 significant digits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from sweep.errors import UsageError
+
+FORMATS = ("table", "json", "csv")
+KINDS = ("best", "trials", "studies")
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+EXPRESSION = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
+EXPRESSION_HIDDEN = ("auroc", "f1")
+SECTION = ("count_mse", "output_mse", "auprc")
+LATENT = ("active_units", "kl_mean")
+_REASON_WIDTH = 60
+_PARAMS_WIDTH = 70
+
+
+def render(
+    rows: list[dict[str, Any]],
+    fmt: str,
+    *,
+    kind: str,
+    objectives: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """Render trial or study dicts from :mod:`sweep.report` as text.
+
+    Args:
+        rows: Trial dicts (``kind`` ``"best"``/``"trials"``) or study dicts (``"studies"``).
+        fmt: ``"table"``, ``"json"`` or ``"csv"``.
+        kind: ``"best"`` (transposed table: one column per trial), ``"trials"`` (one line per
+            trial) or ``"studies"`` (one line per study).
+        objectives: Optional ``[{metric, direction}]`` (``study_status(...)["objectives"]``)
+            used to label the objective rows of the ``best`` table; without it they read
+            ``value`` / ``value_0``...
+
+    Returns:
+        The text, ending with a newline unless empty. JSON is strict (NaN and infinities are
+        ``null``) and parses back to ``rows``' structure.
+
+    Raises:
+        UsageError: unknown ``fmt`` or ``kind``.
+    """
+    _check(fmt, FORMATS, "format")
+    _check(kind, KINDS, "kind")
+    if fmt == "json":
+        return json.dumps(_jsonable(rows), indent=2, allow_nan=False) + "\n"
+    if fmt == "csv":
+        return _studies_csv(rows) if kind == "studies" else _trials_csv(rows)
+    if kind == "studies":
+        return _studies_table(rows)
+    if kind == "trials":
+        return _trials_table(rows)
+    return _best_table(rows, objectives)
+
+
+def render_status(status: dict[str, Any], fmt: str) -> str:
+    """Render :func:`sweep.report.study_status` as human text (``"table"``) or ``"json"``.
+
+    Raises:
+        UsageError: ``fmt`` is neither ``"table"`` nor ``"json"``.
+    """
+    _check(fmt, ("table", "json"), "format")
+    if fmt == "json":
+        return json.dumps(_jsonable(status), indent=2, allow_nan=False) + "\n"
+    counts = status.get("counts") or {}
+    finished = status.get("finished", counts.get("COMPLETE", 0) + counts.get("PRUNED", 0))
+    budget = status.get("budget")
+    done = f"{finished}/{budget}" if budget is not None else f"{finished}"
+    by_state = ", ".join(f"{s} {counts.get(s, 0)}" for s in STATES)
+    lines = [f"study {status.get('name')} ({status.get('storage')}): {done} finished ({by_state})"]
+    objectives = status.get("objectives") or []
+    if objectives:
+        lines.append(
+            "objective: "
+            + ", ".join(f"{o.get('metric') or 'value'} ({o.get('direction')})" for o in objectives)
+        )
+    best = status.get("best")
+    if best is not None:
+        values = "/".join(_num(v) for v in best.get("values") or [])
+        lines.append(f"best {values} (#{best.get('number')})")
+    elif status.get("pareto_size") is not None:
+        lines.append(f"Pareto set: {status['pareto_size']} trials")
+    else:
+        lines.append("best: none yet (no COMPLETE trial)")
+    running = status.get("running") or []
+    if running:
+        parts = []
+        for r in running:
+            age = r.get("heartbeat_age_s")
+            beat = f"heartbeat {age:.0f} s ago" if age is not None else "no heartbeat"
+            parts.append(f"#{r.get('number')} {beat}")
+        lines.append("running: " + ", ".join(parts))
+    else:
+        lines.append("running: none")
+    throughput = status.get("throughput_per_hour")
+    rate = f"throughput {throughput:.1f} trials/h" if throughput else "throughput unknown"
+    eta = status.get("eta_s")
+    lines.append(f"{rate}; ETA {_duration(eta) if eta is not None else 'unknown'}")
+    return "\n".join(lines) + "\n"
+
+
+# --- best: one column per trial ------------------------------------------------------------
+
+
+def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None) -> str:
+    if not rows:
+        return "no COMPLETE trials yet\n"
+    table: list[list[str]] = [["trial"] + [f"#{r.get('number')}" for r in rows]]
+    n_values = max((len(r.get("values") or []) for r in rows), default=0)
+    for i in range(n_values):
+        table.append([_objective_label(i, n_values, objectives)] + [_nth(r, i) for r in rows])
+    table.append(["seconds"] + [_num(r.get("seconds")) for r in rows])
+    sections: list[tuple[str, list[list[str]]]] = []
+    param_names = _union(r.get("params") or {} for r in rows)
+    if param_names:
+        sections.append(
+            (
+                "Params",
+                [[n] + [_cell((r.get("params") or {}).get(n)) for r in rows] for n in param_names],
+            )
+        )
+    metrics = [r.get("metrics") or {} for r in rows]
+    keys = _union(metrics)
+
+    def metric_rows(prefix: str, names: Iterable[str]) -> list[list[str]]:
+        out = []
+        for name in names:
+            key = f"{prefix}.{name}"
+            if key in keys:
+                out.append([name] + [_cell(m.get(key)) for m in metrics])
+        return out
+
+    sections.append(("Expression", metric_rows("expression", EXPRESSION)))
+    sections.append(
+        ("Expression, label hidden", metric_rows("expression_hidden", EXPRESSION_HIDDEN))
+    )
+    for section in _section_names(keys):
+        body = metric_rows(f"section.{section}", SECTION)
+        pred, actual = f"section.{section}.predicted_rate", f"section.{section}.actual_rate"
+        if pred in keys or actual in keys:
+            body.append(
+                ["predicted vs actual rate"]
+                + [f"{_cell(m.get(pred))} vs {_cell(m.get(actual))}" for m in metrics]
+            )
+        sections.append((f"Section {section}", body))
+    sections.append(("Latent", metric_rows("latent", LATENT)))
+    flags = []
+    for r, m in zip(rows, metrics, strict=True):
+        if r.get("flags"):
+            flags.append(str(len(r["flags"])))
+        elif "collapse.n_flags" in m:
+            flags.append(_cell(m["collapse.n_flags"]))
+        else:
+            flags.append("0" if isinstance(r.get("flags"), list) else "-")
+    sections.append(("Collapse", [["flags"] + flags]))
+    for title, body in sections:
+        if not body:
+            continue
+        table.append([title] + [""] * len(rows))
+        table.extend([["  " + line[0]] + line[1:] for line in body])
+    return _align(table, right_from=1)
+
+
+def _objective_label(i: int, n: int, objectives: Sequence[Mapping[str, Any]] | None) -> str:
+    if objectives is not None and i < len(objectives):
+        metric = objectives[i].get("metric") or ("value" if n == 1 else f"value_{i}")
+        direction = str(objectives[i].get("direction") or "")[:3]
+        return f"{metric} ({direction})" if direction else str(metric)
+    return "value" if n == 1 else f"value_{i}"
+
+
+def _section_names(keys: Sequence[str]) -> list[str]:
+    """Section names in order of first appearance among ``section.NAME.metric`` keys."""
+    names: list[str] = []
+    for key in keys:
+        if key.startswith("section."):
+            name = key[len("section.") :].rpartition(".")[0]
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+# --- trials and studies: one line each -----------------------------------------------------
+
+
+def _trials_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no trials\n"
+    n_values = max((len(r.get("values") or []) for r in rows), default=0)
+    value_heads = ["value"] if n_values <= 1 else [f"value_{i}" for i in range(n_values)]
+    table = [["#", "state", *value_heads, "seconds", "params", "reason"]]
+    for r in rows:
+        params = " ".join(f"{k}={_cell(v)}" for k, v in (r.get("params") or {}).items())
+        table.append(
+            [
+                str(r.get("number")),
+                str(r.get("state")),
+                *[_nth(r, i) for i in range(max(n_values, 1))],
+                _num(r.get("seconds")),
+                _shorten(params, _PARAMS_WIDTH),
+                _shorten(str(r.get("fail_reason") or ""), _REASON_WIDTH),
+            ]
+        )
+    return _align(table, right={0, *range(2, 3 + max(n_values, 1))})
+
+
+def _studies_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no studies\n"
+    table = [["study", "objectives", "finished", *STATES, "created"]]
+    for r in rows:
+        directions = r.get("directions") or []
+        metrics = r.get("metrics") or [None] * len(directions)
+        objectives = ", ".join(
+            f"{m or ('value' if len(directions) == 1 else f'value_{i}')} ({d[:3]})"
+            for i, (m, d) in enumerate(zip(metrics, directions, strict=False))
+        )
+        counts = r.get("counts") or {}
+        finished = r.get("finished", counts.get("COMPLETE", 0) + counts.get("PRUNED", 0))
+        budget = r.get("budget")
+        table.append(
+            [
+                str(r.get("name")),
+                objectives,
+                f"{finished}/{budget}" if budget is not None else str(finished),
+                *[str(counts.get(s, 0)) for s in STATES],
+                str(r.get("created") or "-")[:19].replace("T", " "),
+            ]
+        )
+    return _align(table, right=set(range(2, 3 + len(STATES))))
+
+
+# --- csv -----------------------------------------------------------------------------------
+
+
+def _trials_csv(rows: list[dict[str, Any]]) -> str:
+    n_values = max((len(r.get("values") or []) for r in rows), default=0)
+    params = _union(r.get("params") or {} for r in rows)
+    metrics = _union(r.get("metrics") or {} for r in rows)
+    header = [
+        "number",
+        "state",
+        *[f"value_{i}" for i in range(n_values)],
+        *[f"param.{p}" for p in params],
+        *[f"metric.{m}" for m in metrics],
+        "seconds",
+        "flags",
+        "started",
+        "completed",
+        "fail_reason",
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for r in rows:
+        values = list(r.get("values") or [])
+        values += [None] * (n_values - len(values))
+        p = r.get("params") or {}
+        m = r.get("metrics") or {}
+        writer.writerow(
+            [
+                r.get("number"),
+                r.get("state"),
+                *[_csv(v) for v in values],
+                *[_csv(p.get(k)) for k in params],
+                *[_csv(m.get(k)) for k in metrics],
+                _csv(r.get("seconds")),
+                ";".join(str(f) for f in r.get("flags") or []),
+                _csv(r.get("started")),
+                _csv(r.get("completed")),
+                _csv(r.get("fail_reason")),
+            ]
+        )
+    return out.getvalue()
+
+
+def _studies_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", "directions", "metrics", "budget", "finished", *STATES, "created"])
+    for r in rows:
+        counts = r.get("counts") or {}
+        writer.writerow(
+            [
+                r.get("name"),
+                ";".join(r.get("directions") or []),
+                ";".join(str(m or "") for m in r.get("metrics") or []),
+                _csv(r.get("budget")),
+                _csv(r.get("finished")),
+                *[counts.get(s, 0) for s in STATES],
+                _csv(r.get("created")),
+            ]
+        )
+    return out.getvalue()
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _check(value: str, allowed: Sequence[str], what: str) -> None:
+    if value not in allowed:
+        raise UsageError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+
+
+def _jsonable(value: Any) -> Any:
+    """A copy with non-finite floats as ``None`` and tuples as lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def _union(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Keys of all ``dicts`` in order of first appearance."""
+    seen: dict[str, None] = {}
+    for d in dicts:
+        for key in d:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def _nth(row: Mapping[str, Any], i: int) -> str:
+    values = row.get("values") or []
+    return _num(values[i]) if i < len(values) else "-"
+
+
+def _num(value: Any) -> str:
+    """4 significant digits for floats, integers as they are, ``-`` for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_num(v) for v in value) + "]"
+    return _num(value)
+
+
+def _csv(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(_jsonable(value))
+    return value
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _duration(seconds: float) -> str:
+    """``45s``, ``11m``, ``2h05m``, ``3d04h``."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _align(
+    table: list[list[str]], *, right: set[int] | None = None, right_from: int | None = None
+) -> str:
+    """Left-align the label column(s), right-align numeric ones; two spaces between columns."""
+    width = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+    lines = []
+    for row in table:
+        cells = []
+        for c, cell in enumerate(row):
+            is_right = (right is not None and c in right) or (
+                right_from is not None and c >= right_from
+            )
+            cells.append(cell.rjust(width[c]) if is_right else cell.ljust(width[c]))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
