@@ -234,3 +234,35 @@ def test_pruners_see_the_objective_every_epoch(
             )
     artifacts = Path(sqlite_url.removeprefix("sqlite:///") + ".artifacts")
     assert any(artifacts.iterdir())  # per-trial samples of codes and reconstructions
+
+
+def test_multi_objective_best_is_the_pareto_set(sqlite_url: str, synthetic_npz: Path) -> None:
+    sweep(
+        "launch",
+        "--space",
+        "notes_pareto",
+        "--set",
+        "encoder_units=32-16",
+        "--set",
+        "epochs=1",
+        "--set",
+        "coding_size=4",
+        "--pruner",
+        "none",
+        "--sampler",
+        "nsga2",
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "mo",
+        "--n-trials",
+        "3",
+        storage=sqlite_url,
+    )
+    study = load(sqlite_url, "mo")
+    best = json.loads(sweep("best", "mo", "--format", "json", storage=sqlite_url).stdout)
+    assert sorted(row["number"] for row in best) == sorted(t.number for t in study.best_trials)
+    for row in best:
+        assert len(row["values"]) == 2
+        assert row["values"][0] == pytest.approx(row["metrics"]["expression.f1"])
+        assert row["values"][1] == pytest.approx(row["metrics"]["sections.mean_output_mse"])
