@@ -35,6 +35,19 @@ storage_option = click.option(
     "environment variable, not on the command line.",
 )
 study_argument = click.argument("name", envvar="SWEEP_STUDY", metavar="NAME")
+BUNDLED_HELP = "Data file (.npz; env SWEEP_DATA); default: the bundled K562 data."
+COPY_HELP = "Local copy of the study's data file (same SHA-256; env SWEEP_DATA)."
+
+
+def data_option(help_text: str) -> Any:
+    """``--data FILE``, also read from ``$SWEEP_DATA``."""
+    return click.option(
+        "--data",
+        envvar="SWEEP_DATA",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help=help_text,
+    )
 
 
 def _storage(url: str | None) -> str:
@@ -64,13 +77,7 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--data",
-    envvar="SWEEP_DATA",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Data file (.npz); default: the bundled K562 data.",
-)
+@data_option(BUNDLED_HELP)
 @click.option(
     "--set",
     "assignments",
@@ -171,13 +178,7 @@ def _run_options(f: Any) -> Any:
     show_default=True,
     help="Search-space YAML file, or a bundled one: notes, notes_wide, notes_pareto, tiny.",
 )
-@click.option(
-    "--data",
-    envvar="SWEEP_DATA",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Data file (.npz); default: the bundled K562 data.",
-)
+@data_option(BUNDLED_HELP)
 @click.option(
     "--study",
     "study_name",
@@ -316,13 +317,7 @@ def launch(
 @click.option(
     "--n-trials", type=int, default=None, callback=_positive, help="Raise the study's budget to N."
 )
-@click.option(
-    "--data",
-    envvar="SWEEP_DATA",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Local copy of the study's data file (same SHA-256).",
-)
+@data_option(COPY_HELP)
 @_run_options
 def resume(
     name: str,
@@ -349,13 +344,7 @@ def resume(
 @cli.command()
 @study_argument
 @storage_option
-@click.option(
-    "--data",
-    envvar="SWEEP_DATA",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Local copy of the study's data file (same SHA-256).",
-)
+@data_option(COPY_HELP)
 @click.option(
     "--timeout",
     type=float,
@@ -471,7 +460,7 @@ def studies(storage: str | None, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--data", envvar="SWEEP_DATA", default=None, type=click.Path(dir_okay=False))
+@data_option(BUNDLED_HELP)
 def metrics(data: str | None) -> None:
     """List the metric names a trial on this data reports (usable as objectives)."""
     from sweep.data import BUNDLED_DATA

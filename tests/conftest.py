@@ -7,6 +7,7 @@ variable, those tests skip with a one-line reason; under CI (``CI=true``) they f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -31,15 +32,15 @@ def _require_postgres() -> str:
     pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (see .ci/run)")
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL to a fresh, empty PostgreSQL database (password auth over TCP)."""
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str = "sweep_t") -> Iterator[str]:
+    """Create an empty database on the test server; yield its URL; drop it afterwards."""
     from sqlalchemy import create_engine
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
     base = make_url(_require_postgres())
-    name = f"sweep_t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -56,6 +57,13 @@ def postgres_url() -> Iterator[str]:
             )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh, empty PostgreSQL database (password auth over TCP)."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

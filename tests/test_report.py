@@ -10,7 +10,6 @@ import math
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from conftest import fresh_postgres_database
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
@@ -208,33 +208,8 @@ def sqlite_studies(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def postgres_studies() -> Iterator[str]:
     """The same studies in a fresh PostgreSQL database, dropped after the module."""
-    from sqlalchemy import create_engine
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    base_url = os.environ.get(POSTGRES_ENV)
-    if not base_url:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{POSTGRES_ENV} is not set under CI")
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (see .ci/run)")
-    base = make_url(base_url)
-    name = f"sweep_report_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _populate(base.set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database("sweep_report") as url:
+        yield _populate(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
