@@ -37,10 +37,21 @@ EpochCallback = Callable[[int, Mapping[str, Any]], None]
 class EngineOptions:
     """How a trial runs (not what it learns): compilation, threads, what it keeps.
 
+    The defaults are the fastest combination measured on a 2-core CPU that keeps the model's
+    maths (``benchmarks/trial_speed.py``, ``benchmarks/RESULTS.md``).
+
     Attributes:
-        jit_compile: Passed to ``Model.compile``; ``"auto"`` lets Keras decide.
+        jit_compile: Passed to ``Model.compile``; ``"auto"`` lets Keras decide (no XLA on a CPU,
+            where XLA measured slower).
         intra_op_threads: TensorFlow intra-op threads; ``None`` keeps TensorFlow's default.
         inter_op_threads: TensorFlow inter-op threads; ``None`` keeps TensorFlow's default.
+        fused_adam: Update with :class:`sweep.model.FusedAdam`: the same Adam in one fused
+            kernel per variable (the update is memory-bound and dominated the step).
+        sparse_input: Compute the first encoder layer over the input's nonzeros only
+            (:class:`sweep.model.SparseInputDense`, same maths); off: slower at batch 32.
+        mixed_bfloat16: Compute the Dense layers in bfloat16 (float32 weights, sampling, sigmoid
+            and loss). Changes the maths slightly, so off by default.
+        steps_per_execution: Training steps per ``tf.function`` call (``Model.compile``).
         sample_rows: Validation rows whose codes and reconstructions are kept in the result.
         score_every_epoch: Score the validation split after every epoch with
             :func:`sweep.metrics.quick_metrics` (for pruning and per-epoch curves); costs two
@@ -50,6 +61,10 @@ class EngineOptions:
     jit_compile: bool | str = "auto"
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
+    fused_adam: bool = True
+    sparse_input: bool = False
+    mixed_bfloat16: bool = False
+    steps_per_execution: int = 1
     sample_rows: int = 64
     score_every_epoch: bool = False
 
@@ -125,7 +140,15 @@ def run_trial(
 
     keras.backend.clear_session()
     train_rows = data.training_rows(params.dataset, params.seed)
-    model = build_vae(params, data.n_features, jit_compile=options.jit_compile)
+    model = build_vae(
+        params,
+        data.n_features,
+        jit_compile=options.jit_compile,
+        fused_adam=options.fused_adam,
+        sparse_input=options.sparse_input,
+        mixed_bfloat16=options.mixed_bfloat16,
+        steps_per_execution=options.steps_per_execution,
+    )
 
     callbacks: list[Any] = [_FiniteLoss()]
     if params.kl_warmup_epochs > 0:

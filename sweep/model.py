@@ -173,9 +173,7 @@ def build_decoder(
         if params.decoder_batch_norm:
             h = _dense(units, seed + i, f"decoder_dense_{i}", dtype=dtype)(h)
             h = keras.layers.BatchNormalization(name=f"decoder_bn_{i}", dtype=dtype)(h)
-            h = keras.layers.Activation(params.activation, name=f"decoder_act_{i}", dtype=dtype)(
-                h
-            )
+            h = keras.layers.Activation(params.activation, name=f"decoder_act_{i}", dtype=dtype)(h)
         else:
             h = _dense(
                 units, seed + i, f"decoder_dense_{i}", activation=params.activation, dtype=dtype
@@ -188,9 +186,9 @@ def build_decoder(
                 dtype=dtype,
             )(h)
     if dtype is None:
-        outputs = _dense(
-            int(n_features), seed + len(units_list), "x_probs", activation="sigmoid"
-        )(h)
+        outputs = _dense(int(n_features), seed + len(units_list), "x_probs", activation="sigmoid")(
+            h
+        )
     else:
         logits = _dense(int(n_features), seed + len(units_list), "x_logits", dtype=dtype)(h)
         outputs = keras.layers.Activation("sigmoid", dtype="float32", name="x_probs")(logits)
