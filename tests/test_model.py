@@ -239,3 +239,47 @@ def test_builders_and_vae_compose_directly() -> None:
     assert tuple(decoder(np.zeros((2, 3), dtype=np.float32)).shape) == (2, 12)
     vae = VAE(encoder, decoder, params, 12)
     assert tuple(vae(np.ones((2, 12), dtype=np.uint8)).shape) == (2, 12)
+
+
+def test_fused_adam_matches_keras_adam() -> None:
+    """The fused kernel is a speed change only: same weights as Keras' Adam after a few steps."""
+    from sweep.model import FusedAdam
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(6, 4)).astype("float32")
+    grads = [rng.normal(size=(6, 4)).astype("float32") for _ in range(5)]
+    results = []
+    for optimizer in (keras.optimizers.Adam(1e-2), FusedAdam(1e-2)):
+        variable = keras.Variable(start.copy())
+        for grad in grads:
+            optimizer.apply_gradients([(keras.ops.convert_to_tensor(grad), variable)])
+        results.append(np.asarray(variable))
+    np.testing.assert_allclose(results[0], results[1], atol=1e-6)
+    assert not np.allclose(results[0], start)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sparse_input": True},
+        {"mixed_bfloat16": True},
+        {"steps_per_execution": 4},
+        {"fused_adam": False},
+    ],
+)
+def test_engine_speed_options_train_and_score(options: dict[str, object]) -> None:
+    from sweep.data import Dataset
+    from sweep.data import Section
+    from sweep.engine import EngineOptions
+    from sweep.engine import run_trial
+
+    rng = np.random.default_rng(1)
+    rows = (rng.random((96, 41)) < 0.2).astype("uint8")
+    rows[:, -1] = np.arange(96) % 2
+    sections = (Section("marks", 0, 40), Section("expressed", 40, 41))
+    data = Dataset(Path("synthetic"), sections, rows[:64], rows[64:], None, "test split")
+    params = TrialParams(encoder_units=(16,), coding_size=4, epochs=2, reduce_lr_on_plateau=False)
+    result = run_trial(params, data, options=EngineOptions(**options))
+    assert result.epochs_run == 2
+    assert np.isfinite(result.history["loss"]).all()
+    assert 0.0 <= result.metrics["expression.auroc"] <= 1.0
