@@ -24,6 +24,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,16 +39,20 @@ def timed_storage_class(totals: dict[str, float]) -> Any:
     import sweep.storage as storage_module
 
     base = storage_module._reconnecting_storage_class()
+    depth = threading.local()
 
     def wrap(name: str) -> Any:
         method = getattr(base, name)
 
         def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            outermost = getattr(depth, "n", 0) == 0  # public calls nest private ones
+            depth.n = getattr(depth, "n", 0) + 1
             started = time.perf_counter()
             try:
                 return method(self, *args, **kwargs)
             finally:
-                if name != "record_heartbeat":  # runs in a side thread, beside training
+                depth.n -= 1
+                if outermost and name != "record_heartbeat":  # heartbeats run beside training
                     totals[name] += time.perf_counter() - started
 
         return timed
