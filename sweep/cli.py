@@ -534,6 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             e,
         )
         return EXIT_INTERRUPTED
+    except click.UsageError as e:  # one line, not Click's usage block
+        where = e.ctx.command_path if e.ctx is not None else "sweep"
+        _report(f"Error: {e.format_message()} (see `{where} --help`)", e)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

@@ -36,6 +36,7 @@ from sweep.study import load_config
 from sweep.study import save_config
 from sweep.worker import Interrupted
 from sweep.worker import WorkerSettings
+from sweep.worker import _signals_as_interrupts
 from sweep.worker import run_worker
 
 _logger = logging.getLogger(__name__)
@@ -285,12 +286,14 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
             f" on GPU {extra_env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "",
         )
     try:
-        codes = [p.wait() for p in processes]
-    except KeyboardInterrupt:
-        # The terminal already sent SIGINT to the whole group; a SIGTERM from elsewhere did not.
+        with _signals_as_interrupts():  # SIGTERM too, else it kills us and orphans the workers
+            codes = [p.wait() for p in processes]
+    except KeyboardInterrupt as e:
+        # Ctrl-C reached the whole group already; a SIGTERM to this process alone did not.
+        forward = signal.SIGTERM if getattr(e, "signal_name", "") == "SIGTERM" else signal.SIGINT
         for process in processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(forward)
         deadline = time.monotonic() + 60
         for process in processes:
             try:

@@ -243,7 +243,7 @@ def load_space(path: str | Path) -> SearchSpace:
         raise SpaceError(f"search-space file '{path}' cannot be read: {e}") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except Exception as e:  # YAMLError, and ValueError/AttributeError from bad !!timestamp etc.
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpaceError(f"search-space file '{path}' is not valid YAML{where}") from None

@@ -354,6 +354,11 @@ _RETRIED_METHODS = (
     "get_best_trial",
     "record_heartbeat",
     "_get_stale_trial_ids",
+    # optuna.load_study wraps the storage in _CachedStorage, which calls these directly:
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_trials",
+    "_get_best_trial_id",
 )
 
 

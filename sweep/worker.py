@@ -428,6 +428,7 @@ class _signals_as_interrupts:
 
     def __enter__(self) -> None:
         self.previous = {}
+        self.stopping = False
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self.previous[sig] = signal.signal(sig, self._handler)
@@ -438,6 +439,9 @@ class _signals_as_interrupts:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
-    @staticmethod
-    def _handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        # Only the first signal interrupts: a second one (Ctrl-C reaches the whole group and
+        # `launch` forwards it too) must not cut short the recording of the trial in flight.
+        if not self.stopping:
+            self.stopping = True
+            raise Interrupted(signal.Signals(signum).name)

@@ -1,0 +1,1 @@
+"""The fault suite: real workers killed, interrupted, starved and restarted (``-m faults``)."""

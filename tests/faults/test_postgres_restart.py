@@ -1,0 +1,179 @@
+"""Fault 3: the PostgreSQL server restarts in the middle of a sweep.
+
+Two workers run against PostgreSQL; while trials are in flight the server is restarted
+(``pg_ctlcluster ... restart``, root only). The workers reconnect (pool pre-ping, retried
+storage calls) and the sweep ends with exactly its budget and no lost trial. The server is left
+running whatever happens (``finally: pg_ctlcluster ... start``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import FAST_HEARTBEAT
+from .helpers import TINY_SPACE
+from .helpers import Processes
+from .helpers import StudyReader
+from .helpers import check_sweep
+from .helpers import fault_seed
+from .helpers import wait_until
+
+CLUSTER = ("15", "main")
+BUDGET = 6
+RESTARTS = 2
+
+
+def _pg_ctl(action: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", *CLUSTER, action],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _can_restart() -> str | None:
+    if shutil.which("pg_ctlcluster") is None:
+        return "pg_ctlcluster is not installed"
+    if os.geteuid() != 0:
+        return "restarting PostgreSQL needs root"
+    status = _pg_ctl("status")
+    if status.returncode != 0:
+        return f"cluster {' '.join(CLUSTER)} is not running here: {status.stdout.strip()}"
+    return None
+
+
+@pytest.fixture
+def restart_db() -> Iterator[str]:
+    """A fresh database, created and dropped over pool-less connections (they outlive restarts)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    base_text = os.environ.get("SWEEP_TEST_POSTGRES_URL")
+    if not base_text:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("SWEEP_TEST_POSTGRES_URL is not set under CI")
+        pytest.skip("needs SWEEP_TEST_POSTGRES_URL")
+    reason = _can_restart()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the restart test must run under CI: {reason}")
+        pytest.skip(reason)
+    base = make_url(base_text)
+    name = f"sweep_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        if _pg_ctl("status").returncode != 0:
+            _pg_ctl("start")
+        wait_until(lambda: _pg_ready(admin), 60, "PostgreSQL to accept connections")
+        with admin.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _pg_ready(engine: object) -> bool:
+    try:
+        with engine.connect():  # type: ignore[attr-defined]
+            return True
+    except Exception:
+        return False
+
+
+@pytest.mark.faults
+def test_workers_survive_a_postgres_restart(
+    restart_db: str, procs: Processes, synthetic_npz: Path
+) -> None:
+    postgres_url = restart_db
+    rng = random.Random(fault_seed("PostgreSQL restart"))
+    launch = procs.start(
+        postgres_url,
+        "launch",
+        "--space",
+        str(TINY_SPACE),
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "restart",
+        "--n-trials",
+        str(BUDGET),
+        "--set",
+        "epochs=1",
+        "--sampler",
+        "random",
+        "--workers",
+        "2",
+        *FAST_HEARTBEAT,
+    )
+    reader = wait_until(lambda: _reader(postgres_url), 60, "the study")
+    wait_until(
+        lambda: (
+            (reader.counts()["COMPLETE"] >= 1 and reader.counts()["RUNNING"] >= 1)
+            or launch.poll() is not None
+        ),
+        timeout=180,
+        what="a finished trial and one in flight",
+    )
+    assert launch.poll() is None, procs.output(launch)[-3000:]
+    before = reader.counts()
+    took = []
+    try:
+        for index in range(RESTARTS):
+            if index:
+                done = reader.counts()["COMPLETE"]
+                wait_until(
+                    lambda d=done: reader.counts()["COMPLETE"] > d or launch.poll() is not None,
+                    180,
+                    "another finished trial",
+                )
+                time.sleep(rng.uniform(0.0, 4.0))
+            started = time.monotonic()
+            restart = _pg_ctl("restart")
+            assert restart.returncode == 0, restart.stderr
+            took.append(time.monotonic() - started)
+    finally:
+        if _pg_ctl("status").returncode != 0:
+            _pg_ctl("start")
+    code, output = procs.finish(launch, timeout=500)
+    assert code == 0, output[-4000:]
+    assert "Traceback" not in output and "internal error" not in output, output[-4000:]
+    trials = reader.trials()
+    reader.close()
+    figures = check_sweep(trials, BUDGET)
+    retried_calls = output.count("retrying in")
+    print(
+        f"[faults] PostgreSQL restarted {len(took)} times ({', '.join(f'{t:.1f}' for t in took)} "
+        f"s), first with {before['RUNNING']} trial(s) in flight after {before['COMPLETE']} "
+        f"complete: {figures.line()}; storage calls retried "
+        f"{retried_calls} time(s)",
+        flush=True,
+    )
+
+
+def _reader(url: str) -> StudyReader | None:
+    try:
+        return StudyReader(url, "restart")
+    except Exception:  # not created yet
+        return None
