@@ -360,6 +360,14 @@ def resume(
     metavar="SECONDS",
     help="Keep retrying an unreachable database this long before giving up.",
 )
+@click.option(
+    "--reconnect-timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Once running, retry a lost database this long, then exit (the trial is retried).",
+)
 @click.option("--worker-index", type=int, default=None, hidden=True)
 def worker(
     name: str,
@@ -367,12 +375,14 @@ def worker(
     data: str | None,
     timeout: float | None,
     wait_for_db: float,
+    reconnect_timeout: float,
     worker_index: int | None,
 ) -> None:
     """Join study NAME from any machine that reaches its storage; exit when its budget is met."""
     import time
 
     from sweep.errors import StorageError
+    from sweep.storage import open_storage
     from sweep.worker import WorkerSettings
     from sweep.worker import run_worker
 
@@ -383,17 +393,23 @@ def worker(
         data_path=data,
         worker_index=index,
         timeout_s=timeout,
+        reconnect_timeout_s=reconnect_timeout,
     )
+    if reconnect_timeout <= 0:
+        raise click.BadParameter(
+            "must be a positive number of seconds", param_hint="--reconnect-timeout"
+        )
     deadline = time.monotonic() + max(wait_for_db, 0.0)
-    while True:
+    while True:  # only the first connection waits; a running worker has --reconnect-timeout
         try:
-            summary = run_worker(settings)
+            open_storage(settings.storage_url, reconnect_timeout_s=1.0)
             break
         except StorageError as e:
             if time.monotonic() >= deadline or "no study database" in str(e):
                 raise
             click.echo(f"waiting for the database: {redact(str(e))}", err=True)
             time.sleep(3)
+    summary = run_worker(settings)
     click.echo(
         f"worker done ({summary.stopped_because or 'stopped'}): {summary.ran} trials run, "
         f"{summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed",

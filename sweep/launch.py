@@ -36,8 +36,8 @@ from sweep.study import load_config
 from sweep.study import save_config
 from sweep.worker import Interrupted
 from sweep.worker import WorkerSettings
-from sweep.worker import _signals_as_interrupts
 from sweep.worker import run_worker
+from sweep.worker import signals_as_interrupts
 
 _logger = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
             f" on GPU {extra_env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "",
         )
     try:
-        with _signals_as_interrupts():  # SIGTERM too, else it kills us and orphans the workers
+        with signals_as_interrupts():  # SIGTERM too, else it kills us and orphans the workers
             codes = [p.wait() for p in processes]
     except KeyboardInterrupt as e:
         # Ctrl-C reached the whole group already; a SIGTERM to this process alone did not.

@@ -232,15 +232,25 @@ def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterato
         from sqlalchemy import text
 
         key = zlib.crc32(f"sweep:{study_name}".encode()) & 0x7FFFFFFF
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            connection.commit()
+
+        def lock() -> Any:
+            connection = engine.connect()
             try:
-                yield
-            finally:
-                with contextlib.suppress(Exception):
-                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    connection.commit()
+                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                connection.commit()
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
+        connection = _retrying(lambda _storage: lock())(storage)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection has released it anyway
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+            connection.close()
     else:
         path = sqlite_path(engine.url)
         lock_path = f"{path}.lock" if path else None
@@ -303,22 +313,32 @@ def _is_transient(error: BaseException) -> bool:
 
 
 def _retrying(method: Callable[..., T]) -> Callable[..., T]:
+    """Retry ``method`` on a lost connection until the storage's reconnect deadline.
+
+    Once one call has given up, the storage counts as lost: later calls try once and fail at
+    once (no second wait), until a call succeeds again.
+    """
+
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        deadline = time.monotonic() + getattr(self, "_sweep_reconnect_timeout_s", 120.0)
+        timeout = getattr(self, "_sweep_reconnect_timeout_s", 120.0)
+        lost = getattr(self, "_sweep_lost", False)
+        deadline = time.monotonic() + (0.0 if lost else timeout)
         delay = 0.5
         while True:
             try:
-                return method(self, *args, **kwargs)
+                result = method(self, *args, **kwargs)
+                self._sweep_lost = False
+                return result
             except Exception as e:
                 if not _is_transient(e):
                     raise
-                if time.monotonic() >= deadline:
+                if time.monotonic() + delay > deadline:
+                    self._sweep_lost = True
                     url = getattr(self, "_sweep_masked_url", "the study database")
                     raise StorageError(
                         f"lost the connection to {url} and could not reconnect within "
-                        f"{getattr(self, '_sweep_reconnect_timeout_s', 120.0):.0f} s: "
-                        f"{_first_line(_root_cause(e))}"
+                        f"{timeout:.0f} s: {_first_line(_root_cause(e))}"
                     ) from None
                 _logger.warning(
                     "storage call %s failed (%s); retrying in %.1f s",
@@ -362,6 +382,23 @@ _RETRIED_METHODS = (
 )
 
 
+def _heartbeat_or_warn(record: Callable[..., None]) -> Callable[..., None]:
+    """Heartbeats run in a side thread: after the retries, warn instead of killing the thread.
+
+    The missed heartbeats make the trial stale for the other workers, which is what should happen
+    when this worker has lost the database; its main thread reports the error itself.
+    """
+
+    @functools.wraps(record)
+    def wrapper(self: Any, trial_id: int) -> None:
+        try:
+            record(self, trial_id)
+        except StorageError as e:
+            _logger.warning("heartbeat of trial id %d not recorded: %s", trial_id, e)
+
+    return wrapper
+
+
 @functools.cache
 def _reconnecting_storage_class() -> type:
     """Optuna's RDBStorage whose calls retry transient connection errors until a deadline."""
@@ -370,6 +407,7 @@ def _reconnecting_storage_class() -> type:
     namespace: dict[str, Any] = {
         name: _retrying(getattr(RDBStorage, name)) for name in _RETRIED_METHODS
     }
+    namespace["record_heartbeat"] = _heartbeat_or_warn(namespace["record_heartbeat"])
     namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.storage)."
     namespace["__module__"] = __name__
     return type("ReconnectingRDBStorage", (RDBStorage,), namespace)

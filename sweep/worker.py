@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.errors import DataError
+from sweep.errors import StorageError
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.isolation import TrialRequest
@@ -62,6 +63,8 @@ class WorkerSettings:
         timeout_s: Claim no new trial after this many seconds.
         poll_s: How often to look again while other workers hold the remaining trials.
         env: Extra environment for the trial processes (``CUDA_VISIBLE_DEVICES``...).
+        reconnect_timeout_s: How long to keep retrying a lost database before giving up (the
+            worker then exits; its trial is failed and retried by the others).
     """
 
     study_name: str
@@ -71,6 +74,7 @@ class WorkerSettings:
     timeout_s: float | None = None
     poll_s: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
+    reconnect_timeout_s: float = 120.0
 
 
 @dataclass
@@ -126,10 +130,14 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
     import optuna
 
     quiet_optuna(optuna.logging.ERROR)
-    plain = open_storage(settings.storage_url)
+    plain = open_storage(settings.storage_url, reconnect_timeout_s=settings.reconnect_timeout_s)
     config = load_config(plain, settings.study_name)
     data_path = check_data_file(config, settings.data_path)
-    storage = open_storage(settings.storage_url, heartbeat=config.heartbeat)
+    storage = open_storage(
+        settings.storage_url,
+        heartbeat=config.heartbeat,
+        reconnect_timeout_s=settings.reconnect_timeout_s,
+    )
     with storage_errors(settings.storage_url, action="load study from"):
         study = optuna.load_study(
             study_name=settings.study_name,
@@ -138,7 +146,7 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             pruner=make_pruner(config),
         )
     runner = _TrialRunner(study, storage, config, data_path, settings)
-    with _signals_as_interrupts():
+    with signals_as_interrupts(), _StaleTrialWatcher(study, config.grace_period_s):
         return runner.loop()
 
 
@@ -249,14 +257,22 @@ class _TrialRunner:
                 return None
             if finished + counts["RUNNING"] >= self.config.n_trials:
                 return False
-            self.study.optimize(
-                self._objective,
-                n_trials=1,
-                catch=(TrialFailed,),
-                callbacks=[lambda study, trial: finished_trials.append(trial)],
-                gc_after_trial=False,
-                show_progress_bar=False,
-            )
+            try:
+                self.study.optimize(
+                    self._objective,
+                    n_trials=1,
+                    catch=(TrialFailed,),
+                    callbacks=[lambda study, trial: finished_trials.append(trial)],
+                    gc_after_trial=False,
+                    show_progress_bar=False,
+                )
+            except Exception as e:
+                # A lost database can surface through Optuna's own clean-up as another error
+                # (an UnboundLocalError in its tell path): report the storage error itself.
+                lost = _storage_error_in(e)
+                if lost is not None and lost is not e:
+                    raise lost from None
+                raise
         finally:
             release()
         return finished_trials[-1] if finished_trials else False
@@ -389,6 +405,50 @@ class _TrialRunner:
         )
 
 
+def _storage_error_in(error: BaseException) -> StorageError | None:
+    """The first :class:`StorageError` in ``error``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StorageError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class _StaleTrialWatcher:
+    """Fail other workers' stale trials while this worker trains (a side thread).
+
+    Without it a killed worker's trial waits for the next claim of a free worker; with it, the
+    trial becomes FAIL (and is re-queued) at most half a grace period after it went stale.
+    """
+
+    def __init__(self, study: optuna.Study, grace_period_s: float) -> None:
+        import threading
+
+        self._study = study
+        self._interval = max(1.0, grace_period_s / 2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweep-stale-trials", daemon=True)
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        import optuna
+
+        while not self._stop.wait(self._interval):
+            try:
+                optuna.storages.fail_stale_trials(self._study)
+            except Exception as e:  # the main loop reports storage trouble; keep watching
+                _logger.debug("stale-trial check failed: %s", e)
+
+
 def _artifact_store(config: StudyConfig) -> Any:
     if not config.artifacts_dir:
         return None
@@ -423,7 +483,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-class _signals_as_interrupts:
+class signals_as_interrupts:
     """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread."""
 
     def __enter__(self) -> None:

@@ -38,10 +38,12 @@ def fresh_postgres_database(prefix: str = "sweep_t") -> Iterator[str]:
     from sqlalchemy import create_engine
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
 
     base = make_url(_require_postgres())
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    # No pool: a test may restart the server, and teardown must still reach it.
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -24,6 +24,7 @@ from .helpers import TINY_SPACE
 from .helpers import Processes
 from .helpers import StudyReader
 from .helpers import check_sweep
+from .helpers import create_study
 from .helpers import fault_seed
 from .helpers import wait_until
 
@@ -172,8 +173,54 @@ def test_workers_survive_a_postgres_restart(
     )
 
 
-def _reader(url: str) -> StudyReader | None:
+def _reader(url: str, name: str = "restart") -> StudyReader | None:
     try:
-        return StudyReader(url, "restart")
+        return StudyReader(url, name)
     except Exception:  # not created yet
         return None
+
+
+@pytest.mark.faults
+def test_a_worker_that_cannot_reconnect_exits_and_its_trial_is_retried(
+    restart_db: str, procs: Processes, synthetic_npz: Path
+) -> None:
+    """The database stays down longer than --reconnect-timeout: the worker gives up cleanly."""
+    postgres_url = restart_db
+    create_study(postgres_url, "gone", synthetic_npz, 3, "--sampler", "random")
+    first = procs.start(postgres_url, "worker", "gone", "--reconnect-timeout", "4")
+    reader = wait_until(lambda: _reader(postgres_url, "gone"), 60, "the study")
+    wait_until(
+        lambda: reader.counts()["RUNNING"] >= 1 or first.poll() is not None,
+        timeout=180,
+        what="a trial in flight",
+    )
+    reader.close()
+    assert first.poll() is None, procs.output(first)[-3000:]
+    stopped = time.monotonic()
+    try:
+        assert _pg_ctl("stop").returncode == 0
+        code, output = procs.finish(first, timeout=180)
+        gave_up_after = time.monotonic() - stopped
+    finally:
+        _pg_ctl("start")
+    last = output.strip().splitlines()[-1]
+    assert code == 1, output[-3000:]
+    assert last.startswith("Error: lost the connection to postgresql"), output[-3000:]
+    assert "could not reconnect within 4 s" in last
+    assert "Traceback" not in output
+    assert "***@" in last and os.environ["SWEEP_TEST_POSTGRES_URL"].split("@")[0] not in output
+
+    second = procs.start(postgres_url, "worker", "gone", "--wait-for-db", "60")
+    code, output = procs.finish(second, timeout=500)
+    assert code == 0, output[-3000:]
+    reader = StudyReader(postgres_url, "gone")
+    trials = reader.trials()
+    reader.close()
+    figures = check_sweep(trials, 3)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert failed, "the abandoned trial should have been failed and retried"
+    print(
+        f"[faults] database down: the worker gave up {gave_up_after:.1f} s after the stop "
+        f"(bound 4 s + trial in flight); {figures.line()}",
+        flush=True,
+    )
