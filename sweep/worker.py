@@ -421,14 +421,14 @@ class _StaleTrialWatcher:
     """Fail other workers' stale trials while this worker trains (a side thread).
 
     Without it a killed worker's trial waits for the next claim of a free worker; with it, the
-    trial becomes FAIL (and is re-queued) at most half a grace period after it went stale.
+    trial becomes FAIL (and is re-queued) at most a quarter of a grace period after it went stale.
     """
 
     def __init__(self, study: optuna.Study, grace_period_s: float) -> None:
         import threading
 
         self._study = study
-        self._interval = max(1.0, grace_period_s / 2)
+        self._interval = max(1.0, grace_period_s / 4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweep-stale-trials", daemon=True)
 

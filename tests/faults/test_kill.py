@@ -108,6 +108,6 @@ def test_sigkill_at_random_points_loses_no_trial(
     print(
         f"[faults] SIGKILL {backend}: seed {seed}; kills {len(kills)} ({len(mid)} mid-trial; "
         f"{kinds}); {figures.line()}; kill-to-FAIL latency max {max(latencies):.1f} s "
-        f"(grace {GRACE_S} s; marked by the next claiming worker)",
+        f"(grace {GRACE_S} s; marked by a live worker's stale-trial watcher)",
         flush=True,
     )
