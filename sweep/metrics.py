@@ -253,6 +253,21 @@ def evaluate(
     return Evaluation(metrics=metrics, diagnostics=diagnostics, flags=tuple(flags))
 
 
+def quick_metric_names(section_names: Sequence[str]) -> list[str]:
+    """The keys :func:`quick_metrics` returns (the metrics available after every epoch)."""
+    names = [str(n) for n in section_names]
+    _check_names(names)
+    keys = [
+        f"{prefix}.{m}"
+        for prefix in ("expression", "expression_hidden")
+        for m in EXPRESSION_METRICS
+    ]
+    for name in names[:-1]:
+        keys += [f"section.{name}.count_mse", f"section.{name}.output_mse"]
+    keys += ["sections.mean_output_mse", "sections.mean_count_mse"]
+    return keys
+
+
 def quick_metrics(
     x_true: np.ndarray,
     probs: np.ndarray,

@@ -32,7 +32,7 @@ from sweep.errors import TrialFailed
 from sweep.isolation import TrialRequest
 from sweep.isolation import run_in_child
 from sweep.log import quiet_optuna
-from sweep.metrics import metric_names
+from sweep.metrics import quick_metric_names
 from sweep.storage import budget_lock
 from sweep.storage import open_storage
 from sweep.storage import storage_errors
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     import optuna
 
 _logger = logging.getLogger(__name__)
-PER_EPOCH_METRICS_HINT = "expression.*, expression_hidden.*, section.*.output_mse/count_mse"
 
 
 @dataclass(frozen=True)
@@ -177,22 +176,12 @@ class _TrialRunner:
             return ()
         metric = self.space.metric_names[0]
         sections = [s["name"] for s in self.config.data_summary.get("sections", [])]
-        per_epoch = (
-            [
-                k
-                for k in metric_names(sections)
-                if k.startswith(("expression.", "expression_hidden.", "sections."))
-                or k.endswith((".output_mse", ".count_mse"))
-            ]
-            if sections
-            else []
-        )
+        per_epoch = quick_metric_names(sections) if sections else []
         if metric not in per_epoch:
             _logger.warning(
                 "pruning is off: the objective %s is only measured after training (per-epoch "
-                "metrics: %s)",
+                "metrics: expression.*, expression_hidden.*, section.*.output_mse/count_mse)",
                 metric,
-                PER_EPOCH_METRICS_HINT,
             )
             return ()
         return (metric,)

@@ -319,3 +319,22 @@ def test_rejects_bad_inputs() -> None:
         metric_names(["A", "A", "expressed"])
     with pytest.raises(DataError, match="at least one"):
         metric_names([])
+
+
+def test_quick_metrics_match_their_names_and_the_full_evaluation() -> None:
+    from sweep.metrics import quick_metric_names
+    from sweep.metrics import quick_metrics
+
+    rng = np.random.default_rng(3)
+    sections = [Section("a", 0, 10), Section("b", 10, 30), Section("expressed", 30, 31)]
+    x = (rng.random((50, 31)) < 0.3).astype(np.uint8)
+    x[:25, 30], x[25:, 30] = 0, 1
+    probs = rng.random((50, 31))
+    hidden = rng.random(50)
+    quick = quick_metrics(x, probs, hidden, sections)
+    assert list(quick) == quick_metric_names(["a", "b", "expressed"])
+    full = evaluate(
+        x, probs, hidden, rng.normal(size=(50, 3)), rng.normal(size=(50, 3)), sections
+    ).metrics
+    for key, value in quick.items():
+        assert value == pytest.approx(full[key]), key
