@@ -228,7 +228,7 @@ def load_dataset(
                 )
                 raise DataError(f"{name}: has {given} but not {lacking}; give both or neither")
             sections = _read_sections(npz, name) if has_names else _make_sections(NOTES_SECTIONS)
-            parts = {}
+            parts: dict[str, np.ndarray] = {}
             for key in ("X_train", "X_val", "X_test"):
                 if key in files:
                     parts[key] = _read_matrix(npz, key, name)

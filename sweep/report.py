@@ -101,7 +101,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
             )
         ):
             counts.setdefault(row[0], dict.fromkeys(STATES, 0))[row[1]] = int(row[2])
-        created = dict(
+        created: dict[int, datetime.datetime | None] = dict(
             conn.execute(
                 select(trials_t.c.study_id, func.min(trials_t.c.datetime_start)).group_by(
                     trials_t.c.study_id

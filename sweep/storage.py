@@ -200,14 +200,15 @@ def storage_errors(url: URL | str, *, action: str = "use") -> Iterator[None]:
 
     # Optuna's wrapper of driver errors; read-only commands never import Optuna for this.
     optuna_exceptions = sys.modules.get("optuna.exceptions")
-    wrapped: tuple[type[BaseException], ...] = (
+    wrapped: tuple[type[Exception], ...] = (
         (optuna_exceptions.StorageInternalError,) if optuna_exceptions is not None else ()
     )
+    caught: tuple[type[Exception], ...] = (sqlalchemy.exc.SQLAlchemyError, OSError, *wrapped)
     try:
         yield
     except StorageError:
         raise
-    except (sqlalchemy.exc.SQLAlchemyError, OSError, *wrapped) as e:
+    except caught as e:
         reason = _first_line(_root_cause(e))
         raise StorageError(
             f"cannot {action} storage {mask_url(url)}: {scrub(reason, url)}"
