@@ -25,6 +25,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY docker/constraints.txt /tmp/constraints.txt
 COPY pyproject.toml README.md ./
+COPY search_spaces ./search_spaces
 COPY sweep ./sweep
 RUN case "$VARIANT" in \
         gpu) extras="gpu,dashboard" ;; \
