@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import fresh_postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
@@ -354,34 +354,8 @@ def _write_bad_files(tmp: Path) -> None:
 
 
 def _postgres_database() -> Iterator[str]:
-    from sqlalchemy import create_engine
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    base_text = os.environ.get(POSTGRES_ENV)
-    if not base_text:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{POSTGRES_ENV} is not set under CI")
-        pytest.skip(f"PostgreSQL cases need {POSTGRES_ENV}")
-    base = make_url(base_text)
-    name = f"sweep_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def dump(url: str) -> dict[str, list[tuple[str, ...]]]:

@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from conftest import fresh_postgres_database
 
 from sweep.data import load_dataset
 from sweep.errors import DataError
@@ -65,36 +65,12 @@ def _sweep(
 
 @pytest.fixture(scope="module")
 def pg_study(tmp_path_factory: pytest.TempPathFactory, synthetic_npz: Path) -> Iterator[str]:
-    """A password-protected PostgreSQL database holding a finished one-trial study ``sec``."""
-    from sqlalchemy import create_engine
-    from sqlalchemy import text
+    """A fresh password-protected PostgreSQL database (the tests create study ``sec`` in it)."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
 
-    base_text = os.environ.get(POSTGRES_ENV)
-    if not base_text:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{POSTGRES_ENV} is not set under CI")
-        pytest.skip(f"needs {POSTGRES_ENV}")
-    base = make_url(base_text)
-    assert base.password, "the test server must use password authentication"
-    name = f"sweep_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        assert make_url(url).password, "the test server must use password authentication"
+        yield url
 
 
 def _commands(data: Path) -> list[list[str]]:

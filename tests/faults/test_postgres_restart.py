@@ -13,11 +13,12 @@ import random
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import _require_postgres
+from conftest import fresh_postgres_database
 
 from .helpers import FAST_HEARTBEAT
 from .helpers import TINY_SPACE
@@ -56,51 +57,34 @@ def _can_restart() -> str | None:
 
 @pytest.fixture
 def restart_db() -> Iterator[str]:
-    """A fresh database, created and dropped over pool-less connections (they outlive restarts)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    base_text = os.environ.get("SWEEP_TEST_POSTGRES_URL")
-    if not base_text:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("SWEEP_TEST_POSTGRES_URL is not set under CI")
-        pytest.skip("needs SWEEP_TEST_POSTGRES_URL")
+    """A fresh database; the server is running again before it is dropped, whatever happened."""
+    url = _require_postgres()
     reason = _can_restart()
     if reason:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the restart test must run under CI: {reason}")
         pytest.skip(reason)
-    base = make_url(base_text)
-    name = f"sweep_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        if _pg_ctl("status").returncode != 0:
-            _pg_ctl("start")
-        wait_until(lambda: _pg_ready(admin), 60, "PostgreSQL to accept connections")
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database() as fresh:
+        try:
+            yield fresh
+        finally:
+            if _pg_ctl("status").returncode != 0:
+                _pg_ctl("start")
+            wait_until(lambda: _pg_ready(url), 60, "PostgreSQL to accept connections")
 
 
-def _pg_ready(engine: object) -> bool:
+def _pg_ready(url: str) -> bool:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.connect():  # type: ignore[attr-defined]
+        with engine.connect():
             return True
     except Exception:
         return False
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.faults
