@@ -1,0 +1,65 @@
+"""The CLI's own commands for one trial and for data files, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sweep.data import file_sha256
+from sweep.metrics import metric_names
+
+SMALL = ["--set", "encoder_units=32-16", "--set", "coding_size=4", "--epochs", "1"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_trial_json_has_every_metric_and_the_exact_params(synthetic_npz: Path) -> None:
+    out = json.loads(run("trial", "--data", str(synthetic_npz), *SMALL, "--json").stdout)
+    sections = ["DNA_methylation", "H3K9me3", "H3K27me3", "expressed"]
+    assert set(out["metrics"]) == set(metric_names(sections))
+    assert out["params"]["encoder_units"] == [32, 16] and out["params"]["focal_alpha"] is None
+    assert out["epochs_run"] == 1 and len(out["history"]["kl_loss"]) == 1
+    assert out["elbo_beta"] == out["params"]["kl_beta"] * 12001
+
+
+def test_trial_table_is_the_notes_table(synthetic_npz: Path) -> None:
+    text = run("trial", "--data", str(synthetic_npz), *SMALL).stdout
+    for row in (
+        "Expression",
+        "accuracy",
+        "f1",
+        "precision",
+        "recall",
+        "Section H3K27me3",
+        "count_mse",
+        "output_mse",
+        "active_units",
+        "ELBO-scale beta",
+    ):
+        assert row in text, row
+
+
+def test_data_synth_check_and_metrics(tmp_path: Path) -> None:
+    out = tmp_path / "synthetic.npz"
+    run("data", "synth", "--rows", "120", "--out", str(out), "--seed", "3")
+    with np.load(out) as npz:
+        assert npz["X"].shape == (120, 12001) and npz["X"].dtype == np.uint8
+    summary = json.loads(run("data", "check", str(out)).stdout)
+    assert summary["sha256"] == file_sha256(out)
+    assert summary["n_features"] == 12001
+    names = run("metrics", "--data", str(out)).stdout.split()
+    assert "expression.auroc" in names and "section.H3K9me3.output_mse" in names
