@@ -42,6 +42,7 @@ TRIAL_ATTRS = (
     "epochs_run",
     "fail_reason",  # why a FAIL trial failed
     "worker",  # host:pid of the worker that ran it
+    "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
 )
 
 _logger = logging.getLogger(__name__)

@@ -273,6 +273,7 @@ class _TrialRunner:
         try:
             params = self.space.suggest(trial)
             trial.set_user_attr("worker", self.worker_id)
+            trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
             trial.set_user_attr("params_full", params.to_dict())
             started = time.monotonic()
             with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:

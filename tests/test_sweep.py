@@ -22,7 +22,7 @@ def sweep(
     *args: str, storage: str, check: bool = True, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `sweep` CLI with the storage URL in the environment (never on argv)."""
-    env = {**os.environ, "SWEEP_STORAGE": storage}
+    env = {**os.environ, **kwargs.pop("env", {}), "SWEEP_STORAGE": storage}
     done = subprocess.run(
         [sys.executable, "-m", "sweep", *args],
         env=env,
@@ -266,3 +266,51 @@ def test_multi_objective_best_is_the_pareto_set(sqlite_url: str, synthetic_npz: 
         assert len(row["values"]) == 2
         assert row["values"][0] == pytest.approx(row["metrics"]["expression.f1"])
         assert row["values"][1] == pytest.approx(row["metrics"]["sections.mean_output_mse"])
+
+
+def test_gpus_start_one_worker_per_gpu(
+    sqlite_url: str, synthetic_npz: Path, tmp_path: Path
+) -> None:
+    """`--gpus 0,1`: one worker per id, each with its own CUDA_VISIBLE_DEVICES.
+
+    This machine has no GPU, so a stand-in `nvidia-smi` lists two; TensorFlow then finds no
+    CUDA device and trains on the CPU, which is enough to check the orchestration.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
+    fake.chmod(0o755)
+    env_path = f"{bin_dir}:{os.environ['PATH']}"
+    sweep(
+        "launch",
+        *QUICK,
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "gpu",
+        "--n-trials",
+        "2",
+        "--gpus",
+        "0,1",
+        storage=sqlite_url,
+        env={"PATH": env_path},
+    )
+    trials = finished(load(sqlite_url, "gpu"))
+    assert len(trials) == 2
+    assert sorted(t.user_attrs["cuda_visible_devices"] for t in trials) == ["0", "1"]
+    missing = sweep(
+        "launch",
+        *QUICK,
+        "--data",
+        str(synthetic_npz),
+        "--study",
+        "gpu2",
+        "--gpus",
+        "0,7",
+        storage=sqlite_url,
+        check=False,
+        env={"PATH": env_path},
+    )
+    assert missing.returncode == 2
+    assert "GPU 7 not found; this machine has 0, 1" in missing.stderr
