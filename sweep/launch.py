@@ -34,6 +34,7 @@ from sweep.study import create_or_reuse_study
 from sweep.study import finished_count
 from sweep.study import load_config
 from sweep.study import save_config
+from sweep.study import state_counts
 from sweep.worker import Interrupted
 from sweep.worker import WorkerSettings
 from sweep.worker import run_worker
@@ -177,7 +178,7 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     storage = open_storage(storage_url)
     config = load_config(storage, name)
     study = optuna.load_study(study_name=name, storage=storage)
-    finished = finished_count(_counts(study))
+    finished = finished_count(state_counts(study))
     if n_trials is not None:
         if n_trials < 1:
             raise UsageError(f"--n-trials must be at least 1, got {n_trials}")
@@ -310,12 +311,6 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
             f"{sorted(set(failed))}); see their messages above"
         )
     return 0
-
-
-def _counts(study: Any) -> Any:
-    from sweep.study import state_counts
-
-    return state_counts(study)
 
 
 def _default_artifacts_dir(storage_url: str) -> str | None:
