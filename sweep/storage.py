@@ -39,6 +39,7 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
+_SCHEMA_RACE_MESSAGES = ("alembic_version", "already exists", "duplicate key")
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,18 @@ def open_storage(
             ),
         )
     storage_cls = _reconnecting_storage_class()
-    with storage_errors(parsed, action="open"):
-        _enable_sqlite_wal(parsed)
-        storage = storage_cls(parsed.render_as_string(hide_password=False), **kwargs)
+    for attempt in range(3):
+        try:
+            with storage_errors(parsed, action="open"):
+                _enable_sqlite_wal(parsed)
+                storage = storage_cls(parsed.render_as_string(hide_password=False), **kwargs)
+            break
+        except StorageError as e:
+            # Two processes creating Optuna's tables in a new database at once: one of them
+            # loses the insert of the schema version; the tables are there now, so try again.
+            if attempt == 2 or not any(m in str(e) for m in _SCHEMA_RACE_MESSAGES):
+                raise
+            time.sleep(0.5)
     storage._sweep_reconnect_timeout_s = reconnect_timeout_s  # type: ignore[attr-defined]
     storage._sweep_masked_url = mask_url(parsed)  # type: ignore[attr-defined]
     return storage
@@ -283,7 +293,10 @@ def _check_sqlite_file(url: URL, *, create: bool) -> None:
     if not path.parent.exists():
         raise StorageError(f"cannot create {path}: directory {path.parent} does not exist")
     # Create the file private to this user before SQLite does (SQLite follows the umask).
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it a moment ago
+        return
     os.close(fd)
 
 
@@ -294,11 +307,21 @@ def _enable_sqlite_wal(url: URL) -> None:
         return
     import sqlite3
 
-    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            # Switching needs the file to itself: another process is opening it right now.
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise StorageError(f"cannot switch {path} to WAL mode: {e}") from None
+        finally:
+            connection.close()
+        time.sleep(0.2)
 
 
 def _is_transient(error: BaseException) -> bool:

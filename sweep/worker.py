@@ -144,8 +144,8 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             sampler=make_sampler(config, settings.worker_index),
             pruner=make_pruner(config),
         )
-    runner = _TrialRunner(study, storage, config, data_path, settings)
-    with signals_as_interrupts(), _StaleTrialWatcher(study, config.grace_period_s):
+    with signals_as_interrupts() as signals, _StaleTrialWatcher(study, config.grace_period_s):
+        runner = _TrialRunner(study, storage, config, data_path, settings, signals)
         return runner.loop()
 
 
@@ -157,7 +157,9 @@ class _TrialRunner:
         config: StudyConfig,
         data_path: str,
         settings: WorkerSettings,
+        signals: signals_as_interrupts,
     ) -> None:
+        self.signals = signals
         self.study = study
         self.storage = storage
         self.config = config
@@ -237,6 +239,7 @@ class _TrialRunner:
                 lock.__exit__(None, None, None)
 
         self.lock_release = release
+        self.signals.defer()  # resumed inside the objective, and again once the trial is told
         try:
             optuna.storages.fail_stale_trials(self.study)
             counts = state_counts(self.study)
@@ -264,13 +267,15 @@ class _TrialRunner:
                 raise
         finally:
             release()
+            self.signals.resume()
         return finished_trials[-1] if finished_trials else False
 
     def _objective(self, trial: optuna.Trial) -> float | list[float]:
         import optuna
 
-        self.lock_release()
         try:
+            self.lock_release()
+            self.signals.resume()
             params = self.space.suggest(trial)
             trial.set_user_attr("worker", self.worker_id)
             trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -315,6 +320,8 @@ class _TrialRunner:
         except Interrupted as e:
             trial.set_user_attr("fail_reason", f"interrupted by {e.signal_name}")
             raise
+        finally:
+            self.signals.defer()  # until Optuna has recorded this trial's outcome
 
     def _epoch_handler(self, trial: optuna.Trial) -> Any:
         import optuna
@@ -474,24 +481,47 @@ def _duration(seconds: float) -> str:
 
 
 class signals_as_interrupts:
-    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread."""
+    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread.
 
-    def __enter__(self) -> None:
+    Between :meth:`defer` and :meth:`resume` a signal is held and raised at ``resume``: a worker
+    defers while it creates a trial and while Optuna records its outcome, so an interrupt lands
+    inside the trial (recorded as FAIL with the reason) or between trials, never in between.
+    """
+
+    def __enter__(self) -> signals_as_interrupts:
         self.previous = {}
         self.stopping = False
+        self.deferred = False
+        self.pending: str | None = None
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self.previous[sig] = signal.signal(sig, self._handler)
             except ValueError:  # not the main thread
                 pass
+        return self
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
+    def defer(self) -> None:
+        self.deferred = True
+
+    def resume(self) -> None:
+        """Stop deferring; raise the signal that arrived meanwhile, if any."""
+        self.deferred = False
+        if self.pending is not None:
+            name, self.pending = self.pending, None
+            raise Interrupted(name)
+
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         # Only the first signal interrupts: a second one (Ctrl-C reaches the whole group and
         # `launch` forwards it too) must not cut short the recording of the trial in flight.
-        if not self.stopping:
-            self.stopping = True
-            raise Interrupted(signal.Signals(signum).name)
+        if self.stopping:
+            return
+        self.stopping = True
+        name = signal.Signals(signum).name
+        if self.deferred:
+            self.pending = name
+            return
+        raise Interrupted(name)

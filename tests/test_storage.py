@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import time
 from pathlib import Path
 
@@ -114,3 +115,25 @@ def test_budget_lock_excludes_other_processes(storage_url: str) -> None:
     # A different study's lock is independent.
     with budget_lock(open_storage(storage_url), "other-study"):
         pass
+
+
+def _open_new(url: str, results: multiprocessing.queues.Queue) -> None:
+    try:
+        open_storage(url, create=True)
+        results.put("ok")
+    except Exception as e:  # reported to the parent, which asserts on it
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """A launch and a worker (or a status poll) may create the same new database together."""
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        results = context.Queue()
+        openers = [context.Process(target=_open_new, args=(url, results)) for _ in range(3)]
+        for process in openers:
+            process.start()
+        for process in openers:
+            process.join(60)
+        assert [results.get(timeout=10) for _ in openers] == ["ok"] * 3
