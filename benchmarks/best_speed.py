@@ -52,14 +52,14 @@ TIME = "/usr/bin/time"
 SECTIONS = ("H3K9me3", "H3K27ac")
 FALLBACK = (
     "import sys\n"
-    "from sweep.report import best_trials\n"
-    "from sweep.formatting import render\n"
+    "from sweep.store.read import best_trials\n"
+    "from sweep.present.formatting import render\n"
     "sys.stdout.write(render(best_trials(sys.argv[1], sys.argv[2]), 'json', kind='best'))\n"
 )
 
 
 def metric_names() -> list[str]:
-    """The 30 scalar metrics of a trial, in the order sweep.metrics writes them."""
+    """The 30 scalar metrics of a trial, in the order sweep.train.metrics writes them."""
     names = [f"expression.{m}" for m in ("mse", "accuracy", "f1", "precision", "recall")]
     names += ["expression.auroc", "expression.auprc"]
     names += [f"expression_hidden.{m}" for m in ("mse", "accuracy", "f1", "precision")]
@@ -80,9 +80,9 @@ def build_database(url: str, n_trials: int, seed: int = 0) -> float:
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
+    from sweep.config import STUDY_ATTR
     from sweep.space import load_space
-    from sweep.study import STUDY_ATTR
-    from sweep.study import StudyConfig
+    from sweep.store.study import StudyConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
@@ -287,7 +287,7 @@ def optuna_command(url: str, name: str, multi: bool) -> list[str]:
 
 
 def _show(command: list[str]) -> str:
-    from sweep.storage import mask_url
+    from sweep.store.urls import mask_url
 
     shown = []
     for part in command:
@@ -369,7 +369,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, notes: list[s
         "|---|---|---|---:|---:|---:|---|",
     ]
     for r in rows:
-        tool = "sweep best" if r["real_cli"] else "sweep.report.best_trials (python -c)"
+        tool = "sweep best" if r["real_cli"] else "sweep.store.read.best_trials (python -c)"
         lines.append(
             f"| {r['backend']} | {r['study']} | {tool} | {r['sweep']['wall_s']:.2f} | "
             f"{r['sweep']['rss_mb']:.0f} | {r['n_best']} | {_yes(r['same'])} |"
@@ -491,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     if not all(r["real_cli"] for r in rows):
         notes.append(
             "The `sweep` CLI was not ready (`sweep best --help` failed), so the sweep rows time "
-            "`python -c` calling `sweep.report.best_trials` + `sweep.formatting.render(..., "
+            "`python -c` calling `sweep.store.read.best_trials` + "
+            "`sweep.present.formatting.render(..., "
             "'json')` in a fresh interpreter: the same queries, without the CLI's own imports."
         )
     text = markdown(rows, args, notes)

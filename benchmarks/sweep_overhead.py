@@ -36,7 +36,7 @@ TINY = REPO / "search_spaces" / "tiny.yaml"
 
 def timed_storage_class(totals: dict[str, float]) -> Any:
     """The worker's storage class with every public call timed into ``totals``."""
-    import sweep.storage as storage_module
+    import sweep.store.rdb as storage_module
 
     base = storage_module._reconnecting_storage_class()
     depth = threading.local()
@@ -62,12 +62,12 @@ def timed_storage_class(totals: dict[str, float]) -> Any:
 
 
 def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
-    import sweep.storage as storage_module
-    import sweep.worker as worker_module
-    from sweep.launch import LaunchRequest
-    from sweep.launch import create_study
-    from sweep.worker import WorkerSettings
-    from sweep.worker import run_worker
+    import sweep.run.worker as worker_module
+    import sweep.store.rdb as storage_module
+    from sweep.run.launch import LaunchRequest
+    from sweep.run.launch import create_study
+    from sweep.run.worker import WorkerSettings
+    from sweep.run.worker import run_worker
 
     totals: dict[str, float] = defaultdict(float)
     timed = timed_storage_class(totals)
@@ -121,7 +121,7 @@ def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
 
 def notes_trial_seconds() -> float:
     """Training + scoring time of one default trial (the notes' model) on the bundled data."""
-    code = "from sweep.engine import run_trial; r = run_trial(); print('SECONDS', r.seconds)"
+    code = "from sweep.train.engine import run_trial; r = run_trial(); print('SECONDS', r.seconds)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("SECONDS"))
     return float(line.split()[1])
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--append", action="store_true")
     args = parser.parse_args()
 
-    from sweep.synth import write_synthetic
+    from sweep.train.synth import write_synthetic
 
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     data = write_synthetic(tmp / "synthetic.npz", 240, seed=0)
@@ -178,7 +178,7 @@ def main() -> None:
         storages.append(("PostgreSQL", args.postgres))
     for label, url in storages:
         if label == "SQLite":
-            from sweep.storage import open_storage
+            from sweep.store.rdb import open_storage
 
             open_storage(url, create=True)
         result = bookkeeping(url, data, args.trials)

@@ -2,12 +2,13 @@
 
 Variants, each in its own Python process (thread settings and dtype policies are per process):
 
-* ``a-notes``: the researcher's way. ``sweep.model.build_vae`` (the same architecture and custom
-  ``train_step`` as the Keras VAE example, Keras' own Adam, no XLA) fed
+* ``a-notes``: the researcher's way. ``sweep.train.model.build_vae`` (the same architecture
+  and custom ``train_step`` as the Keras VAE example, Keras' own Adam, no XLA) fed
   ``X_train.astype("float32")`` numpy arrays to ``model.fit(batch_size=32, shuffle=True)``, with
   float32 numpy validation data.
-* ``b-*``: ``sweep.engine.run_trial`` on the same data (uint8 rows through ``tf.data``, cast per
-  batch) with one :class:`sweep.engine.EngineOptions` change each; ``b-default`` is the
+* ``b-*``: ``sweep.train.engine.run_trial`` on the same data (uint8 rows through ``tf.data``,
+  cast per batch) with one :class:`sweep.train.engine.EngineOptions` change each; ``b-default``
+  is the
   engine's defaults.
 
 Every variant trains ``--warmup`` + ``--epochs`` epochs from the same seed (0) and is scored on the
@@ -81,10 +82,10 @@ def dense_kernel_weights(n_features: int) -> int:
 def child(variant: str, data_path: str, epochs: int, warmup: int) -> dict[str, Any]:
     """Train one variant in this process and return its timings and validation metrics."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from sweep.data import load_dataset
-    from sweep.engine import EngineOptions
-    from sweep.engine import run_trial
     from sweep.params import TrialParams
+    from sweep.train.data import load_dataset
+    from sweep.train.engine import EngineOptions
+    from sweep.train.engine import run_trial
 
     data = load_dataset(data_path)
     params = TrialParams(epochs=warmup + epochs)
@@ -117,8 +118,8 @@ def _notes_way(params: Any, data: Any, stamps: list[float]) -> dict[str, Any]:
     """Train as the notes do: float32 numpy arrays into ``model.fit``; score like the engine."""
     import keras
 
-    from sweep.engine import _score
-    from sweep.model import build_vae
+    from sweep.train.engine import _score
+    from sweep.train.model import build_vae
 
     keras.backend.clear_session()
     model = build_vae(params, data.n_features, jit_compile=False, fused_adam=False)
@@ -213,7 +214,8 @@ def render(
         f"Date: {datetime.date.today().isoformat()}; machine: {_cpu_summary()}; "
         f"TensorFlow {_tf_version()}; whole run {seconds / 60:.1f} min.",
         "",
-        f"{args.rows} synthetic rows (`sweep.synth`, 12001 columns, seed 0), 80/20 split; notes' "
+        f"{args.rows} synthetic rows (`sweep.train.synth`, 12001 columns, seed 0), 80/20 split; "
+        "notes' "
         f"model (`TrialParams()`: 1280-1024-768-512, coding 300, focal, Adam 1e-3), batch 32. "
         f"Each variant: {args.warmup} warm-up epoch(s), then the mean of {args.epochs} timed "
         "epoch(s) (validation pass included); validation metrics after all "
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
-    from sweep.synth import write_synthetic
+    from sweep.train.synth import write_synthetic
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

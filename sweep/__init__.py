@@ -22,11 +22,11 @@ def __getattr__(name: str) -> Any:
 
         return TrialParams
     if name == "run_trial":
-        from sweep.engine import run_trial
+        from sweep.train.engine import run_trial
 
         return run_trial
     if name == "load_dataset":
-        from sweep.data import load_dataset
+        from sweep.train.data import load_dataset
 
         return load_dataset
     raise AttributeError(f"module 'sweep' has no attribute {name!r}")

@@ -20,7 +20,7 @@ import click
 from sweep import __version__
 from sweep.errors import SweepError
 from sweep.log import configure as configure_logging
-from sweep.log import redact
+from sweep.store.urls import redact
 
 EXIT_INTERRUPTED = 130
 FORMATS = ("table", "json", "csv")
@@ -51,7 +51,7 @@ def data_option(help_text: str) -> Any:
 
 
 def _storage(url: str | None) -> str:
-    from sweep.storage import resolve_url
+    from sweep.store.urls import resolve_url
 
     return resolve_url(url)
 
@@ -102,10 +102,10 @@ def trial(
     """Run one trial with the notes' defaults and print the notes' metric table."""
     import json
 
-    from sweep.data import BUNDLED_DATA
-    from sweep.data import load_dataset
     from sweep.params import TrialParams
     from sweep.params import parse_assignments
+    from sweep.train.data import BUNDLED_DATA
+    from sweep.train.data import load_dataset
 
     values = parse_assignments(assignments)
     if epochs is not None:
@@ -114,13 +114,13 @@ def trial(
         values["seed"] = seed
     params = TrialParams.from_dict(values)
     dataset = load_dataset(data or BUNDLED_DATA, val_fraction=val_fraction, split_seed=split_seed)
-    from sweep.engine import run_trial
+    from sweep.train.engine import run_trial
 
     result = run_trial(params, dataset)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    from sweep.formatting import render
+    from sweep.present.formatting import render
 
     row = {
         "number": 0,
@@ -272,12 +272,12 @@ def launch(
     no_run: bool,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data."""
-    from sweep.launch import LaunchRequest
-    from sweep.launch import RunOptions
-    from sweep.launch import create_study
-    from sweep.launch import parse_gpus
-    from sweep.launch import run_workers
     from sweep.params import parse_assignments
+    from sweep.run.launch import LaunchRequest
+    from sweep.run.launch import RunOptions
+    from sweep.run.launch import create_study
+    from sweep.run.launch import parse_gpus
+    from sweep.run.launch import run_workers
 
     url = _storage(storage)
     options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout, data_path=data)
@@ -300,7 +300,7 @@ def launch(
         force_new=force_new,
     )
     if options.gpus:
-        from sweep.launch import check_gpus
+        from sweep.run.launch import check_gpus
 
         check_gpus(options.gpus)
     name = create_study(request)
@@ -329,10 +329,10 @@ def resume(
     timeout: float | None,
 ) -> None:
     """Continue study NAME to its budget; failed and stale trials are retried."""
-    from sweep.launch import RunOptions
-    from sweep.launch import parse_gpus
-    from sweep.launch import resume_study
-    from sweep.launch import run_workers
+    from sweep.run.launch import RunOptions
+    from sweep.run.launch import parse_gpus
+    from sweep.run.launch import resume_study
+    from sweep.run.launch import run_workers
 
     url = _storage(storage)
     options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout, data_path=data)
@@ -382,9 +382,9 @@ def worker(
     import time
 
     from sweep.errors import StorageError
-    from sweep.storage import open_storage
-    from sweep.worker import WorkerSettings
-    from sweep.worker import run_worker
+    from sweep.run.worker import WorkerSettings
+    from sweep.run.worker import run_worker
+    from sweep.store.rdb import open_storage
 
     index = worker_index if worker_index is not None else os.getpid()
     settings = WorkerSettings(
@@ -428,8 +428,8 @@ def worker(
 )
 def status(name: str, storage: str | None, fmt: str) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA."""
-    from sweep.formatting import render_status
-    from sweep.report import study_status
+    from sweep.present.formatting import render_status
+    from sweep.store.read import study_status
 
     click.echo(render_status(study_status(_storage(storage), name), fmt), nl=False)
 
@@ -457,8 +457,8 @@ def best(name: str, storage: str | None, top: int, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> None:
     """Every trial of study NAME."""
-    from sweep.formatting import render
-    from sweep.report import list_trials
+    from sweep.present.formatting import render
+    from sweep.store.read import list_trials
 
     rows = list_trials(_storage(storage), name, [s.upper() for s in states] or None)
     click.echo(render(rows, fmt, kind="trials"), nl=False)
@@ -469,8 +469,8 @@ def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> N
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def studies(storage: str | None, fmt: str) -> None:
     """Every study in the storage."""
-    from sweep.formatting import render
-    from sweep.report import list_studies
+    from sweep.present.formatting import render
+    from sweep.store.read import list_studies
 
     click.echo(render(list_studies(_storage(storage)), fmt, kind="studies"), nl=False)
 
@@ -479,9 +479,9 @@ def studies(storage: str | None, fmt: str) -> None:
 @data_option(BUNDLED_HELP)
 def metrics(data: str | None) -> None:
     """List the metric names a trial on this data reports (usable as objectives)."""
-    from sweep.data import BUNDLED_DATA
-    from sweep.data import load_dataset
-    from sweep.metrics import metric_names
+    from sweep.train.data import BUNDLED_DATA
+    from sweep.train.data import load_dataset
+    from sweep.train.metrics import metric_names
 
     dataset = load_dataset(data or BUNDLED_DATA)
     for key in metric_names([s.name for s in dataset.sections]):
@@ -502,7 +502,7 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_synth(rows: int, out: str, seed: int) -> None:
     """Write a synthetic file in the notes' layout and densities, with planted expression."""
-    from sweep.synth import write_synthetic
+    from sweep.train.synth import write_synthetic
 
     path = write_synthetic(out, rows, seed=seed)
     click.echo(str(path))
@@ -514,8 +514,8 @@ def data_check(path: str) -> None:
     """Validate a data file and print its summary and SHA-256."""
     import json
 
-    from sweep.data import file_sha256
-    from sweep.data import load_dataset
+    from sweep.train.data import file_sha256
+    from sweep.train.data import load_dataset
 
     summary = load_dataset(path).summary()
     summary["sha256"] = file_sha256(path)
@@ -523,9 +523,9 @@ def data_check(path: str) -> None:
 
 
 def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
-    from sweep.formatting import render
-    from sweep.report import best_trials
-    from sweep.report import study_status
+    from sweep.present.formatting import render
+    from sweep.store.read import best_trials
+    from sweep.store.read import study_status
 
     rows = best_trials(url, name, top)
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None

@@ -6,16 +6,9 @@ Library code only calls ``logging.getLogger(__name__)``; handlers are attached h
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
-# scheme://user:password@host  ->  scheme://user:***@host
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s@]+)(?=@)")
-
-
-def redact(text: str) -> str:
-    """Mask the password of every URL in ``text``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***", text)
+from sweep.store.urls import redact
 
 
 class RedactingFilter(logging.Filter):

@@ -85,7 +85,7 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def synthetic_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic file in the notes' 12001-column layout (240 rows)."""
-    from sweep.synth import write_synthetic
+    from sweep.train.synth import write_synthetic
 
     path = tmp_path_factory.mktemp("data") / "synthetic.npz"
     write_synthetic(path, 240, seed=0)

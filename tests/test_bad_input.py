@@ -345,7 +345,7 @@ def _write_bad_files(tmp: Path) -> None:
     one_class = X.copy()
     one_class[:, -1] = 0
     _small_npz(tmp / "one_class.npz", one_class)
-    from sweep.synth import write_synthetic
+    from sweep.train.synth import write_synthetic
 
     write_synthetic(tmp / "other.npz", 240, seed=1)
 

@@ -1,4 +1,4 @@
-"""Tests for sweep.data: both file forms, every validation error, splitting and balancing."""
+"""Tests for sweep.train.data: both file forms, every validation error, splitting and balancing."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sweep.data import BUNDLED_DATA
-from sweep.data import NOTES_SECTIONS
-from sweep.data import Dataset
-from sweep.data import Section
-from sweep.data import balance_indices
-from sweep.data import file_sha256
-from sweep.data import load_dataset
-from sweep.data import write_npz
 from sweep.errors import DataError
 from sweep.errors import ParamError
+from sweep.train.data import BUNDLED_DATA
+from sweep.train.data import NOTES_SECTIONS
+from sweep.train.data import Dataset
+from sweep.train.data import Section
+from sweep.train.data import balance_indices
+from sweep.train.data import file_sha256
+from sweep.train.data import load_dataset
+from sweep.train.data import write_npz
 
 TINY_EXACT = Path(__file__).parent / "data" / "k562_exact_layout_12001_tiny.npz"
 SMALL_SECTIONS = (("markA", 6), ("markB", 4), ("expressed", 1))

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sweep.data import load_dataset
-from sweep.engine import EngineOptions
-from sweep.engine import run_trial
 from sweep.errors import TrialFailed
-from sweep.metrics import metric_names
 from sweep.params import TrialParams
+from sweep.train.data import load_dataset
+from sweep.train.engine import EngineOptions
+from sweep.train.engine import run_trial
+from sweep.train.metrics import metric_names
 
 TINY = dict(
     encoder_units=(64, 32), coding_size=8, epochs=4, batch_size=32, reduce_lr_on_plateau=False

@@ -3,7 +3,7 @@
 * :meth:`sweep.space.SearchSpace.from_mapping` and :func:`sweep.space.load_space` get arbitrary
   nested documents, near-valid spaces and arbitrary text; a space that loads must round-trip
   through its JSON form and give Optuna distributions a trial can sample.
-* :func:`sweep.data.load_dataset` gets ``.npz`` files with arbitrary arrays (dtype, shape,
+* :func:`sweep.train.data.load_dataset` gets ``.npz`` files with arbitrary arrays (dtype, shape,
   values, names, missing keys) and arbitrary bytes.
 
 Any exception other than :class:`sweep.errors.SweepError` is a bug.
@@ -27,11 +27,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sweep.data import load_dataset
 from sweep.errors import SweepError
 from sweep.params import PARAM_NAMES
 from sweep.space import SearchSpace
 from sweep.space import load_space
+from sweep.train.data import load_dataset
 
 FUZZ = settings(
     max_examples=150,

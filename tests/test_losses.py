@@ -1,4 +1,4 @@
-"""sweep.losses against NumPy references: focal/BCE reconstruction and the KL term."""
+"""sweep.train.losses against NumPy references: focal/BCE reconstruction and the KL term."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from sweep.losses import bce_reconstruction
-from sweep.losses import focal_reconstruction
-from sweep.losses import kl_divergence
-from sweep.losses import reconstruction_loss
 from sweep.params import TrialParams
+from sweep.train.losses import bce_reconstruction
+from sweep.train.losses import focal_reconstruction
+from sweep.train.losses import kl_divergence
+from sweep.train.losses import reconstruction_loss
 
 EPS = keras.config.epsilon()
 SHAPES = [(1, 5), (7, 41), (3, 12001)]

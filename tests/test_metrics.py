@@ -1,4 +1,4 @@
-"""Tests for sweep.metrics: hand-computed cases on tiny arrays, plus the real tiny data layout."""
+"""sweep.train.metrics: hand-computed cases on tiny arrays, plus the real tiny data layout."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from sweep.errors import DataError
-from sweep.metrics import EXPRESSION_METRICS
-from sweep.metrics import SECTION_METRICS
-from sweep.metrics import Evaluation
-from sweep.metrics import evaluate
-from sweep.metrics import metric_names
+from sweep.train.metrics import EXPRESSION_METRICS
+from sweep.train.metrics import SECTION_METRICS
+from sweep.train.metrics import Evaluation
+from sweep.train.metrics import evaluate
+from sweep.train.metrics import metric_names
 
 TINY = Path(__file__).parent / "data" / "k562_exact_layout_12001_tiny.npz"
 
@@ -322,8 +322,8 @@ def test_rejects_bad_inputs() -> None:
 
 
 def test_quick_metrics_match_their_names_and_the_full_evaluation() -> None:
-    from sweep.metrics import quick_metric_names
-    from sweep.metrics import quick_metrics
+    from sweep.train.metrics import quick_metric_names
+    from sweep.train.metrics import quick_metrics
 
     rng = np.random.default_rng(3)
     sections = [Section("a", 0, 10), Section("b", 10, 30), Section("expressed", 30, 31)]

@@ -1,4 +1,4 @@
-"""sweep.model: every architecture choice builds and trains; warm-up, inference and seeding."""
+"""sweep.train.model: every architecture builds and trains; warm-up, inference and seeding."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 import tensorflow as tf
 
 from sweep.errors import DataError
-from sweep.model import VAE
-from sweep.model import KLWarmup
-from sweep.model import Sampling
-from sweep.model import build_decoder
-from sweep.model import build_encoder
-from sweep.model import build_vae
 from sweep.params import ACTIVATIONS
 from sweep.params import TrialParams
+from sweep.train.model import VAE
+from sweep.train.model import KLWarmup
+from sweep.train.model import Sampling
+from sweep.train.model import build_decoder
+from sweep.train.model import build_encoder
+from sweep.train.model import build_vae
 
 N_FEATURES = 41
 TINY: dict[str, Any] = {"encoder_units": (32, 16), "coding_size": 4, "batch_size": 16}
@@ -243,7 +243,7 @@ def test_builders_and_vae_compose_directly() -> None:
 
 def test_fused_adam_matches_keras_adam() -> None:
     """The fused kernel is a speed change only: same weights as Keras' Adam after a few steps."""
-    from sweep.model import FusedAdam
+    from sweep.train.model import FusedAdam
 
     rng = np.random.default_rng(0)
     start = rng.normal(size=(6, 4)).astype("float32")
@@ -268,10 +268,10 @@ def test_fused_adam_matches_keras_adam() -> None:
     ],
 )
 def test_engine_speed_options_train_and_score(options: dict[str, object]) -> None:
-    from sweep.data import Dataset
-    from sweep.data import Section
-    from sweep.engine import EngineOptions
-    from sweep.engine import run_trial
+    from sweep.train.data import Dataset
+    from sweep.train.data import Section
+    from sweep.train.engine import EngineOptions
+    from sweep.train.engine import run_trial
 
     rng = np.random.default_rng(1)
     rows = (rng.random((96, 41)) < 0.2).astype("uint8")

@@ -1,4 +1,4 @@
-"""Read-only reports on real Optuna studies in SQLite and PostgreSQL (sweep.report, formatting)."""
+"""Read-only reports on real Optuna studies in SQLite and PostgreSQL (store.read, formatting)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from optuna.trial import TrialState
 
 from sweep import formatting
 from sweep import report
+from sweep.config import STUDY_ATTR
 from sweep.errors import StorageError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
 from sweep.space import SearchSpace
-from sweep.study import STUDY_ATTR
-from sweep.study import StudyConfig
+from sweep.store.study import StudyConfig
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
@@ -60,10 +60,10 @@ FORBIDDEN_MODULES = (
     "tensorflow",
     "keras",
     "keras_tuner",
-    "sweep.engine",
-    "sweep.model",
-    "sweep.worker",
-    "sweep.data",
+    "sweep.train.engine",
+    "sweep.train.model",
+    "sweep.run.worker",
+    "sweep.train.data",
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -471,8 +471,8 @@ def test_bad_format_or_kind_is_a_usage_error() -> None:
 def test_read_path_does_not_import_tensorflow(sqlite_studies: str) -> None:
     code = (
         "import json, sys\n"
-        "from sweep.report import best_trials, study_status\n"
-        "from sweep.formatting import render\n"
+        "from sweep.store.read import best_trials, study_status\n"
+        "from sweep.present.formatting import render\n"
         f"rows = best_trials({sqlite_studies!r}, 'max')\n"
         "render(rows, 'table', kind='best')\n"
         f"study_status({sqlite_studies!r}, 'pareto')\n"
@@ -509,8 +509,8 @@ def test_core_tables_match_optunas_schema() -> None:
 
 @pytest.mark.postgres
 def test_an_empty_database_has_no_studies(postgres_url: str) -> None:
-    from sweep.report import best_trials
-    from sweep.report import list_studies
+    from sweep.store.read import best_trials
+    from sweep.store.read import list_studies
 
     assert list_studies(postgres_url) == []
     with pytest.raises(StudyNotFoundError, match="holds no studies"):

@@ -28,10 +28,10 @@ import psutil
 import pytest
 from conftest import fresh_postgres_database
 
-from sweep.data import load_dataset
 from sweep.errors import DataError
 from sweep.errors import SpaceError
 from sweep.space import load_space
+from sweep.train.data import load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from sweep.errors import StorageError
-from sweep.log import redact
-from sweep.storage import budget_lock
-from sweep.storage import mask_url
-from sweep.storage import open_storage
-from sweep.storage import parse_url
-from sweep.storage import read_engine
-from sweep.storage import resolve_url
-from sweep.storage import scrub
+from sweep.store.lock import budget_lock
+from sweep.store.rdb import open_storage
+from sweep.store.rdb import read_engine
+from sweep.store.urls import mask_url
+from sweep.store.urls import parse_url
+from sweep.store.urls import redact
+from sweep.store.urls import resolve_url
+from sweep.store.urls import scrub
 
 SECRET_URL = "postgresql://alice:hunter2@db.example:5432/sweeps"
 

@@ -1,4 +1,4 @@
-"""Tests for sweep.synth: layout, densities, label rate, planted dependence, determinism."""
+"""Tests for sweep.train.synth: layout, densities, label rate, planted dependence, determinism."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from sweep.data import NOTES_SECTIONS
-from sweep.data import load_dataset
-from sweep.synth import NOTES_DENSITIES
-from sweep.synth import NOTES_EXPRESSED_RATE
-from sweep.synth import synthesize
-from sweep.synth import write_synthetic
+from sweep.train.data import NOTES_SECTIONS
+from sweep.train.data import load_dataset
+from sweep.train.synth import NOTES_DENSITIES
+from sweep.train.synth import NOTES_EXPRESSED_RATE
+from sweep.train.synth import synthesize
+from sweep.train.synth import write_synthetic
 
 W = 4000
 

@@ -214,7 +214,7 @@ class StudyReader:
     def __init__(self, url: str, name: str) -> None:
         import optuna
 
-        from sweep.storage import open_storage
+        from sweep.store.rdb import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         self.storage = open_storage(url)

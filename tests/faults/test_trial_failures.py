@@ -202,7 +202,7 @@ def test_crashed_trial_process_fails_the_trial_and_the_worker_goes_on(
         lambda: [
             p
             for p in psutil.Process(worker.pid).children()
-            if "_trial_process" in " ".join(p.cmdline())
+            if "sweep.run._child" in " ".join(p.cmdline())
         ],
         60,
         "the trial process",

@@ -62,7 +62,7 @@ MetricValue = float | int | None
 
 
 class SectionLike(Protocol):
-    """A named column range ``[start, stop)`` of a row; ``sweep.data.Section`` satisfies it."""
+    """A named column range ``[start, stop)`` of a row (``sweep.train.data.Section`` is one)."""
 
     @property
     def name(self) -> str: ...

@@ -1,4 +1,4 @@
-"""Child-process entry point for one trial (see :mod:`sweep.isolation` for the protocol)."""
+"""Child-process entry point for one trial (see :mod:`sweep.run.isolation` for the protocol)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def main() -> int:
 def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
     import numpy as np
 
-    from sweep.data import load_dataset
-    from sweep.engine import EngineOptions
-    from sweep.engine import run_trial
     from sweep.params import TrialParams
+    from sweep.train.data import load_dataset
+    from sweep.train.engine import EngineOptions
+    from sweep.train.engine import run_trial
 
     params = TrialParams.from_dict(request["params"])
     data = load_dataset(

@@ -3,7 +3,7 @@
 Workers are identical and share nothing but the study database (the Optuna study is the
 oracle), so any number can join from any machine. The budget is global and exact: a worker
 counts finished and running trials and creates its next trial under a storage-wide lock
-(:func:`sweep.storage.budget_lock`). A worker killed mid-trial leaves a RUNNING trial whose
+(:func:`sweep.store.lock.budget_lock`). A worker killed mid-trial leaves a RUNNING trial whose
 heartbeat stops; after the grace period another worker (or ``resume``) marks it FAIL and Optuna's
 ``RetryHeartbeatStaleTrialCallback`` queues the same parameters again.
 """
@@ -29,19 +29,19 @@ from sweep.errors import DataError
 from sweep.errors import StorageError
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
-from sweep.isolation import TrialRequest
-from sweep.isolation import run_in_child
 from sweep.log import quiet_optuna
-from sweep.metrics import quick_metric_names
-from sweep.storage import budget_lock
-from sweep.storage import open_storage
-from sweep.storage import storage_errors
-from sweep.study import StudyConfig
-from sweep.study import finished_count
-from sweep.study import load_config
-from sweep.study import make_pruner
-from sweep.study import make_sampler
-from sweep.study import state_counts
+from sweep.run.isolation import TrialRequest
+from sweep.run.isolation import run_in_child
+from sweep.store.lock import budget_lock
+from sweep.store.rdb import open_storage
+from sweep.store.rdb import storage_errors
+from sweep.store.study import StudyConfig
+from sweep.store.study import finished_count
+from sweep.store.study import load_config
+from sweep.store.study import make_pruner
+from sweep.store.study import make_sampler
+from sweep.store.study import state_counts
+from sweep.train.metrics import quick_metric_names
 
 if TYPE_CHECKING:
     import optuna
@@ -101,7 +101,7 @@ def check_data_file(config: StudyConfig, data_path: str | None) -> str:
     Raises:
         DataError: the file is missing or differs from the one the study was created with.
     """
-    from sweep.data import file_sha256
+    from sweep.train.data import file_sha256
 
     path = data_path or config.data_path
     if not Path(path).is_file():

@@ -30,19 +30,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import BIG_ATTRS
+from sweep.config import STATES
+from sweep.config import STUDY_ATTR
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
-from sweep.storage import mask_url
-from sweep.storage import read_engine
-from sweep.storage import storage_errors
+from sweep.store.rdb import read_engine
+from sweep.store.rdb import storage_errors
+from sweep.store.urls import mask_url
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from sqlalchemy.engine import Connection
 
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-STUDY_ATTR = "sweep"  # same key as sweep.study.STUDY_ATTR (not imported: keeps this module light)
-BIG_ATTRS = ("history", "diagnostics")
 #: User attributes with a field of their own in a trial dict.
 KNOWN_ATTRS = (
     "params_full",

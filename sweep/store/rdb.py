@@ -1,7 +1,7 @@
 """The study database: URLs, masking, Optuna's RDB storage with heartbeats and reconnects.
 
 Everything about *where* studies live is here; what a sweep stores in them is in
-:mod:`sweep.study`. Passwords never leave this module unmasked: every message carries
+:mod:`sweep.store.study`. Passwords never leave this module unmasked: every message carries
 :func:`mask_url` output, and driver errors are scrubbed of the URL before they are re-raised.
 This module never imports TensorFlow.
 """
@@ -9,31 +9,33 @@ This module never imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
+from sweep.config import GRACE_PERIOD_S
+from sweep.config import HEARTBEAT_INTERVAL_S
+from sweep.config import MAX_RETRY
+from sweep.config import RECONNECT_TIMEOUT_S
 from sweep.errors import StorageError
+from sweep.store.urls import mask_url
+from sweep.store.urls import parse_url
+from sweep.store.urls import scrub
+from sweep.store.urls import sqlite_path
 
 if TYPE_CHECKING:
     import optuna
     from sqlalchemy.engine import URL
     from sqlalchemy.engine import Engine
 
-STORAGE_ENV = "SWEEP_STORAGE"
-DEFAULT_STORAGE_URL = "sqlite:///sweep.db"
-SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
@@ -46,87 +48,9 @@ _SCHEMA_RACE_MESSAGES = ("alembic_version", "already exists", "duplicate key")
 class Heartbeat:
     """Optuna heartbeat settings shared by every worker of a study (stored with the study)."""
 
-    interval_s: int = 10
-    grace_period_s: int = 60
-    max_retry: int = 3
-
-
-def resolve_url(url: str | None) -> str:
-    """``--storage`` if given, else ``$SWEEP_STORAGE``, else ``sqlite:///sweep.db``."""
-    return url or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE_URL
-
-
-def parse_url(url: str) -> URL:
-    """Parse and check a storage URL; ``postgresql://`` gets the psycopg 3 driver.
-
-    Raises:
-        StorageError: on a malformed URL or an unsupported backend (message masked).
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError, TypeError):
-        raise StorageError(
-            f"malformed storage URL {_mask_unparsed(url)!r}; expected e.g. sqlite:///sweep.db or "
-            "postgresql+psycopg://user:password@host:5432/dbname"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED_BACKENDS:
-        raise StorageError(
-            f"unsupported storage backend {backend!r} in {mask_url(parsed)}; use sqlite:/// or "
-            "postgresql+psycopg://"
-        )
-    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if backend == "sqlite" and not parsed.database:
-        raise StorageError(f"storage URL {mask_url(parsed)} names no database file")
-    return parsed
-
-
-def mask_url(url: str | URL) -> str:
-    """The URL with its password replaced by ``***``; safe to print and log."""
-    if isinstance(url, str):
-        try:
-            from sqlalchemy.engine import make_url
-
-            return make_url(url).render_as_string(hide_password=True)
-        except Exception:
-            return _mask_unparsed(url)
-    return url.render_as_string(hide_password=True)
-
-
-def _mask_unparsed(text: str) -> str:
-    """Best-effort masking of ``scheme://user:password@host`` in text that did not parse."""
-    head, sep, rest = text.partition("://")
-    if not sep or "@" not in rest:
-        return text
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{head}://{user}:***@{host}" if ":" in credentials else text
-
-
-def scrub(text: str, url: str | URL | None) -> str:
-    """Remove the password (and the raw URL) of ``url`` from ``text``."""
-    if url is None:
-        return text
-    raw = url if isinstance(url, str) else url.render_as_string(hide_password=False)
-    text = text.replace(raw, mask_url(url))
-    try:
-        password = parse_url(raw).password if isinstance(url, str) else url.password
-    except StorageError:
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return text
-
-
-def sqlite_path(url: URL) -> Path | None:
-    """The database file of a SQLite URL; ``None`` for other backends or in-memory SQLite."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
+    interval_s: int = HEARTBEAT_INTERVAL_S
+    grace_period_s: int = GRACE_PERIOD_S
+    max_retry: int = MAX_RETRY
 
 
 def open_storage(
@@ -134,7 +58,7 @@ def open_storage(
     *,
     heartbeat: Heartbeat | None = None,
     create: bool = False,
-    reconnect_timeout_s: float = 120.0,
+    reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
 ) -> optuna.storages.RDBStorage:
     """Open Optuna's RDB storage with pre-ping, reconnect retries and optional heartbeats.
 
@@ -229,52 +153,9 @@ def storage_errors(url: URL | str, *, action: str = "use") -> Iterator[None]:
         ) from None
 
 
-@contextlib.contextmanager
-def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
-    """Hold a storage-wide lock for one study while a worker claims a trial slot.
-
-    PostgreSQL: a session-level advisory lock. SQLite: an ``fcntl`` lock on a file beside the
-    database (SQLite studies are local, so every worker shares that file system). The lock is
-    held only between counting the study's trials and creating the next one, so the budget is
-    exact across workers.
-    """
-    engine = storage.engine
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        key = zlib.crc32(f"sweep:{study_name}".encode()) & 0x7FFFFFFF
-
-        def lock() -> Any:
-            connection = engine.connect()
-            try:
-                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                connection.commit()
-            except BaseException:
-                connection.close()
-                raise
-            return connection
-
-        connection = _retrying(lambda _storage: lock())(storage)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(Exception):  # a lost connection has released it anyway
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
-            connection.close()
-    else:
-        path = sqlite_path(engine.url)
-        lock_path = f"{path}.lock" if path else None
-        if lock_path is None:
-            yield
-            return
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+def retrying_call(storage: optuna.storages.RDBStorage, call: Callable[[], T]) -> T:
+    """``call()``, retried on a lost connection like the storage's own calls."""
+    return _retrying(lambda _storage: call())(storage)
 
 
 def _check_sqlite_file(url: URL, *, create: bool) -> None:
@@ -345,7 +226,7 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        timeout = getattr(self, "_sweep_reconnect_timeout_s", 120.0)
+        timeout = getattr(self, "_sweep_reconnect_timeout_s", RECONNECT_TIMEOUT_S)
         lost = getattr(self, "_sweep_lost", False)
         deadline = time.monotonic() + (0.0 if lost else timeout)
         delay = 0.5
@@ -432,7 +313,7 @@ def _reconnecting_storage_class() -> type:
         name: _retrying(getattr(RDBStorage, name)) for name in _RETRIED_METHODS
     }
     namespace["record_heartbeat"] = _heartbeat_or_warn(namespace["record_heartbeat"])
-    namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.storage)."
+    namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.store.rdb)."
     namespace["__module__"] = __name__
     return type("ReconnectingRDBStorage", (RDBStorage,), namespace)
 

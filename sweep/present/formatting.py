@@ -1,7 +1,8 @@
 """Output formats of the read-only commands: aligned text tables, JSON and CSV.
 
-Pure functions over the dicts :mod:`sweep.report` returns; standard library only. JSON is strict
-(NaN and infinities become ``null``), CSV is written by the :mod:`csv` module, and tables are
+Pure functions over the dicts :mod:`sweep.store.read` returns; standard library only. JSON is
+strict (NaN and infinities become ``null``), CSV is written by the :mod:`csv` module, and tables
+are
 plain text with aligned columns. Numbers in tables show 4 significant digits.
 """
 
@@ -16,11 +17,11 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from sweep.config import STATES
 from sweep.errors import UsageError
 
 FORMATS = ("table", "json", "csv")
 KINDS = ("best", "trials", "studies")
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 EXPRESSION = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
 EXPRESSION_HIDDEN = ("auroc", "f1")
@@ -37,7 +38,7 @@ def render(
     kind: str,
     objectives: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """Render trial or study dicts from :mod:`sweep.report` as text.
+    """Render trial or study dicts from :mod:`sweep.store.read` as text.
 
     Args:
         rows: Trial dicts (``kind`` ``"best"``/``"trials"``) or study dicts (``"studies"``).
@@ -69,7 +70,7 @@ def render(
 
 
 def render_status(status: dict[str, Any], fmt: str) -> str:
-    """Render :func:`sweep.report.study_status` as human text (``"table"``) or ``"json"``.
+    """Render :func:`sweep.store.read.study_status` as human text (``"table"``) or ``"json"``.
 
     Raises:
         UsageError: ``fmt`` is neither ``"table"`` nor ``"json"``.

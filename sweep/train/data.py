@@ -44,7 +44,7 @@ NOTES_SECTIONS: tuple[tuple[str, int], ...] = (
 """The researcher's layout: three 4 kb marks around the TSS, then the label (12001 columns)."""
 
 BUNDLED_DATA: Path = (
-    Path(__file__).resolve().parent / "data" / "roadmap_E123_K562_histone_tss4kb.npz"
+    Path(__file__).resolve().parent.parent / "data" / "roadmap_E123_K562_histone_tss4kb.npz"
 )
 """Real K562 data shipped with the package (600 genes, 20001 columns, form (b))."""
 

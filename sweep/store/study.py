@@ -4,7 +4,7 @@ A sweep study is an ordinary Optuna study plus one study user attribute, ``"swee
 :class:`StudyConfig`: the search space and its fingerprint, the data file's path and SHA-256,
 the split, the budget, the sampler, the pruner and the heartbeat. Any worker that can reach the
 storage rebuilds the whole sweep from it. Each trial carries the user attributes named in
-:data:`TRIAL_ATTRS`. This module never imports TensorFlow.
+:data:`sweep.config.TRIAL_ATTRS`. This module never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,33 +17,17 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep import __version__
+from sweep.config import PRUNERS
+from sweep.config import SAMPLERS
+from sweep.config import STUDY_ATTR
 from sweep.errors import StudyConflictError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
 from sweep.space import SearchSpace
-from sweep.storage import Heartbeat
+from sweep.store.rdb import Heartbeat
 
 if TYPE_CHECKING:
     import optuna
-
-STUDY_ATTR = "sweep"
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
-PRUNERS = ("median", "hyperband", "none")
-#: Trial user attributes a worker writes (all JSON).
-TRIAL_ATTRS = (
-    "params_full",  # every TrialParams value, searched and fixed
-    "metrics",  # flat scalar metrics on the validation split (sweep.metrics)
-    "history",  # per-epoch curves: losses, KL, learning rate, objective per epoch
-    "diagnostics",  # KL per latent dimension, latent normality, collapse flags
-    "flags",  # collapse flags as text
-    "seconds",  # wall time of the trial, child start-up included
-    "train_seconds",  # the engine's own time: training and scoring
-    "elbo_beta",  # kl_beta * n_features
-    "epochs_run",
-    "fail_reason",  # why a FAIL trial failed
-    "worker",  # host:pid of the worker that ran it
-    "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
-)
 
 _logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sweep.data import NOTES_SECTIONS
-from sweep.data import write_npz
+from sweep.train.data import NOTES_SECTIONS
+from sweep.train.data import write_npz
 
 NOTES_DENSITIES: dict[str, float] = {
     "DNA_methylation": 0.0337,

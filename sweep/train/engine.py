@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from sweep.data import Dataset
-from sweep.data import load_dataset
 from sweep.errors import TrialFailed
-from sweep.metrics import Evaluation
-from sweep.metrics import evaluate
-from sweep.metrics import quick_metrics
 from sweep.params import TrialParams
+from sweep.train.data import Dataset
+from sweep.train.data import load_dataset
+from sweep.train.metrics import Evaluation
+from sweep.train.metrics import evaluate
+from sweep.train.metrics import quick_metrics
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
 
@@ -45,16 +45,16 @@ class EngineOptions:
             where XLA measured slower).
         intra_op_threads: TensorFlow intra-op threads; ``None`` keeps TensorFlow's default.
         inter_op_threads: TensorFlow inter-op threads; ``None`` keeps TensorFlow's default.
-        fused_adam: Update with :class:`sweep.model.FusedAdam`: the same Adam in one fused
+        fused_adam: Update with :class:`sweep.train.model.FusedAdam`: the same Adam in one fused
             kernel per variable (the update is memory-bound and dominated the step).
         sparse_input: Compute the first encoder layer over the input's nonzeros only
-            (:class:`sweep.model.SparseInputDense`, same maths); off: slower at batch 32.
+            (:class:`sweep.train.model.SparseInputDense`, same maths); off: slower at batch 32.
         mixed_bfloat16: Compute the Dense layers in bfloat16 (float32 weights, sampling, sigmoid
             and loss). Changes the maths slightly, so off by default.
         steps_per_execution: Training steps per ``tf.function`` call (``Model.compile``).
         sample_rows: Validation rows whose codes and reconstructions are kept in the result.
         score_every_epoch: Score the validation split after every epoch with
-            :func:`sweep.metrics.quick_metrics` (for pruning and per-epoch curves); costs two
+            :func:`sweep.train.metrics.quick_metrics` (for pruning and per-epoch curves); costs two
             extra validation passes per epoch.
     """
 
@@ -135,8 +135,8 @@ def run_trial(
         data = load_dataset(data if data is not None else _bundled())
 
     keras = _configure_tensorflow(options)
-    from sweep.model import KLWarmup
-    from sweep.model import build_vae
+    from sweep.train.model import KLWarmup
+    from sweep.train.model import build_vae
 
     keras.backend.clear_session()
     train_rows = data.training_rows(params.dataset, params.seed)
@@ -199,7 +199,7 @@ def run_trial(
 
 
 def _bundled() -> Path:
-    from sweep.data import BUNDLED_DATA
+    from sweep.train.data import BUNDLED_DATA
 
     return BUNDLED_DATA
 

@@ -24,21 +24,21 @@ from sweep.errors import StudyConflictError
 from sweep.errors import SweepStopped
 from sweep.errors import UsageError
 from sweep.log import quiet_optuna
-from sweep.storage import STORAGE_ENV
-from sweep.storage import mask_url
-from sweep.storage import open_storage
-from sweep.storage import parse_url
-from sweep.storage import sqlite_path
-from sweep.study import StudyConfig
-from sweep.study import create_or_reuse_study
-from sweep.study import finished_count
-from sweep.study import load_config
-from sweep.study import save_config
-from sweep.study import state_counts
-from sweep.worker import Interrupted
-from sweep.worker import WorkerSettings
-from sweep.worker import run_worker
-from sweep.worker import signals_as_interrupts
+from sweep.run.worker import Interrupted
+from sweep.run.worker import WorkerSettings
+from sweep.run.worker import run_worker
+from sweep.run.worker import signals_as_interrupts
+from sweep.store.rdb import open_storage
+from sweep.store.study import StudyConfig
+from sweep.store.study import create_or_reuse_study
+from sweep.store.study import finished_count
+from sweep.store.study import load_config
+from sweep.store.study import save_config
+from sweep.store.study import state_counts
+from sweep.store.urls import STORAGE_ENV
+from sweep.store.urls import mask_url
+from sweep.store.urls import parse_url
+from sweep.store.urls import sqlite_path
 
 _logger = logging.getLogger(__name__)
 
@@ -91,11 +91,11 @@ def create_study(request: LaunchRequest) -> str:
     Raises:
         SpaceError, DataError, StorageError, StudyConflictError, UsageError.
     """
-    from sweep.data import BUNDLED_DATA
-    from sweep.data import file_sha256
-    from sweep.data import load_dataset
-    from sweep.metrics import metric_names
     from sweep.space import load_space
+    from sweep.train.data import BUNDLED_DATA
+    from sweep.train.data import file_sha256
+    from sweep.train.data import load_dataset
+    from sweep.train.metrics import metric_names
 
     quiet_optuna()
     space = load_space(request.space)

@@ -74,7 +74,7 @@ def run_in_child(
     child_env.setdefault("KERAS_BACKEND", "tensorflow")
     child_env["PYTHONUNBUFFERED"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sweep._trial_process"],
+        [sys.executable, "-m", "sweep.run._child"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

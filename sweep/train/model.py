@@ -5,9 +5,9 @@ Inputs may be uint8 (0/1); the model casts each batch to float32, so a dataset n
 float copy. TensorFlow backend only (``train_step`` uses ``tf.GradientTape``).
 
 Loss: ``total = reconstruction + kl_weight * KL``, where reconstruction is a per-row mean over
-features (see :mod:`sweep.losses`), KL a per-row sum over latent dimensions, both then averaged
-over the batch. ``kl_weight`` is ``params.kl_beta`` (after warm-up); the ELBO-scale beta is
-``kl_beta * n_features``.
+features (see :mod:`sweep.train.losses`), KL a per-row sum over latent dimensions, both then
+averaged over the batch. ``kl_weight`` is ``params.kl_beta`` (after warm-up); the ELBO-scale
+beta is ``kl_beta * n_features``.
 
 This module imports keras, tensorflow and numpy, never optuna or sqlalchemy.
 """
@@ -22,9 +22,9 @@ import tensorflow as tf
 from keras import ops
 
 from sweep.errors import DataError
-from sweep.losses import kl_divergence
-from sweep.losses import reconstruction_loss
 from sweep.params import TrialParams
+from sweep.train.losses import kl_divergence
+from sweep.train.losses import reconstruction_loss
 
 _SAMPLING_SEED_OFFSET = 0
 _ENCODER_SEED_OFFSET = 1_000
