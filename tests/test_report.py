@@ -23,13 +23,13 @@ from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from sweep import formatting
-from sweep import report
 from sweep.config import STUDY_ATTR
 from sweep.errors import StorageError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
+from sweep.present import formatting
 from sweep.space import SearchSpace
+from sweep.store import read as report
 from sweep.store.study import StudyConfig
 
 REPO = Path(__file__).resolve().parent.parent
