@@ -231,6 +231,8 @@ def test_builders_and_vae_compose_directly() -> None:
     )
     assert vae.coding_size == 3 and float(vae.kl_weight) == 0.5
     assert tuple(vae(np.ones((2, 12), dtype=np.uint8)).shape) == (2, 12)
+    with pytest.raises(ValueError, match="loss='mse'"):
+        VAE(encoder, decoder, 12, loss="mse", focal_gamma=2.0, focal_alpha=None, kl_weight=0.0)
 
 
 def _speed_data() -> Any:

@@ -7,7 +7,7 @@ Scale: the reconstruction terms are **means over features**, not sums, so ``kl_b
 meaning it has in the notes' code (1e-4 .. 1e-2). The equivalent weight on the usual ELBO scale
 (reconstruction summed over features) is ``kl_beta * n_features``.
 
-This module imports keras only (no optuna, no sqlalchemy).
+This module imports keras and the stdlib-only :mod:`sweep.params` (no optuna, no sqlalchemy).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import ops
 
 from sweep.errors import DataError
+from sweep.params import LOSSES
 from sweep.params import TrialParams
 from sweep.train.losses import LossOutput
 from sweep.train.losses import vae_loss
@@ -226,6 +227,7 @@ class VAE(keras.Model):
 
     Raises:
         DataError: if ``n_features`` is not an integer >= 1.
+        ValueError: if ``loss`` is not ``"focal"`` or ``"bce"``.
     """
 
     def __init__(
@@ -241,6 +243,11 @@ class VAE(keras.Model):
         **kwargs: Any,
     ) -> None:
         check_n_features(n_features)
+        if loss not in LOSSES:
+            raise ValueError(
+                f"Invalid value received for argument `loss`. Expected one of {LOSSES}. "
+                f"Received: loss={loss!r}"
+            )
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder

@@ -11,7 +11,7 @@ The KL weight is decided here and only here: :func:`kl_schedule` reads ``params.
 go from ``TrialParams`` through :func:`build_vae` to the ``VAE`` constructor, which hands them
 to :func:`sweep.train.losses.vae_loss`.
 
-This module imports keras, tensorflow and numpy, never optuna or sqlalchemy.
+This module imports keras and tensorflow, never optuna or sqlalchemy.
 """
 
 from __future__ import annotations
