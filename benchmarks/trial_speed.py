@@ -119,7 +119,7 @@ def _notes_way(params: Any, data: Any, stamps: list[float]) -> dict[str, Any]:
     import keras
 
     from sweep.train.engine import _score
-    from sweep.train.model import build_vae
+    from sweep.train.plan import build_vae
 
     keras.backend.clear_session()
     model = build_vae(params, data.n_features, jit_compile=False, fused_adam=False)

@@ -479,9 +479,9 @@ def studies(storage: str | None, fmt: str) -> None:
 @data_option(BUNDLED_HELP)
 def metrics(data: str | None) -> None:
     """List the metric names a trial on this data reports (usable as objectives)."""
+    from sweep.names import metric_names
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import load_dataset
-    from sweep.train.metrics import metric_names
 
     dataset = load_dataset(data or BUNDLED_DATA)
     for key in metric_names([s.name for s in dataset.sections]):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -158,51 +160,61 @@ class TrialParams:
         return TrialParams.from_dict({**self.to_dict(), **changes})
 
 
-_FIELD_TYPES: dict[str, str] = {
-    "coding_size": "int",
-    "encoder_units": "units",
-    "decoder_units": "units_or_none",
-    "activation": "str",
-    "decoder_batch_norm": "bool",
-    "decoder_dropout": "float",
-    "loss": "str",
-    "focal_gamma": "float",
-    "focal_alpha": "float_or_none",
-    "kl_beta": "float",
-    "kl_warmup_epochs": "int",
-    "dataset": "str",
-    "learning_rate": "float",
-    "batch_size": "int",
-    "epochs": "int",
-    "reduce_lr_on_plateau": "bool",
-    "early_stopping_patience": "int",
-    "seed": "int",
+_SCALAR_KINDS: dict[Any, str] = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
+def _kind_of(hint: Any) -> str:
+    """The value kind of one type annotation of :class:`TrialParams`."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        return f"{_kind_of(inner)}_or_none"
+    if typing.get_origin(hint) is tuple and args == (int, Ellipsis):
+        return "units"
+    if hint in _SCALAR_KINDS:
+        return _SCALAR_KINDS[hint]
+    raise TypeError(f"TrialParams: no value kind for the annotation {hint!r}")
+
+
+_FIELD_KINDS: dict[str, str] = {
+    name: _kind_of(hint) for name, hint in typing.get_type_hints(TrialParams).items()
 }
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialParams))
-assert set(_FIELD_TYPES) == set(PARAM_NAMES)
 
-_NONE_WORDS = {"none", "null", "off", ""}
+_NONE_WORDS = {"none", "null", "off"}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 def field_kind(name: str) -> str:
-    """The value kind of a hyperparameter: int, float, bool, str, units, or ``*_or_none``."""
-    if name not in _FIELD_TYPES:
+    """The value kind of a hyperparameter: int, float, bool, str, units, or ``*_or_none``.
+
+    Derived from the :class:`TrialParams` field's annotation.
+
+    Raises:
+        ParamError: ``name`` is not a field of :class:`TrialParams`.
+    """
+    if name not in _FIELD_KINDS:
         raise ParamError(f"unknown hyperparameter {name!r}; known: {', '.join(PARAM_NAMES)}")
-    return _FIELD_TYPES[name]
+    return _FIELD_KINDS[name]
 
 
 def coerce(name: str, value: Any) -> Any:
     """Convert ``value`` (YAML scalar, list or CLI string) to the type of field ``name``.
 
     Layer stacks accept a list (``[512, 256]``) or a dash-joined string (``"512-256"``), the form
-    the search space stores as a categorical choice.
+    the search space stores as a categorical choice. Fields that may be ``None`` take ``None`` or
+    the words ``none``, ``null`` or ``off``; an empty string is never a value.
 
     Raises:
-        ParamError: when the value cannot be converted.
+        ParamError: when the value cannot be converted, or is an empty string.
     """
     kind = field_kind(name)
+    if isinstance(value, str) and not value.strip():
+        hint = "; write none for no value" if kind.endswith("_or_none") else ""
+        raise ParamError(
+            f"invalid value for {name}: expected {_KIND_WORDS[kind]}, got an empty value{hint}"
+        )
     try:
         if kind.endswith("_or_none"):
             if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):

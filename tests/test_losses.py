@@ -1,4 +1,5 @@
-"""sweep.train.losses against NumPy references: focal/BCE reconstruction and the KL term."""
+"""sweep.train.losses against NumPy references: focal/BCE reconstruction, the KL term and the
+combined ``vae_loss`` record."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from sweep.params import TrialParams
+from sweep.train.losses import LossOutput
 from sweep.train.losses import bce_reconstruction
 from sweep.train.losses import focal_reconstruction
 from sweep.train.losses import kl_divergence
-from sweep.train.losses import reconstruction_loss
+from sweep.train.losses import reconstruction
+from sweep.train.losses import vae_loss
 
 EPS = keras.config.epsilon()
 SHAPES = [(1, 5), (7, 41), (3, 12001)]
@@ -117,18 +119,54 @@ def test_focal_is_below_bce_and_shrinks_with_gamma() -> None:
 
 
 @pytest.mark.parametrize("alpha", [None, 0.6])
-def test_reconstruction_loss_picks_focal_with_params(alpha: float | None) -> None:
+def test_reconstruction_picks_focal(alpha: float | None) -> None:
     y, p = _data((3, 20), seed=4)
-    params = TrialParams(loss="focal", focal_gamma=1.7, focal_alpha=alpha)
-    got = _np(reconstruction_loss(params)(y, p))
+    got = _np(reconstruction(y, p, loss="focal", gamma=1.7, alpha=alpha))
     np.testing.assert_allclose(got, _focal_ref(y, p, 1.7, alpha), rtol=1e-5)
 
 
-def test_reconstruction_loss_picks_bce() -> None:
+def test_reconstruction_picks_bce_and_ignores_focal_settings() -> None:
     y, p = _data((3, 20), seed=5)
-    params = TrialParams(loss="bce", focal_gamma=1.7, focal_alpha=0.6)
-    got = _np(reconstruction_loss(params)(y, p))
+    got = _np(reconstruction(y, p, loss="bce", gamma=1.7, alpha=0.6))
     np.testing.assert_allclose(got, _bce_ref(y, p), rtol=1e-5)
+
+
+def test_reconstruction_rejects_an_unknown_loss() -> None:
+    y, p = _data((2, 5), seed=6)
+    with pytest.raises(ValueError, match="loss='mse'"):
+        reconstruction(y, p, loss="mse", gamma=2.0, alpha=None)
+
+
+@pytest.mark.parametrize(("loss", "alpha"), [("focal", None), ("focal", 0.3), ("bce", None)])
+@pytest.mark.parametrize("kl_weight", [0.0, 1e-3, 2.5])
+def test_vae_loss_record(loss: str, alpha: float | None, kl_weight: float) -> None:
+    y, p = _data((6, 30), seed=7)
+    rng = np.random.default_rng(8)
+    m = rng.normal(size=(6, 4)).astype(np.float32)
+    lv = rng.normal(scale=0.5, size=(6, 4)).astype(np.float32)
+    out = vae_loss(y, p, m, lv, loss=loss, gamma=1.5, alpha=alpha, kl_weight=kl_weight)
+    assert isinstance(out, LossOutput)
+    with pytest.raises(AttributeError):
+        out.total = out.kl  # type: ignore[misc]
+    ref = _focal_ref(y, p, 1.5, alpha) if loss == "focal" else _bce_ref(y, p)
+    recon, kl, total = float(_np(out.reconstruction)), float(_np(out.kl)), float(_np(out.total))
+    assert recon == pytest.approx(ref.mean(), rel=1e-5)
+    assert kl == pytest.approx(_kl_ref(m, lv).mean(), rel=1e-5)
+    assert kl > 0
+    assert total == pytest.approx(recon + kl_weight * kl, rel=1e-6)
+
+
+def test_vae_loss_takes_the_weight_from_a_variable() -> None:
+    y, p = _data((4, 10), seed=9)
+    m = np.ones((4, 3), dtype=np.float32)
+    lv = np.zeros((4, 3), dtype=np.float32)
+    weight = keras.Variable(0.0, trainable=False, dtype="float32")
+    args = (y, p, m, lv)
+    before = vae_loss(*args, loss="bce", gamma=0.0, alpha=None, kl_weight=weight)
+    weight.assign(2.0)
+    after = vae_loss(*args, loss="bce", gamma=0.0, alpha=None, kl_weight=weight)
+    assert float(_np(before.total)) == pytest.approx(float(_np(before.reconstruction)))
+    assert float(_np(after.total)) == pytest.approx(float(_np(after.reconstruction)) + 2.0 * 1.5)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (8, 4), (5, 300)])

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from sweep.errors import DataError
-from sweep.train.metrics import EXPRESSION_METRICS
-from sweep.train.metrics import SECTION_METRICS
+from sweep.names import EXPRESSION_METRICS
+from sweep.names import SECTION_METRICS
+from sweep.names import metric_names
 from sweep.train.metrics import Evaluation
 from sweep.train.metrics import evaluate
-from sweep.train.metrics import metric_names
 
 TINY = Path(__file__).parent / "data" / "k562_exact_layout_12001_tiny.npz"
 
@@ -322,7 +322,7 @@ def test_rejects_bad_inputs() -> None:
 
 
 def test_quick_metrics_match_their_names_and_the_full_evaluation() -> None:
-    from sweep.train.metrics import quick_metric_names
+    from sweep.names import quick_metric_names
     from sweep.train.metrics import quick_metrics
 
     rng = np.random.default_rng(3)

@@ -8,6 +8,7 @@ from sweep.errors import ParamError
 from sweep.params import PARAM_NAMES
 from sweep.params import TrialParams
 from sweep.params import coerce
+from sweep.params import field_kind
 from sweep.params import parse_assignments
 
 
@@ -93,3 +94,47 @@ def test_parse_assignments() -> None:
     }
     with pytest.raises(ParamError, match="expected name=value"):
         parse_assignments(["epochs"])
+
+
+@pytest.mark.parametrize("raw", ["", "  "])
+@pytest.mark.parametrize("name", ["focal_alpha", "decoder_units"])
+def test_empty_value_is_an_error_that_suggests_none(name: str, raw: str) -> None:
+    with pytest.raises(ParamError, match=f"invalid value for {name}: .*empty value.*write none"):
+        coerce(name, raw)
+    with pytest.raises(ParamError, match=f"{name}.*write none"):
+        parse_assignments([f"{name}={raw}"])
+
+
+@pytest.mark.parametrize("word", ["none", "None", "null", "off", " OFF "])
+def test_none_words_still_mean_none(word: str) -> None:
+    assert parse_assignments([f"focal_alpha={word}"]) == {"focal_alpha": None}
+
+
+def test_empty_value_of_a_required_field_names_it() -> None:
+    with pytest.raises(ParamError, match="invalid value for epochs: expected an integer"):
+        parse_assignments(["epochs="])
+
+
+def test_field_kinds_follow_the_annotations() -> None:
+    expected = {
+        "coding_size": "int",
+        "encoder_units": "units",
+        "decoder_units": "units_or_none",
+        "activation": "str",
+        "decoder_batch_norm": "bool",
+        "decoder_dropout": "float",
+        "focal_alpha": "float_or_none",
+        "kl_beta": "float",
+    }
+    assert {name: field_kind(name) for name in expected} == expected
+    assert {field_kind(name) for name in PARAM_NAMES} <= {
+        "int",
+        "float",
+        "bool",
+        "str",
+        "units",
+        "units_or_none",
+        "float_or_none",
+    }
+    with pytest.raises(ParamError, match="unknown hyperparameter 'nope'"):
+        field_kind("nope")

@@ -91,11 +91,11 @@ def create_study(request: LaunchRequest) -> str:
     Raises:
         SpaceError, DataError, StorageError, StudyConflictError, UsageError.
     """
+    from sweep.names import metric_names
     from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import file_sha256
     from sweep.train.data import load_dataset
-    from sweep.train.metrics import metric_names
 
     quiet_optuna()
     space = load_space(request.space)

@@ -30,6 +30,7 @@ from sweep.errors import StorageError
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.log import quiet_optuna
+from sweep.names import quick_metric_names
 from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import run_in_child
 from sweep.store.lock import budget_lock
@@ -41,7 +42,6 @@ from sweep.store.study import load_config
 from sweep.store.study import make_pruner
 from sweep.store.study import make_sampler
 from sweep.store.study import state_counts
-from sweep.train.metrics import quick_metric_names
 
 if TYPE_CHECKING:
     import optuna

@@ -1,7 +1,9 @@
 """The trial engine: train one VAE on one dataset and score it on the untouched validation split.
 
 ``run_trial`` is the single entry point used by ``sweep trial``, by sweep workers (in a child
-process per trial) and by users from Python. It knows Keras and the data layer, not Optuna.
+process per trial) and by users from Python. It puts the data layer and the training plan
+(:mod:`sweep.train.plan`: model, optimizer, KL schedule, callbacks) together, and knows nothing
+of Optuna. Importing it does not load TensorFlow; :func:`run_trial` does.
 
 Scoring uses the posterior mean: every validation row is encoded to ``z_mean`` and decoded from
 it, once with the full input and once with the label bit set to 0 (``expression_hidden.*``), so
@@ -10,13 +12,13 @@ the metrics do not depend on sampling noise, gamma, alpha or beta.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from sweep.train.metrics import evaluate
 from sweep.train.metrics import quick_metrics
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
+"""``on_epoch(epoch, values)``, see :func:`run_trial`."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class EngineOptions:
             where XLA measured slower).
         intra_op_threads: TensorFlow intra-op threads; ``None`` keeps TensorFlow's default.
         inter_op_threads: TensorFlow inter-op threads; ``None`` keeps TensorFlow's default.
-        fused_adam: Update with :class:`sweep.train.model.FusedAdam`: the same Adam in one fused
+        fused_adam: Update with :class:`sweep.train.plan.FusedAdam`: the same Adam in one fused
             kernel per variable (the update is memory-bound and dominated the step).
         sparse_input: Compute the first encoder layer over the input's nonzeros only
             (:class:`sweep.train.model.SparseInputDense`, same maths); off: slower at batch 32.
@@ -135,8 +138,9 @@ def run_trial(
         data = load_dataset(data if data is not None else _bundled())
 
     keras = _configure_tensorflow(options)
-    from sweep.train.model import KLWarmup
-    from sweep.train.model import build_vae
+    from sweep.train.plan import EpochReport
+    from sweep.train.plan import build_vae
+    from sweep.train.plan import training_callbacks
 
     keras.backend.clear_session()
     train_rows = data.training_rows(params.dataset, params.seed)
@@ -150,26 +154,11 @@ def run_trial(
         steps_per_execution=options.steps_per_execution,
     )
 
-    callbacks: list[Any] = [_FiniteLoss()]
-    if params.kl_warmup_epochs > 0:
-        callbacks.append(KLWarmup())
-    if params.reduce_lr_on_plateau:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6, verbose=0
-            )
-        )
-    if params.early_stopping_patience > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=params.early_stopping_patience,
-                restore_best_weights=True,
-            )
-        )
+    callbacks = training_callbacks(params)
     per_epoch: dict[str, list[float]] = {}
     if on_epoch is not None or options.score_every_epoch:
-        callbacks.append(_EpochReport(data, on_epoch, options.score_every_epoch, per_epoch))
+        score = partial(_quick_score, data=data) if options.score_every_epoch else None
+        callbacks.append(EpochReport(on_epoch, score, per_epoch))
 
     history = model.fit(
         _batches(train_rows, params.batch_size, params.seed, shuffle=True),
@@ -233,13 +222,18 @@ def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _label_hidden(model: Any, data: Dataset) -> np.ndarray:
+    """Label-column probabilities of every validation row decoded with its label bit set to 0."""
+    hidden_input = data.val.copy()
+    hidden_input[:, data.label_column] = 0
+    return model.reconstruct(hidden_input)[:, data.label_column]
+
+
 def _score(model: Any, data: Dataset) -> Evaluation:
     """Evaluate on the whole validation split from the posterior mean."""
     val = data.val
     probs = model.reconstruct(val)
-    hidden_input = val.copy()
-    hidden_input[:, data.label_column] = 0
-    label_hidden = model.reconstruct(hidden_input)[:, data.label_column]
+    label_hidden = _label_hidden(model, data)
     z_mean, z_log_var = model.encode(val)
     arrays = (
         ("reconstruction", probs),
@@ -256,9 +250,7 @@ def _score(model: Any, data: Dataset) -> Evaluation:
 def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
     """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
     probs = model.reconstruct(data.val)
-    hidden_input = data.val.copy()
-    hidden_input[:, data.label_column] = 0
-    label_hidden = model.reconstruct(hidden_input)[:, data.label_column]
+    label_hidden = _label_hidden(model, data)
     if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
         raise TrialFailed("non-finite reconstruction on the validation split")
     return quick_metrics(data.val, probs, label_hidden, data.sections)
@@ -276,46 +268,3 @@ def _samples(model: Any, data: Dataset, rows: int) -> dict[str, np.ndarray]:
         "z_log_var": z_log_var.astype(np.float32),
         "reconstruction": model.reconstruct(x).astype(np.float16),
     }
-
-
-def _keras_callback_base() -> type:
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class _FiniteLoss(_keras_callback_base()):  # type: ignore[misc]
-    """Fail the trial as soon as an epoch's training or validation loss is not finite."""
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        for key, value in (logs or {}).items():
-            if key.endswith("loss") and not math.isfinite(float(value)):
-                raise TrialFailed(f"non-finite {key} ({value}) at epoch {epoch + 1}")
-
-
-class _EpochReport(_keras_callback_base()):  # type: ignore[misc]
-    """Score on the validation split after each epoch and hand the values to ``on_epoch``."""
-
-    def __init__(
-        self,
-        data: Dataset,
-        on_epoch: EpochCallback | None,
-        score: bool,
-        curves: dict[str, list[float]],
-    ) -> None:
-        super().__init__()
-        self._data = data
-        self._on_epoch = on_epoch
-        self._score = score
-        self._curves = curves
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {k: float(v) for k, v in (logs or {}).items()}
-        if self._score:
-            metrics = _quick_score(self.model, self._data)
-            values.update(metrics)
-            for key, value in metrics.items():
-                if isinstance(value, (int, float)):
-                    self._curves.setdefault(f"epoch.{key}", []).append(float(value))
-        if self._on_epoch is not None:
-            self._on_epoch(epoch, values)

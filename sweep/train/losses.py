@@ -1,23 +1,24 @@
-"""Reconstruction and KL terms of the VAE loss: pure functions over ``keras.ops``.
+"""The VAE loss: pure functions over ``keras.ops`` and the :class:`LossOutput` record.
 
-Every function returns one value per row (shape ``(batch,)``); the model averages over the batch.
+The per-row terms return one value per row (shape ``(batch,)``); :func:`vae_loss` averages them
+over the batch and combines them: ``total = reconstruction + kl_weight * kl``.
 
 Scale: the reconstruction terms are **means over features**, not sums, so ``kl_beta`` keeps the
 meaning it has in the notes' code (1e-4 .. 1e-2). The equivalent weight on the usual ELBO scale
 (reconstruction summed over features) is ``kl_beta * n_features``.
 
-This module imports keras only (no optuna, no sqlalchemy).
+This module imports keras and the stdlib-only :mod:`sweep.params` (no optuna, no sqlalchemy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 from keras import ops
 
-from sweep.params import TrialParams
+from sweep.params import LOSSES
 
 Tensor = Any
 """A backend tensor, a NumPy array or anything ``keras.ops.convert_to_tensor`` accepts."""
@@ -65,23 +66,33 @@ def bce_reconstruction(y_true: Tensor, y_pred: Tensor) -> Tensor:
     return keras.losses.binary_crossentropy(y_true, y_pred, from_logits=False)
 
 
-def reconstruction_loss(params: TrialParams) -> Callable[[Tensor, Tensor], Tensor]:
-    """The per-row reconstruction loss chosen by ``params.loss``.
+def reconstruction(
+    y_true: Tensor, y_pred: Tensor, *, loss: str, gamma: float, alpha: float | None
+) -> Tensor:
+    """The per-row reconstruction loss named by ``loss``.
+
+    Args:
+        y_true: Binary targets, shape ``(batch, n_features)``.
+        y_pred: Probabilities, same shape.
+        loss: ``"focal"`` (:func:`focal_reconstruction` with ``gamma`` and ``alpha``) or
+            ``"bce"`` (:func:`bce_reconstruction`; ``gamma`` and ``alpha`` are ignored).
+        gamma: Focusing parameter of the focal loss.
+        alpha: Weight of the ones in the focal loss; ``None``: no class balancing.
 
     Returns:
-        ``fn(y_true, y_pred) -> (batch,)``: :func:`focal_reconstruction` with
-        ``params.focal_gamma`` and ``params.focal_alpha`` for ``"focal"``, or
-        :func:`bce_reconstruction` for ``"bce"``.
+        Tensor of shape ``(batch,)``.
+
+    Raises:
+        ValueError: ``loss`` is not one of :data:`LOSSES`.
     """
-    if params.loss == "bce":
-        return bce_reconstruction
-    gamma = params.focal_gamma
-    alpha = params.focal_alpha
-
-    def focal(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    if loss == "bce":
+        return bce_reconstruction(y_true, y_pred)
+    if loss == "focal":
         return focal_reconstruction(y_true, y_pred, gamma=gamma, alpha=alpha)
-
-    return focal
+    raise ValueError(
+        f"Invalid value received for argument `loss`. Expected one of {LOSSES}. "
+        f"Received: loss={loss!r}"
+    )
 
 
 def kl_divergence(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
@@ -96,3 +107,53 @@ def kl_divergence(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
     z_mean = ops.convert_to_tensor(z_mean)
     z_log_var = ops.cast(z_log_var, z_mean.dtype)
     return -0.5 * ops.sum(1.0 + z_log_var - ops.exp(z_log_var) - ops.square(z_mean), axis=-1)
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """One batch's loss, its terms kept apart (as scvi-tools' ``LossOutput``).
+
+    Attributes:
+        total: ``reconstruction + kl_weight * kl``, the value to differentiate.
+        reconstruction: Batch mean of the per-row reconstruction loss.
+        kl: Batch mean of the per-row KL, *unweighted* (comparable across KL weights).
+    """
+
+    total: Tensor
+    reconstruction: Tensor
+    kl: Tensor
+
+
+def vae_loss(
+    x: Tensor,
+    probs: Tensor,
+    z_mean: Tensor,
+    z_log_var: Tensor,
+    *,
+    loss: str,
+    gamma: float,
+    alpha: float | None,
+    kl_weight: Tensor,
+) -> LossOutput:
+    """The VAE loss of one batch: reconstruction of ``x`` by ``probs`` plus weighted KL.
+
+    Args:
+        x: Binary inputs, shape ``(batch, n_features)``.
+        probs: Decoder probabilities for ``x``, same shape.
+        z_mean: Posterior means, shape ``(batch, coding_size)``.
+        z_log_var: Posterior log-variances, same shape.
+        loss: Reconstruction loss, see :func:`reconstruction`.
+        gamma: Focal-loss focusing parameter.
+        alpha: Focal-loss weight of the ones; ``None``: no class balancing.
+        kl_weight: Weight of the KL term (a float or a scalar variable), cast to float32.
+
+    Returns:
+        The :class:`LossOutput` with batch means of both terms.
+
+    Raises:
+        ValueError: ``loss`` is not one of :data:`LOSSES`.
+    """
+    recon = ops.mean(reconstruction(x, probs, loss=loss, gamma=gamma, alpha=alpha))
+    kl = ops.mean(kl_divergence(z_mean, z_log_var))
+    total = recon + ops.cast(kl_weight, "float32") * kl
+    return LossOutput(total=total, reconstruction=recon, kl=kl)

@@ -1,8 +1,9 @@
 """Validation metrics and posterior-collapse checks for one trained VAE.
 
 :func:`evaluate` turns numpy arrays (validation rows, decoder probabilities, encoder codes) into a
-flat dict of JSON-ready scalars plus diagnostics. :func:`metric_names` lists the same keys without
-running anything, so a search-space objective can be checked before any trial starts.
+flat dict of JSON-ready scalars plus diagnostics. :func:`sweep.names.metric_names` lists the same
+keys without running anything (and without numpy), so a search-space objective can be checked
+before any trial starts; it is re-exported here for old callers.
 
 Conventions (they hold for every metric):
 
@@ -36,18 +37,11 @@ from sklearn.metrics import recall_score
 from sklearn.metrics import roc_auc_score
 
 from sweep.errors import DataError
+from sweep.names import SECTION_METRICS
+from sweep.names import check_section_names
+from sweep.names import metric_names
 
-EXPRESSION_METRICS = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
-SECTION_METRICS = ("count_mse", "output_mse", "auprc", "predicted_rate", "actual_rate")
-LATENT_METRICS = (
-    "active_units",
-    "kl_mean",
-    "mean_abs_skew",
-    "mean_excess_kurtosis",
-    "normality_pvalue_min",
-    "normal_fraction",
-)
-COLLAPSE_METRICS = ("active_units_zero", "constant_output", "n_flags", "any")
+__all__ = ["Evaluation", "SectionLike", "evaluate", "metric_names", "quick_metrics"]
 
 ACTIVE_UNIT_VARIANCE = 0.01
 """A latent dim is active when the variance over rows of its ``z_mean`` exceeds this (Burda)."""
@@ -79,7 +73,7 @@ class Evaluation:
     """What :func:`evaluate` returns.
 
     Attributes:
-        metrics: Flat scalar metrics; exactly the keys :func:`metric_names` lists.
+        metrics: Flat scalar metrics; exactly the keys :func:`sweep.names.metric_names` lists.
         diagnostics: JSON-ready extras: ``kl_per_dim``, ``latent_variance``,
             ``latent_normality``, ``flags``, ``label_probs_std``, ``label_probs_hidden_std``,
             ``output_std_mean``, ``threshold``.
@@ -89,30 +83,6 @@ class Evaluation:
     metrics: dict[str, MetricValue]
     diagnostics: dict[str, Any]
     flags: tuple[str, ...]
-
-
-def metric_names(section_names: Sequence[str]) -> list[str]:
-    """Every metric key :func:`evaluate` returns for sections named like this (label last).
-
-    Args:
-        section_names: Section names in row order; the last one is the label.
-
-    Returns:
-        The keys, in the order :func:`evaluate` fills them.
-
-    Raises:
-        DataError: No section is given, or a name is empty or repeated.
-    """
-    names = [str(n) for n in section_names]
-    _check_names(names)
-    keys = [f"expression.{m}" for m in EXPRESSION_METRICS]
-    keys += [f"expression_hidden.{m}" for m in EXPRESSION_METRICS]
-    for name in names[:-1]:
-        keys += [f"section.{name}.{m}" for m in SECTION_METRICS]
-    keys += ["sections.mean_output_mse", "sections.mean_count_mse"]
-    keys += [f"latent.{m}" for m in LATENT_METRICS]
-    keys += [f"collapse.{m}" for m in COLLAPSE_METRICS]
-    return keys
 
 
 def evaluate(
@@ -168,8 +138,8 @@ def evaluate(
         threshold: Probability above which a cell or label is predicted 1; in (0, 1).
 
     Returns:
-        An :class:`Evaluation` whose ``metrics`` keys equal ``metric_names`` of the section
-        names; everything in it is JSON-serialisable without a custom encoder.
+        An :class:`Evaluation` whose ``metrics`` keys equal ``sweep.names.metric_names`` of the
+        section names; everything in it is JSON-serialisable without a custom encoder.
 
     Raises:
         DataError: Shapes disagree, ``x_true`` is not 0/1, probabilities are not finite or
@@ -251,21 +221,6 @@ def evaluate(
         "threshold": threshold,
     }
     return Evaluation(metrics=metrics, diagnostics=diagnostics, flags=tuple(flags))
-
-
-def quick_metric_names(section_names: Sequence[str]) -> list[str]:
-    """The keys :func:`quick_metrics` returns (the metrics available after every epoch)."""
-    names = [str(n) for n in section_names]
-    _check_names(names)
-    keys = [
-        f"{prefix}.{m}"
-        for prefix in ("expression", "expression_hidden")
-        for m in EXPRESSION_METRICS
-    ]
-    for name in names[:-1]:
-        keys += [f"section.{name}.count_mse", f"section.{name}.output_mse"]
-    keys += ["sections.mean_output_mse", "sections.mean_count_mse"]
-    return keys
 
 
 def quick_metrics(
@@ -353,17 +308,8 @@ def _validated_arrays(
     return x, p, p_hidden.astype(np.float64), mu, log_var
 
 
-def _check_names(names: Sequence[str]) -> None:
-    if not names:
-        raise DataError("sections: expected at least one section (the label, last), got none")
-    if any(not n for n in names):
-        raise DataError(f"sections: every section needs a non-empty name, got {list(names)!r}")
-    if len(set(names)) != len(names):
-        raise DataError(f"sections: names must be unique, got {list(names)!r}")
-
-
 def _check_sections(sections: Sequence[SectionLike], width: int) -> None:
-    _check_names([str(s.name) for s in sections])
+    check_section_names([str(s.name) for s in sections])
     for s in sections:
         if not (0 <= s.start < s.stop <= width):
             raise DataError(

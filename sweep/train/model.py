@@ -1,13 +1,15 @@
-"""The VAE: a Sampling layer, encoder/decoder builders, the ``VAE`` model and KL warm-up.
+"""The VAE architecture: a Sampling layer, encoder/decoder builders and the ``VAE`` model.
 
-Everything is built from one :class:`sweep.params.TrialParams` and the number of input columns.
-Inputs may be uint8 (0/1); the model casts each batch to float32, so a dataset never needs a
-float copy. TensorFlow backend only (``train_step`` uses ``tf.GradientTape``).
+The builders read one :class:`sweep.params.TrialParams` and the number of input columns; the
+``VAE`` takes its loss settings as explicit arguments. Optimizer, seeding, compilation, KL
+warm-up and callbacks are the training plan's (:mod:`sweep.train.plan`, whose
+:func:`~sweep.train.plan.build_vae` puts it all together). Inputs may be uint8 (0/1); the model
+casts each batch to float32, so a dataset never needs a float copy. TensorFlow backend only
+(``train_step`` uses ``tf.GradientTape``).
 
-Loss: ``total = reconstruction + kl_weight * KL``, where reconstruction is a per-row mean over
-features (see :mod:`sweep.train.losses`), KL a per-row sum over latent dimensions, both then
-averaged over the batch. ``kl_weight`` is ``params.kl_beta`` (after warm-up); the ELBO-scale
-beta is ``kl_beta * n_features``.
+Loss: :func:`sweep.train.losses.vae_loss`, ``total = reconstruction + kl_weight * KL``, where
+reconstruction is a per-row mean over features, KL a per-row sum over latent dimensions, both
+then averaged over the batch. The ELBO-scale beta is ``kl_weight * n_features``.
 
 This module imports keras, tensorflow and numpy, never optuna or sqlalchemy.
 """
@@ -22,9 +24,10 @@ import tensorflow as tf
 from keras import ops
 
 from sweep.errors import DataError
+from sweep.params import LOSSES
 from sweep.params import TrialParams
-from sweep.train.losses import kl_divergence
-from sweep.train.losses import reconstruction_loss
+from sweep.train.losses import LossOutput
+from sweep.train.losses import vae_loss
 
 _SAMPLING_SEED_OFFSET = 0
 _ENCODER_SEED_OFFSET = 1_000
@@ -57,7 +60,12 @@ class Sampling(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def _check_n_features(n_features: int) -> None:
+def check_n_features(n_features: int) -> None:
+    """Check an input width.
+
+    Raises:
+        DataError: if ``n_features`` is not an integer >= 1.
+    """
     if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)):
         raise DataError(f"n_features: expected an integer >= 1, got {n_features!r}")
     if n_features < 1:
@@ -89,7 +97,8 @@ class SparseInputDense(keras.layers.Dense):
     ``activation(x @ kernel + bias)`` is computed as a sparse-dense product over the nonzero
     entries of ``x`` (any values, not only 0/1), so its cost scales with the number of nonzeros,
     forward and backward. Outputs equal ``Dense``'s up to floating-point summation order.
-    XLA has no sparse kernel, so :func:`build_vae` uses it only without ``jit_compile=True``.
+    XLA has no sparse kernel, so :func:`sweep.train.plan.build_vae` uses it only without
+    ``jit_compile=True``.
     """
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
@@ -124,7 +133,7 @@ def build_encoder(
     Raises:
         DataError: if ``n_features`` is not an integer >= 1.
     """
-    _check_n_features(n_features)
+    check_n_features(n_features)
     seed = params.seed + _ENCODER_SEED_OFFSET
     inputs = keras.Input(shape=(int(n_features),), dtype="float32", name="x")
     h = inputs
@@ -164,7 +173,7 @@ def build_decoder(
     Raises:
         DataError: if ``n_features`` is not an integer >= 1.
     """
-    _check_n_features(n_features)
+    check_n_features(n_features)
     seed = params.seed + _DECODER_SEED_OFFSET
     inputs = keras.Input(shape=(params.coding_size,), dtype="float32", name="z")
     h = inputs
@@ -203,32 +212,53 @@ class VAE(keras.Model):
     *unweighted* KL, comparable across betas), each a mean over the epoch's rows; validation
     uses sampled ``z`` as training does, with batch norm and dropout in inference mode.
 
-    Attributes:
+    Args:
         encoder: ``x -> [z_mean, z_log_var, z]``.
         decoder: ``z -> probabilities``.
-        params: The trial's hyperparameters.
         n_features: Input width.
-        kl_weight: Non-trainable float32 variable, the current KL weight (``params.kl_beta``, or
-            0 until :class:`KLWarmup` raises it).
+        loss: Reconstruction loss, ``"focal"`` or ``"bce"`` (:func:`sweep.train.losses.vae_loss`).
+        focal_gamma: Focal-loss focusing parameter.
+        focal_alpha: Focal-loss weight of the ones; ``None``: no class balancing.
+        kl_weight: Initial KL weight; a KL schedule (:class:`sweep.train.plan.KLWarmup`) may
+            change it between epochs.
+
+    Attributes:
+        kl_weight: Non-trainable float32 variable, the current KL weight.
+
+    Raises:
+        DataError: if ``n_features`` is not an integer >= 1.
+        ValueError: if ``loss`` is not ``"focal"`` or ``"bce"``.
     """
 
     def __init__(
         self,
         encoder: keras.Model,
         decoder: keras.Model,
-        params: TrialParams,
         n_features: int,
+        *,
+        loss: str,
+        focal_gamma: float,
+        focal_alpha: float | None,
+        kl_weight: float,
         **kwargs: Any,
     ) -> None:
-        _check_n_features(n_features)
+        check_n_features(n_features)
+        if loss not in LOSSES:
+            raise ValueError(
+                f"Invalid value received for argument `loss`. Expected one of {LOSSES}. "
+                f"Received: loss={loss!r}"
+            )
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
-        self.params = params
         self.n_features = int(n_features)
-        self._recon_fn = reconstruction_loss(params)
-        start = 0.0 if params.kl_warmup_epochs > 0 else float(params.kl_beta)
-        self.kl_weight = keras.Variable(start, trainable=False, dtype="float32", name="kl_weight")
+        self.coding_size = int(encoder.outputs[0].shape[-1])
+        self.loss_name = loss
+        self.focal_gamma = float(focal_gamma)
+        self.focal_alpha = None if focal_alpha is None else float(focal_alpha)
+        self.kl_weight = keras.Variable(
+            float(kl_weight), trainable=False, dtype="float32", name="kl_weight"
+        )
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -245,18 +275,24 @@ class VAE(keras.Model):
         z_mean, _, z = self.encoder(x, training=training)
         return self.decoder(z if training else z_mean, training=training)
 
-    def _vae_terms(self, x: Any, training: bool) -> tuple[Any, Any, Any]:
+    def _loss(self, x: Any, training: bool) -> LossOutput:
         z_mean, z_log_var, z = self.encoder(x, training=training)
         probs = self.decoder(z, training=training)
-        recon = ops.mean(self._recon_fn(x, probs))
-        kl = ops.mean(kl_divergence(z_mean, z_log_var))
-        total = recon + ops.cast(self.kl_weight, "float32") * kl
-        return total, recon, kl
+        return vae_loss(
+            x,
+            probs,
+            z_mean,
+            z_log_var,
+            loss=self.loss_name,
+            gamma=self.focal_gamma,
+            alpha=self.focal_alpha,
+            kl_weight=self.kl_weight,
+        )
 
-    def _update_trackers(self, total: Any, recon: Any, kl: Any, n: Any) -> dict[str, Any]:
-        self.total_loss_tracker.update_state(total, sample_weight=n)
-        self.reconstruction_loss_tracker.update_state(recon, sample_weight=n)
-        self.kl_loss_tracker.update_state(kl, sample_weight=n)
+    def _update_trackers(self, out: LossOutput, n: Any) -> dict[str, Any]:
+        self.total_loss_tracker.update_state(out.total, sample_weight=n)
+        self.reconstruction_loss_tracker.update_state(out.reconstruction, sample_weight=n)
+        self.kl_loss_tracker.update_state(out.kl, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
     @staticmethod
@@ -267,17 +303,17 @@ class VAE(keras.Model):
     def train_step(self, data: Any) -> dict[str, Any]:
         x = self._batch_x(data)
         with tf.GradientTape() as tape:
-            total, recon, kl = self._vae_terms(x, training=True)
-        grads = tape.gradient(total, self.trainable_weights)
+            out = self._loss(x, training=True)
+        grads = tape.gradient(out.total, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         n = ops.cast(ops.shape(x)[0], "float32")
-        return self._update_trackers(total, recon, kl, n)
+        return self._update_trackers(out, n)
 
     def test_step(self, data: Any) -> dict[str, Any]:
         x = self._batch_x(data)
-        total, recon, kl = self._vae_terms(x, training=False)
+        out = self._loss(x, training=False)
         n = ops.cast(ops.shape(x)[0], "float32")
-        return self._update_trackers(total, recon, kl, n)
+        return self._update_trackers(out, n)
 
     def _infer_fn(self, kind: str, dtype: np.dtype) -> Any:
         key = (kind, dtype.name)
@@ -332,7 +368,7 @@ class VAE(keras.Model):
         x = np.asarray(x)
         parts = self._batches(x, batch_size, "encode")
         if not parts:
-            empty = np.zeros((0, self.params.coding_size), dtype=np.float32)
+            empty = np.zeros((0, self.coding_size), dtype=np.float32)
             return empty, empty.copy()
         z_mean = np.concatenate([p[0].numpy() for p in parts]).astype(np.float32, copy=False)
         z_log_var = np.concatenate([p[1].numpy() for p in parts]).astype(np.float32, copy=False)
@@ -349,146 +385,3 @@ class VAE(keras.Model):
         if not parts:
             return np.zeros((0, self.n_features), dtype=np.float32)
         return np.concatenate([p.numpy() for p in parts]).astype(np.float32, copy=False)
-
-
-class FusedAdam(keras.optimizers.Adam):
-    """Keras' Adam, updating each float32 variable with TensorFlow's fused ``ApplyAdam`` kernel.
-
-    Same update as :class:`keras.optimizers.Adam` (``m += (g - m)(1 - b1)``,
-    ``v += (g^2 - v)(1 - b2)``, ``w -= lr_t m / (sqrt(v) + eps)`` with
-    ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``), but in one multithreaded pass over the variable,
-    its moments and the gradient instead of about a dozen; the update is memory-bound, so this
-    is several times faster on a CPU for a 40M-parameter model. Falls back to Keras' update for
-    ``amsgrad``, sparse gradients and non-float32 variables.
-    """
-
-    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        if (
-            self.amsgrad
-            or isinstance(gradient, tf.IndexedSlices)
-            or variable.dtype != "float32"
-            or not hasattr(variable, "handle")
-        ):
-            super().update_step(gradient, variable, learning_rate)
-            return
-        index = self._get_variable_index(variable)
-        m = self._momentums[index]
-        v = self._velocities[index]
-        step = tf.cast(self.iterations + 1, tf.float32)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=m.handle,
-            v=v.handle,
-            beta1_power=tf.pow(tf.constant(self.beta_1, tf.float32), step),
-            beta2_power=tf.pow(tf.constant(self.beta_2, tf.float32), step),
-            lr=tf.cast(learning_rate, tf.float32),
-            beta1=tf.constant(self.beta_1, tf.float32),
-            beta2=tf.constant(self.beta_2, tf.float32),
-            epsilon=tf.constant(self.epsilon, tf.float32),
-            grad=tf.cast(gradient, tf.float32),
-            use_locking=False,
-            use_nesterov=False,
-        )
-
-
-class KLWarmup(keras.callbacks.Callback):
-    """Linear KL warm-up: at the start of epoch ``e`` (0-based) sets ``model.kl_weight`` to
-    ``kl_beta * min(1, (e + 1) / warmup_epochs)``; with ``warmup_epochs == 0`` it is ``kl_beta``
-    throughout.
-
-    Args:
-        kl_beta: Final KL weight; ``None`` reads ``model.params.kl_beta`` when training starts.
-        warmup_epochs: Epochs of the ramp; ``None`` reads ``model.params.kl_warmup_epochs``.
-
-    Raises:
-        ValueError: on a negative ``kl_beta`` or ``warmup_epochs``.
-    """
-
-    def __init__(self, kl_beta: float | None = None, warmup_epochs: int | None = None) -> None:
-        super().__init__()
-        if kl_beta is not None and kl_beta < 0:
-            raise ValueError(f"kl_beta: expected a number >= 0, got {kl_beta!r}")
-        if warmup_epochs is not None and warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
-        self.kl_beta = None if kl_beta is None else float(kl_beta)
-        self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
-
-    @classmethod
-    def from_params(cls, params: TrialParams) -> KLWarmup:
-        """The warm-up ``params.kl_beta`` / ``params.kl_warmup_epochs`` ask for."""
-        return cls(params.kl_beta, params.kl_warmup_epochs)
-
-    def _resolved(self) -> tuple[float, int]:
-        beta, epochs = self.kl_beta, self.warmup_epochs
-        if beta is None or epochs is None:
-            params = getattr(self.model, "params", None)
-            if not isinstance(params, TrialParams):
-                raise ValueError(
-                    "KLWarmup: expected kl_beta and warmup_epochs, or a model with TrialParams "
-                    f"in .params, got {type(self.model).__name__}"
-                )
-            beta = params.kl_beta if beta is None else beta
-            epochs = params.kl_warmup_epochs if epochs is None else epochs
-        return beta, epochs
-
-    def weight_at(self, epoch: int) -> float:
-        """The KL weight used during 0-based ``epoch``."""
-        beta, epochs = self._resolved()
-        if epochs == 0:
-            return beta
-        return beta * min(1.0, (epoch + 1) / epochs)
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.model.kl_weight.assign(self.weight_at(epoch))
-
-
-def build_vae(
-    params: TrialParams,
-    n_features: int,
-    *,
-    jit_compile: bool | str = "auto",
-    fused_adam: bool = True,
-    sparse_input: bool = False,
-    mixed_bfloat16: bool = False,
-    steps_per_execution: int = 1,
-) -> VAE:
-    """Build and compile the VAE for ``params`` and ``n_features`` input columns.
-
-    Speed switches (none changes the model's maths except ``mixed_bfloat16``):
-    ``fused_adam`` updates with :class:`FusedAdam` (the same Adam, one fused kernel per
-    variable); ``sparse_input`` makes the first encoder layer a :class:`SparseInputDense`
-    (ignored with ``jit_compile=True``: XLA has no sparse kernel); ``mixed_bfloat16`` computes
-    the Dense layers in bfloat16 with float32 weights, sampling, sigmoid and loss;
-    ``steps_per_execution`` is passed to ``Model.compile``.
-
-    Calls ``keras.utils.set_random_seed(params.seed)`` (Python, NumPy and TensorFlow global
-    seeds, so ``fit``'s shuffling is reproducible too); layer initialisers, dropout and sampling
-    noise are also seeded explicitly from ``params.seed``, so the same params give the same
-    initial weights and the same first steps. Compiled with ``Adam(params.learning_rate)``;
-    ``jit_compile="auto"`` means XLA on a GPU, none on a CPU-only machine.
-
-    Raises:
-        DataError: if ``n_features`` is not an integer >= 1.
-    """
-    _check_n_features(n_features)
-    keras.utils.set_random_seed(params.seed)
-    dtype = "mixed_bfloat16" if mixed_bfloat16 else None
-    vae = VAE(
-        build_encoder(
-            params,
-            n_features,
-            sparse_input=sparse_input and jit_compile is not True,
-            dtype=dtype,
-        ),
-        build_decoder(params, n_features, dtype=dtype),
-        params,
-        n_features,
-        name="vae",
-    )
-    adam = FusedAdam if fused_adam else keras.optimizers.Adam
-    vae.compile(
-        optimizer=adam(params.learning_rate),
-        jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
-    return vae

@@ -1,0 +1,82 @@
+"""Metric names: the keys a trial reports, listed without training or scoring anything.
+
+:func:`metric_names` and :func:`quick_metric_names` give exactly the keys
+:func:`sweep.train.metrics.evaluate` and :func:`sweep.train.metrics.quick_metrics` fill, so a
+search space's objective can be checked, and per-epoch values named, in a process that never
+loads numpy, scikit-learn, scipy or TensorFlow (the worker's parent, the CLI).
+
+This module imports only the standard library (and :mod:`sweep.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sweep.errors import DataError
+
+EXPRESSION_METRICS = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
+SECTION_METRICS = ("count_mse", "output_mse", "auprc", "predicted_rate", "actual_rate")
+LATENT_METRICS = (
+    "active_units",
+    "kl_mean",
+    "mean_abs_skew",
+    "mean_excess_kurtosis",
+    "normality_pvalue_min",
+    "normal_fraction",
+)
+COLLAPSE_METRICS = ("active_units_zero", "constant_output", "n_flags", "any")
+SECTIONS_SUMMARY = ("sections.mean_output_mse", "sections.mean_count_mse")
+"""Keys averaging the per-section values over every mark section."""
+
+
+def metric_names(section_names: Sequence[str]) -> list[str]:
+    """Every metric key :func:`sweep.train.metrics.evaluate` returns for these sections.
+
+    Args:
+        section_names: Section names in row order; the last one is the label.
+
+    Returns:
+        The keys, in the order ``evaluate`` fills them.
+
+    Raises:
+        DataError: No section is given, or a name is empty or repeated.
+    """
+    names = [str(n) for n in section_names]
+    check_section_names(names)
+    keys = [f"expression.{m}" for m in EXPRESSION_METRICS]
+    keys += [f"expression_hidden.{m}" for m in EXPRESSION_METRICS]
+    for name in names[:-1]:
+        keys += [f"section.{name}.{m}" for m in SECTION_METRICS]
+    keys += list(SECTIONS_SUMMARY)
+    keys += [f"latent.{m}" for m in LATENT_METRICS]
+    keys += [f"collapse.{m}" for m in COLLAPSE_METRICS]
+    return keys
+
+
+def quick_metric_names(section_names: Sequence[str]) -> list[str]:
+    """The keys :func:`sweep.train.metrics.quick_metrics` returns (available after every epoch)."""
+    names = [str(n) for n in section_names]
+    check_section_names(names)
+    keys = [
+        f"{prefix}.{m}"
+        for prefix in ("expression", "expression_hidden")
+        for m in EXPRESSION_METRICS
+    ]
+    for name in names[:-1]:
+        keys += [f"section.{name}.count_mse", f"section.{name}.output_mse"]
+    keys += list(SECTIONS_SUMMARY)
+    return keys
+
+
+def check_section_names(names: Sequence[str]) -> None:
+    """Check section names: at least one (the label, last), none empty, none repeated.
+
+    Raises:
+        DataError: on a violation, quoting the names.
+    """
+    if not names:
+        raise DataError("sections: expected at least one section (the label, last), got none")
+    if any(not n for n in names):
+        raise DataError(f"sections: every section needs a non-empty name, got {list(names)!r}")
+    if len(set(names)) != len(names):
+        raise DataError(f"sections: names must be unique, got {list(names)!r}")
