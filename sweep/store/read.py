@@ -1,14 +1,13 @@
 """Read-only queries behind ``sweep best``, ``status``, ``trials`` and ``studies``.
 
-Every function here reads Optuna's RDB tables directly with SQLAlchemy Core (the tables, the
-stored value and time formats and the schema-version check live in
-:mod:`sweep.store._optuna_schema`; a database of another schema is refused before any other
-query), so it answers in
+Every function here reads Optuna's RDB tables directly with SQLAlchemy Core, so it answers in
 about a second on a study of 10,000 trials: the best trials are chosen by the database
 (``ORDER BY`` the objective value with ``LIMIT``) or, for several objectives, from the
 ``(trial, objective, value)`` rows of COMPLETE trials only; parameters and user attributes are
-then loaded for the chosen trials alone. Nothing here writes to the database, creates a SQLite
-file, or imports TensorFlow, Keras or the training code.
+then loaded for the chosen trials alone. The table declarations, the stored value, direction and
+time formats, and the schema-version check (a database of a schema sweep was not tested against
+is refused before any other query) live in :mod:`sweep.store._optuna_schema`. Nothing here
+writes to the database, creates a SQLite file, or imports TensorFlow, Keras or the training code.
 
 Each trial comes back as a plain dict, the JSON schema scripts rely on:
 
