@@ -496,7 +496,9 @@ def test_read_path_does_not_import_tensorflow(sqlite_studies: str) -> None:
 def test_core_tables_match_optunas_schema() -> None:
     from optuna.storages._rdb import models
 
-    ours = vars(report._tables())
+    from sweep.store import _optuna_schema
+
+    ours = vars(_optuna_schema.tables())
     for name, table in ours.items():
         theirs = models.BaseModel.metadata.tables[name]
         assert [c.name for c in table.columns] == [c.name for c in theirs.columns], name

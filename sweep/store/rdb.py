@@ -1,9 +1,11 @@
-"""The study database: URLs, masking, Optuna's RDB storage with heartbeats and reconnects.
+"""Opening the study database: Optuna's RDB storage with heartbeats, reconnects and retries.
 
-Everything about *where* studies live is here; what a sweep stores in them is in
-:mod:`sweep.store.study`. Passwords never leave this module unmasked: every message carries
-:func:`mask_url` output, and driver errors are scrubbed of the URL before they are re-raised.
-This module never imports TensorFlow.
+URLs and masking are in :mod:`sweep.store.urls`; what a sweep stores in a study is in
+:mod:`sweep.store.study`; the Optuna internals this module relies on (the private methods it
+wraps, the schema-version check run before a database is opened) are in
+:mod:`sweep.store._optuna_schema`. Passwords never leave this module unmasked: every message
+carries :func:`~sweep.store.urls.mask_url` output, and driver errors are scrubbed of the URL
+before they are re-raised. This module never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from sweep.config import HEARTBEAT_INTERVAL_S
 from sweep.config import MAX_RETRY
 from sweep.config import RECONNECT_TIMEOUT_S
 from sweep.errors import StorageError
+from sweep.store._optuna_schema import HEARTBEAT_METHOD
+from sweep.store._optuna_schema import RETRIED_METHODS
+from sweep.store._optuna_schema import SCHEMA_RACE_MESSAGES
+from sweep.store._optuna_schema import check_schema
 from sweep.store.urls import mask_url
 from sweep.store.urls import parse_url
 from sweep.store.urls import scrub
@@ -41,7 +47,6 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_SCHEMA_RACE_MESSAGES = ("alembic_version", "already exists", "duplicate key")
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,13 @@ def open_storage(
         reconnect_timeout_s: How long storage calls keep retrying a lost connection.
 
     Raises:
+        SchemaVersionError: the database holds an Optuna schema sweep does not support
+            (checked before anything is written to it).
         StorageError: when the database cannot be reached or used (message masked).
     """
     parsed = parse_url(url)
     _check_sqlite_file(parsed, create=create)
+    _check_stored_schema(parsed)
     from sqlalchemy.pool import NullPool
 
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -104,7 +112,7 @@ def open_storage(
         except StorageError as e:
             # Two processes creating Optuna's tables in a new database at once: one of them
             # loses the insert of the schema version; the tables are there now, so try again.
-            if attempt == 2 or not any(m in str(e) for m in _SCHEMA_RACE_MESSAGES):
+            if attempt == 2 or not any(m in str(e) for m in SCHEMA_RACE_MESSAGES):
                 raise
             time.sleep(0.5)
     storage._sweep_reconnect_timeout_s = reconnect_timeout_s  # type: ignore[attr-defined]
@@ -179,6 +187,25 @@ def _check_sqlite_file(url: URL, *, create: bool) -> None:
     except FileExistsError:  # another process created it a moment ago
         return
     os.close(fd)
+
+
+def _check_stored_schema(url: URL) -> None:
+    """Refuse an unsupported Optuna schema before Optuna (or the WAL switch) touches the file."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    connect_args: dict[str, Any] = (
+        {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        if url.get_backend_name() == "sqlite"
+        else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    )
+    with storage_errors(url, action="open"):
+        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                check_schema(conn, url)
+        finally:
+            engine.dispose()
 
 
 def _enable_sqlite_wal(url: URL) -> None:
@@ -257,34 +284,8 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-_RETRIED_METHODS = (
-    "create_new_study",
-    "set_study_user_attr",
-    "set_study_system_attr",
-    "get_study_id_from_name",
-    "get_study_name_from_id",
-    "get_study_directions",
-    "get_study_user_attrs",
-    "get_study_system_attrs",
-    "get_all_studies",
-    "create_new_trial",
-    "set_trial_param",
-    "get_trial_id_from_study_id_trial_number",
-    "set_trial_state_values",
-    "set_trial_intermediate_value",
-    "set_trial_user_attr",
-    "set_trial_system_attr",
-    "get_trial",
-    "get_all_trials",
-    "get_best_trial",
-    "record_heartbeat",
-    "_get_stale_trial_ids",
-    # optuna.load_study wraps the storage in _CachedStorage, which calls these directly:
-    "_create_new_trial",
-    "_set_trial_param",
-    "_get_trials",
-    "_get_best_trial_id",
-)
+# Old name, still used by benchmarks/sweep_overhead.py; the list lives in the adapter now.
+_RETRIED_METHODS = RETRIED_METHODS
 
 
 def _heartbeat_or_warn(record: Callable[..., None]) -> Callable[..., None]:
@@ -310,9 +311,9 @@ def _reconnecting_storage_class() -> type:
     from optuna.storages import RDBStorage
 
     namespace: dict[str, Any] = {
-        name: _retrying(getattr(RDBStorage, name)) for name in _RETRIED_METHODS
+        name: _retrying(getattr(RDBStorage, name)) for name in RETRIED_METHODS
     }
-    namespace["record_heartbeat"] = _heartbeat_or_warn(namespace["record_heartbeat"])
+    namespace[HEARTBEAT_METHOD] = _heartbeat_or_warn(namespace[HEARTBEAT_METHOD])
     namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.store.rdb)."
     namespace["__module__"] = __name__
     return type("ReconnectingRDBStorage", (RDBStorage,), namespace)

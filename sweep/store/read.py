@@ -4,8 +4,10 @@ Every function here reads Optuna's RDB tables directly with SQLAlchemy Core, so 
 about a second on a study of 10,000 trials: the best trials are chosen by the database
 (``ORDER BY`` the objective value with ``LIMIT``) or, for several objectives, from the
 ``(trial, objective, value)`` rows of COMPLETE trials only; parameters and user attributes are
-then loaded for the chosen trials alone. Nothing here writes to the database, creates a SQLite
-file, or imports TensorFlow, Keras or the training code.
+then loaded for the chosen trials alone. The table declarations, the stored value, direction and
+time formats, and the schema-version check (a database of a schema sweep was not tested against
+is refused before any other query) live in :mod:`sweep.store._optuna_schema`. Nothing here
+writes to the database, creates a SQLite file, or imports TensorFlow, Keras or the training code.
 
 Each trial comes back as a plain dict, the JSON schema scripts rely on:
 
@@ -35,6 +37,14 @@ from sweep.config import STATES
 from sweep.config import STUDY_ATTR
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
+from sweep.store._optuna_schema import FAIL_REASON_KEY
+from sweep.store._optuna_schema import StoredSchema
+from sweep.store._optuna_schema import check_schema
+from sweep.store._optuna_schema import decode_value
+from sweep.store._optuna_schema import direction_name
+from sweep.store._optuna_schema import infinity_sign
+from sweep.store._optuna_schema import tables
+from sweep.store._optuna_schema import value_rank
 from sweep.store.rdb import read_engine
 from sweep.store.rdb import storage_errors
 from sweep.store.urls import mask_url
@@ -73,12 +83,12 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     from sqlalchemy import func
     from sqlalchemy import select
 
-    m = _tables()
+    m = tables()
     studies_t = m.studies
     trials_t = m.trials
     attrs_t = m.study_user_attributes
-    with _connect(url) as conn:
-        if not _has_studies_table(conn):
+    with _connect(url) as (conn, schema):
+        if schema is None:
             return []  # an empty database: no sweep has written to it yet
         names = {
             row.study_id: row.study_name
@@ -93,7 +103,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 dir_t.c.study_id, dir_t.c.objective
             )
         ):
-            directions.setdefault(row.study_id, []).append(_direction_name(row.direction))
+            directions.setdefault(row.study_id, []).append(direction_name(row.direction))
         counts: dict[int, dict[str, int]] = {sid: dict.fromkeys(STATES, 0) for sid in names}
         for row in conn.execute(
             select(trials_t.c.study_id, trials_t.c.state, func.count()).group_by(
@@ -127,7 +137,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 "finished": study_counts["COMPLETE"] + study_counts["PRUNED"],
                 "budget": _budget(config),
                 "metrics": [o["metric"] for o in objectives],
-                "created": _iso(created.get(sid)),
+                "created": _iso(created.get(sid), schema),
             }
         )
     return out
@@ -154,11 +164,11 @@ def study_status(url: str, name: str) -> dict[str, Any]:
     from sqlalchemy import func
     from sqlalchemy import select
 
-    m = _tables()
+    m = tables()
     trials_t = m.trials
     beats_t = m.trial_heartbeats
-    with _connect(url) as conn:
-        study = _find_study(conn, url, name)
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
         counts = dict.fromkeys(STATES, 0)
         for state, count in conn.execute(
             select(trials_t.c.state, func.count())
@@ -194,6 +204,8 @@ def study_status(url: str, name: str) -> dict[str, Any]:
             )
             .order_by(trials_t.c.number)
         ).all()
+        # Heartbeats are written by the database's own now() (every Optuna version): their age
+        # is measured against it, in the database's clock and time zone, never this machine's.
         now = None
         if any(row.heartbeat is not None for row in running_rows):
             now = conn.execute(select(func.now())).scalar()
@@ -201,7 +213,7 @@ def study_status(url: str, name: str) -> dict[str, Any]:
     running = [
         {
             "number": row.number,
-            "started": _iso(row.datetime_start),
+            "started": _iso(row.datetime_start, study.schema),
             "heartbeat_age_s": (
                 max(0.0, (now - row.heartbeat).total_seconds())
                 if now is not None and row.heartbeat is not None
@@ -210,6 +222,8 @@ def study_status(url: str, name: str) -> dict[str, Any]:
         }
         for row in running_rows
     ]
+    first_start = study.schema.to_utc(first_start)
+    last_complete = study.schema.to_utc(last_complete)
     finished = counts["COMPLETE"] + counts["PRUNED"]
     throughput = None
     if finished and first_start is not None and last_complete is not None:
@@ -234,8 +248,8 @@ def study_status(url: str, name: str) -> dict[str, Any]:
         "best": best,
         "pareto_size": pareto_size,
         "running": running,
-        "created": _iso(first_start),
-        "last_completed": _iso(last_complete),
+        "created": _iso(first_start, study.schema),
+        "last_completed": _iso(last_complete, study.schema),
         "throughput_per_hour": throughput,
         "eta_s": eta_s,
     }
@@ -264,13 +278,15 @@ def best_trials(
     """
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
-    with _connect(url) as conn:
-        study = _find_study(conn, url, name)
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
         if len(study.directions) <= 1:
             ids = [row[0] for row in _top_single(conn, study, top)]
         else:
             ids = _pareto_ids(conn, study)
-        trials = _load_trials(conn, study.study_id, ids=ids, include_history=include_history)
+        trials = _load_trials(
+            conn, study.study_id, study.schema, ids=ids, include_history=include_history
+        )
     rows = [trials[i] for i in ids if i in trials]
     return rows
 
@@ -302,9 +318,11 @@ def list_trials(
             if str(state).upper() not in STATES:
                 raise UsageError(f"unknown trial state {state!r}; choose from {', '.join(STATES)}")
             wanted.append(str(state).upper())
-    with _connect(url) as conn:
-        study = _find_study(conn, url, name)
-        trials = _load_trials(conn, study.study_id, states=wanted, include_history=include_history)
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+        trials = _load_trials(
+            conn, study.study_id, study.schema, states=wanted, include_history=include_history
+        )
     return sorted(trials.values(), key=lambda t: t["number"])
 
 
@@ -312,138 +330,44 @@ def list_trials(
 
 
 class _Study:
-    __slots__ = ("study_id", "name", "directions", "config")
+    __slots__ = ("study_id", "name", "directions", "config", "schema")
 
     def __init__(
-        self, study_id: int, name: str, directions: list[str], config: dict[str, Any] | None
+        self,
+        study_id: int,
+        name: str,
+        directions: list[str],
+        config: dict[str, Any] | None,
+        schema: StoredSchema,
     ) -> None:
         self.study_id = study_id
         self.name = name
         self.directions = directions
         self.config = config
+        self.schema = schema  # how the database stores times
 
 
 @contextlib.contextmanager
-def _connect(url: str) -> Iterator[Connection]:
-    """A read connection whose database errors become one-line :class:`StorageError`."""
+def _connect(url: str) -> Iterator[tuple[Connection, StoredSchema | None]]:
+    """A read connection and the database's checked schema (``None``: no Optuna tables).
+
+    Database errors become one-line :class:`StorageError`; an unsupported schema is refused
+    (:class:`~sweep.store._optuna_schema.SchemaVersionError`) before any other query.
+    """
     engine = read_engine(url)
     try:
         with storage_errors(url, action="read"), engine.connect() as conn:
-            yield conn
+            yield conn, check_schema(conn, url)
     finally:
         engine.dispose()
 
 
-@functools.cache
-def _tables() -> Any:
-    """The tables of Optuna's RDB schema that the reports read, as SQLAlchemy Core tables.
-
-    Declared here rather than imported from ``optuna.storages._rdb.models`` so that a report
-    needs neither ``sqlalchemy.orm`` nor the ORM mapping at start-up (about 0.15 s of a
-    one-second budget). Names, columns and enum types are those of Optuna's models (schema
-    v12 and later); ``tests/test_report.py`` checks them against Optuna's own.
-    """
-    from types import SimpleNamespace
-
-    from sqlalchemy import Column
-    from sqlalchemy import DateTime
-    from sqlalchemy import Enum
-    from sqlalchemy import Float
-    from sqlalchemy import Integer
-    from sqlalchemy import MetaData
-    from sqlalchemy import String
-    from sqlalchemy import Table
-    from sqlalchemy import Text
-
-    def enum(name: str, *values: str) -> Enum:
-        return Enum(*values, name=name, native_enum=True, create_constraint=False)
-
-    meta = MetaData()
-    key = String(512)
-
-    def table(name: str, *columns: Column[Any]) -> Table:
-        return Table(name, meta, *columns)
-
-    return SimpleNamespace(
-        studies=table(
-            "studies", Column("study_id", Integer, primary_key=True), Column("study_name", key)
-        ),
-        study_directions=table(
-            "study_directions",
-            Column("study_direction_id", Integer, primary_key=True),
-            Column("direction", enum("studydirection", "NOT_SET", "MINIMIZE", "MAXIMIZE")),
-            Column("study_id", Integer),
-            Column("objective", Integer),
-        ),
-        study_user_attributes=table(
-            "study_user_attributes",
-            Column("study_user_attribute_id", Integer, primary_key=True),
-            Column("study_id", Integer),
-            Column("key", key),
-            Column("value_json", Text),
-        ),
-        trials=table(
-            "trials",
-            Column("trial_id", Integer, primary_key=True),
-            Column("number", Integer),
-            Column("study_id", Integer),
-            Column(
-                "state", enum("trialstate", "RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
-            ),
-            Column("datetime_start", DateTime),
-            Column("datetime_complete", DateTime),
-        ),
-        trial_values=table(
-            "trial_values",
-            Column("trial_value_id", Integer, primary_key=True),
-            Column("trial_id", Integer),
-            Column("objective", Integer),
-            Column("value", Float(precision=53)),
-            Column("value_type", enum("trialvaluetype", "FINITE", "INF_POS", "INF_NEG")),
-        ),
-        trial_params=table(
-            "trial_params",
-            Column("param_id", Integer, primary_key=True),
-            Column("trial_id", Integer),
-            Column("param_name", key),
-            Column("param_value", Float(precision=53)),
-            Column("distribution_json", Text),
-        ),
-        trial_user_attributes=table(
-            "trial_user_attributes",
-            Column("trial_user_attribute_id", Integer, primary_key=True),
-            Column("trial_id", Integer),
-            Column("key", key),
-            Column("value_json", Text),
-        ),
-        trial_system_attributes=table(
-            "trial_system_attributes",
-            Column("trial_system_attribute_id", Integer, primary_key=True),
-            Column("trial_id", Integer),
-            Column("key", key),
-            Column("value_json", Text),
-        ),
-        trial_heartbeats=table(
-            "trial_heartbeats",
-            Column("trial_heartbeat_id", Integer, primary_key=True),
-            Column("trial_id", Integer),
-            Column("heartbeat", DateTime),
-        ),
-    )
-
-
-def _has_studies_table(conn: Connection) -> bool:
-    from sqlalchemy import inspect
-
-    return bool(inspect(conn).has_table("studies"))
-
-
-def _find_study(conn: Connection, url: str, name: str) -> _Study:
+def _find_study(conn: Connection, schema: StoredSchema | None, url: str, name: str) -> _Study:
     from sqlalchemy import select
 
-    m = _tables()
+    m = tables()
     studies_t = m.studies
-    if not _has_studies_table(conn):
+    if schema is None:
         raise StudyNotFoundError(
             f"no study named {name!r} in {mask_url(url)}; it holds no studies"
         )
@@ -458,7 +382,7 @@ def _find_study(conn: Connection, url: str, name: str) -> _Study:
         raise StudyNotFoundError(f"no study named {name!r} in {mask_url(url)}{hint}")
     dir_t = m.study_directions
     directions = [
-        _direction_name(d)
+        direction_name(d)
         for d in conn.execute(
             select(dir_t.c.direction)
             .where(dir_t.c.study_id == study_id)
@@ -472,22 +396,18 @@ def _find_study(conn: Connection, url: str, name: str) -> _Study:
         )
     ).scalar()
     config = _loads(raw) if raw is not None else None
-    return _Study(study_id, name, directions, config if isinstance(config, dict) else None)
+    config = config if isinstance(config, dict) else None
+    return _Study(study_id, name, directions, config, schema)
 
 
 def _top_single(conn: Connection, study: _Study, limit: int) -> list[tuple[int, int, float]]:
     """``(trial_id, number, value)`` of the best ``limit`` COMPLETE trials, best first."""
-    from sqlalchemy import case
     from sqlalchemy import select
 
-    m = _tables()
+    m = tables()
     trials_t = m.trials
     values_t = m.trial_values
-    rank = case(
-        (values_t.c.value_type == "INF_POS", 2),
-        (values_t.c.value_type == "FINITE", 1),
-        else_=0,
-    )
+    rank = value_rank(values_t)
     maximize = bool(study.directions) and study.directions[0] == "maximize"
     order = (
         (rank.desc(), values_t.c.value.desc())
@@ -505,22 +425,19 @@ def _top_single(conn: Connection, study: _Study, limit: int) -> list[tuple[int, 
         .order_by(*order, trials_t.c.number.asc())
         .limit(limit)
     ).all()
-    return [(r.trial_id, r.number, _value(r.value, r.value_type)) for r in rows]
+    return [(r.trial_id, r.number, decode_value(r.value, r.value_type)) for r in rows]
 
 
 def _pareto_ids(conn: Connection, study: _Study) -> list[int]:
     """Ids of the Pareto set of COMPLETE trials, sorted by the first objective, best first."""
-    from sqlalchemy import case
     from sqlalchemy import select
 
-    m = _tables()
+    m = tables()
     trials_t = m.trials
     values_t = m.trial_values
     n_obj = len(study.directions)
     # The infinity sign as a plain integer: no enum decoding for 10,000s of rows.
-    inf = case(
-        (values_t.c.value_type == "INF_POS", 1), (values_t.c.value_type == "INF_NEG", -1), else_=0
-    )
+    inf = infinity_sign(values_t)
     rows = conn.execute(
         select(values_t.c.trial_id, trials_t.c.number, values_t.c.objective, values_t.c.value, inf)
         .select_from(trials_t.join(values_t, values_t.c.trial_id == trials_t.c.trial_id))
@@ -584,6 +501,7 @@ def _pareto_front(losses: list[list[float]]) -> list[int]:
 def _load_trials(
     conn: Connection,
     study_id: int,
+    schema: StoredSchema,
     *,
     ids: Sequence[int] | None = None,
     states: Sequence[str] | None = None,
@@ -592,7 +510,7 @@ def _load_trials(
     """Trial dicts keyed by trial id: the given ``ids``, or every trial (in ``states``)."""
     from sqlalchemy import select
 
-    m = _tables()
+    m = tables()
     trials_t = m.trials
     values_t = m.trial_values
     params_t = m.trial_params
@@ -641,8 +559,8 @@ def _load_trials(
             "elbo_beta": None,
             "worker": None,
             "fail_reason": None,
-            "started": _iso(r.datetime_start),
-            "completed": _iso(r.datetime_complete),
+            "started": _iso(r.datetime_start, schema),
+            "completed": _iso(r.datetime_complete, schema),
             "user_attrs": {},
         }
         if include_history:
@@ -652,7 +570,7 @@ def _load_trials(
         select(values_t.c.trial_id, values_t.c.objective, values_t.c.value, values_t.c.value_type),
         values_t.c.trial_id,
     ):
-        values.setdefault(r.trial_id, {})[r.objective] = _value(r.value, r.value_type)
+        values.setdefault(r.trial_id, {})[r.objective] = decode_value(r.value, r.value_type)
     for tid, by_objective in values.items():
         if tid in trials:
             trials[tid]["values"] = [by_objective[k] for k in sorted(by_objective)]
@@ -692,7 +610,7 @@ def _load_trials(
     if any(t["state"] == "FAIL" and t["fail_reason"] is None for t in trials.values()):
         for r in selected(
             select(sattrs_t.c.trial_id, sattrs_t.c.value_json).where(
-                sattrs_t.c.key == "fail_reason"
+                sattrs_t.c.key == FAIL_REASON_KEY
             ),
             sattrs_t.c.trial_id,
         ):
@@ -715,19 +633,6 @@ def _external(distribution_json: str, internal: float) -> Any:
         return _distribution(distribution_json).to_external_repr(internal)
     except (ValueError, KeyError, TypeError, IndexError):  # a foreign or damaged row
         return internal
-
-
-def _value(value: float | None, value_type: Any) -> float:
-    name = getattr(value_type, "name", str(value_type))
-    if name == "INF_POS":
-        return math.inf
-    if name == "INF_NEG":
-        return -math.inf
-    return float(value) if value is not None else math.nan
-
-
-def _direction_name(direction: Any) -> str:
-    return str(getattr(direction, "name", direction)).lower()
 
 
 def _loads(text: str | None) -> Any:
@@ -760,10 +665,7 @@ def _objectives(config: dict[str, Any] | None, directions: list[str]) -> list[di
     ]
 
 
-def _iso(value: datetime.datetime | None) -> str | None:
-    """Optuna stores naive UTC; return ISO 8601 with an explicit ``+00:00``."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return value.astimezone(datetime.timezone.utc).isoformat()
+def _iso(value: datetime.datetime | None, schema: StoredSchema) -> str | None:
+    """A stored trial time as ISO 8601 in UTC (explicit ``+00:00``), whichever Optuna wrote it."""
+    utc = schema.to_utc(value)
+    return utc.isoformat() if utc is not None else None
