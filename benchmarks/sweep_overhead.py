@@ -37,6 +37,7 @@ TINY = REPO / "search_spaces" / "tiny.yaml"
 def timed_storage_class(totals: dict[str, float]) -> Any:
     """The worker's storage class with every public call timed into ``totals``."""
     import sweep.store.rdb as storage_module
+    from sweep.store._optuna_schema import RETRIED_METHODS
 
     base = storage_module._reconnecting_storage_class()
     depth = threading.local()
@@ -57,7 +58,7 @@ def timed_storage_class(totals: dict[str, float]) -> Any:
 
         return timed
 
-    names = [n for n in storage_module._RETRIED_METHODS] + ["get_trial_param"]
+    names = [n for n in RETRIED_METHODS] + ["get_trial_param"]
     return type("TimedStorage", (base,), {n: wrap(n) for n in names if hasattr(base, n)})
 
 

@@ -2,7 +2,7 @@
 
 Variants, each in its own Python process (thread settings and dtype policies are per process):
 
-* ``a-notes``: the researcher's way. ``sweep.train.model.build_vae`` (the same architecture
+* ``a-notes``: the researcher's way. ``sweep.train.plan.build_vae`` (the same architecture
   and custom ``train_step`` as the Keras VAE example, Keras' own Adam, no XLA) fed
   ``X_train.astype("float32")`` numpy arrays to ``model.fit(batch_size=32, shuffle=True)``, with
   float32 numpy validation data.

@@ -36,6 +36,10 @@ class StorageError(SweepError):
     """The study database cannot be reached or used. Messages carry masked URLs only."""
 
 
+class SchemaVersionError(StorageError):
+    """The database holds an Optuna schema `sweep` was not tested against (not transient)."""
+
+
 class StudyNotFoundError(SweepError, LookupError):
     """No study of that name exists in the storage."""
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep.names import metric_names
 from sweep.train.data import file_sha256
-from sweep.train.metrics import metric_names
 
 SMALL = ["--set", "encoder_units=32-16", "--set", "coding_size=4", "--epochs", "1"]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from sweep.errors import SchemaVersionError
 from sweep.errors import StorageError
 from sweep.store import _optuna_schema as schema
 from sweep.store import read
@@ -135,7 +136,7 @@ def test_an_unknown_schema_is_refused_in_one_line_and_left_unchanged(
         assert lines[0].startswith("Error: ") and found in lines[0], (args, lines[0])
         assert "supported: alembic revision v3.2.0.a, schema_version 12" in lines[0]
         assert result.stdout == ""
-    with pytest.raises(schema.SchemaVersionError) as caught:
+    with pytest.raises(SchemaVersionError) as caught:
         open_storage(url)
     assert isinstance(caught.value, StorageError)
     assert "\n" not in str(caught.value) and found in str(caught.value)
@@ -158,7 +159,7 @@ def test_schema_check_on_postgres_refuses_and_changes_nothing(postgres_url: str)
         lambda: read.study_status(postgres_url, "s"),
         lambda: open_storage(postgres_url),
     ):
-        with pytest.raises(schema.SchemaVersionError, match="alembic revision v9.9.9.z"):
+        with pytest.raises(SchemaVersionError, match="alembic revision v9.9.9.z"):
             call()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "v9.9.9.z"

@@ -8,10 +8,10 @@ import optuna
 import pytest
 
 from sweep.errors import SpaceError
+from sweep.names import metric_names
 from sweep.params import TrialParams
 from sweep.space import SearchSpace
 from sweep.space import load_space
-from sweep.train.metrics import metric_names
 
 REPO = Path(__file__).resolve().parent.parent
 NOTES_SECTIONS = ["DNA_methylation", "H3K9me3", "H3K27me3", "expressed"]

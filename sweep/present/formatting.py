@@ -19,11 +19,12 @@ from typing import Any
 
 from sweep.config import STATES
 from sweep.errors import UsageError
+from sweep.names import EXPRESSION_METRICS
 
 FORMATS = ("table", "json", "csv")
 KINDS = ("best", "trials", "studies")
 
-EXPRESSION = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
+EXPRESSION = EXPRESSION_METRICS  # the notes' expression table, every column
 EXPRESSION_HIDDEN = ("auroc", "f1")
 SECTION = ("count_mse", "output_mse", "auprc")
 LATENT = ("active_units", "kl_mean")

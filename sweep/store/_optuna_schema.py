@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sweep.errors import StorageError
+from sweep.errors import SchemaVersionError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -91,10 +91,6 @@ RETRIED_METHODS = (
 )
 #: The heartbeat method among :data:`RETRIED_METHODS` (it runs in a side thread).
 HEARTBEAT_METHOD = "record_heartbeat"
-
-
-class SchemaVersionError(StorageError):
-    """The database holds an Optuna schema sweep was not tested against (not transient)."""
 
 
 @dataclass(frozen=True)

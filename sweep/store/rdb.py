@@ -284,10 +284,6 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-# Old name, still used by benchmarks/sweep_overhead.py; the list lives in the adapter now.
-_RETRIED_METHODS = RETRIED_METHODS
-
-
 def _heartbeat_or_warn(record: Callable[..., None]) -> Callable[..., None]:
     """Heartbeats run in a side thread: after the retries, warn instead of killing the thread.
 

@@ -352,7 +352,7 @@ def _connect(url: str) -> Iterator[tuple[Connection, StoredSchema | None]]:
     """A read connection and the database's checked schema (``None``: no Optuna tables).
 
     Database errors become one-line :class:`StorageError`; an unsupported schema is refused
-    (:class:`~sweep.store._optuna_schema.SchemaVersionError`) before any other query.
+    (:class:`~sweep.errors.SchemaVersionError`) before any other query.
     """
     engine = read_engine(url)
     try:

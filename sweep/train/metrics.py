@@ -39,9 +39,6 @@ from sklearn.metrics import roc_auc_score
 from sweep.errors import DataError
 from sweep.names import SECTION_METRICS
 from sweep.names import check_section_names
-from sweep.names import metric_names
-
-__all__ = ["Evaluation", "SectionLike", "evaluate", "metric_names", "quick_metrics"]
 
 ACTIVE_UNIT_VARIANCE = 0.01
 """A latent dim is active when the variance over rows of its ``z_mean`` exceeds this (Burda)."""
