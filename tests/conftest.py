@@ -1,7 +1,7 @@
 """Shared test set-up: seeds, quiet TensorFlow, tiny real data, SQLite and PostgreSQL storages.
 
 Every test starts from the same seeds (``random``, NumPy, and Keras when a test already imported
-it). The one way to run the CLI is :func:`helpers.run_sweep` (re-exported here): in-process
+it). The one way to run the CLI is :func:`cli_helpers.run_sweep` (re-exported here): in-process
 through Click's ``CliRunner`` by default, a real process with ``process=True``.
 
 PostgreSQL tests use the server named by ``SWEEP_TEST_POSTGRES_URL`` (``.ci/run`` starts one and
@@ -25,9 +25,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from helpers import REPO  # noqa: E402  (after the TensorFlow environment above)
-from helpers import TINY_SPACE  # noqa: E402
-from helpers import run_sweep  # noqa: E402
+from cli_helpers import REPO  # noqa: E402  (after the TensorFlow environment above)
+from cli_helpers import TINY_SPACE  # noqa: E402
+from cli_helpers import run_sweep  # noqa: E402
 
 __all__ = ["REPO", "TINY_SPACE", "fresh_postgres_database", "run_sweep"]
 
