@@ -81,8 +81,8 @@ def build_database(url: str, n_trials: int, seed: int = 0) -> float:
     from optuna.trial import TrialState
 
     from sweep.config import STUDY_ATTR
+    from sweep.config import study_config
     from sweep.space import load_space
-    from sweep.store.study import StudyConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
@@ -113,25 +113,13 @@ def build_database(url: str, n_trials: int, seed: int = 0) -> float:
                 {"metric": "expression.f1", "direction": "maximize"},
                 {"metric": "sections.mean_output_mse", "direction": "minimize"},
             ]
-        config = StudyConfig(
-            space=raw,
-            space_fingerprint=space.fingerprint(),
-            overrides={},
+        config = study_config(
+            raw,
             data_path="bench.npz",
-            data_sha256="0" * 64,
-            data_summary={},
-            val_fraction=0.2,
-            test_fraction=0.0,
-            split_seed=0,
             n_trials=n_trials,
             seed=seed,
-            sampler="tpe",
             pruner="none",
-            heartbeat_interval_s=10,
-            grace_period_s=60,
-            max_retry=3,
             max_consecutive_failures=3,
-            artifacts_dir=None,
         )
         storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())
         trials, values, params, attrs = [], [], [], []

@@ -65,6 +65,7 @@ def timed_storage_class(totals: dict[str, float]) -> Any:
 def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
     import sweep.run.worker as worker_module
     import sweep.store.rdb as storage_module
+    from sweep.config import StudySettings
     from sweep.run.launch import LaunchRequest
     from sweep.run.launch import create_study
     from sweep.run.worker import WorkerSettings
@@ -99,9 +100,8 @@ def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
                 study_name=f"bk-{time.time_ns()}",
                 space=str(TINY),
                 data_path=str(data),
-                n_trials=n_trials,
+                settings=StudySettings(n_trials=n_trials, pruner="median"),
                 overrides={"epochs": 1},
-                pruner="median",
             )
         )
         totals.clear()

@@ -1,7 +1,11 @@
-"""The ``sweep`` command line: a thin Click shell over launch, worker, report and the engine.
+"""The ``sweep`` command line: a thin Click shell over :mod:`sweep.run.launch`,
+:mod:`sweep.run.worker`, :mod:`sweep.store.read`, :mod:`sweep.present.formatting` and the
+trial engine (:mod:`sweep.train.engine`).
 
-Only Click, the standard library and sweep's leaf modules are imported here; each command
-imports what it needs inside its callback, so the read-only commands (``best``, ``status``,
+Every option is built from :data:`sweep.config.OPTIONS`, which holds its default, help text and
+range check once. Only Click, the standard library and sweep's leaf modules (``sweep.config``,
+``sweep.errors``, ``sweep.log``, ``sweep.store.urls``) are imported here; each command imports
+what it needs inside its callback, so the read-only commands (``best``, ``status``,
 ``trials``, ``studies``) never load TensorFlow.
 
 Exit codes: 0 success; 1 error (one line on stderr); 2 usage error; 130 interrupted.
@@ -12,54 +16,65 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
+from typing import TypeVar
 
 import click
 
 from sweep import __version__
+from sweep.config import OPTIONS
+from sweep.config import STUDY_ENV
 from sweep.errors import SweepError
 from sweep.log import configure as configure_logging
 from sweep.store.urls import redact
 
 EXIT_INTERRUPTED = 130
-FORMATS = ("table", "json", "csv")
 _state = {"debug": False}
-
-storage_option = click.option(
-    "--storage",
-    envvar="SWEEP_STORAGE",
-    default=None,
-    metavar="URL",
-    help="Study database (default sqlite:///sweep.db; env SWEEP_STORAGE). Put passwords in the "
-    "environment variable, not on the command line.",
-)
-study_argument = click.argument("name", envvar="SWEEP_STUDY", metavar="NAME")
-BUNDLED_HELP = "Data file (.npz; env SWEEP_DATA); default: the bundled K562 data."
-COPY_HELP = "Local copy of the study's data file (same SHA-256; env SWEEP_DATA)."
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def data_option(help_text: str) -> Any:
-    """``--data FILE``, also read from ``$SWEEP_DATA``."""
+def option(key: str) -> Callable[[F], F]:
+    """The Click option for ``OPTIONS[key]``: its flag, default, help, type and range check."""
+    spec = OPTIONS[key]
+    if spec.type is bool:
+        return click.option(spec.flag, spec.dest, is_flag=True, help=spec.help)
+    kind: Any = spec.type
+    if spec.choices is not None:
+        kind = click.Choice(spec.choices, case_sensitive=spec.case_sensitive)
+    elif spec.file:
+        kind = click.Path(dir_okay=False)
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        reason = spec.problem(value)
+        if reason is not None:
+            raise click.BadParameter(reason, ctx=ctx, param=param)
+        return value
+
     return click.option(
-        "--data",
-        envvar="SWEEP_DATA",
-        default=None,
-        type=click.Path(dir_okay=False),
-        help=help_text,
+        spec.flag,
+        spec.dest,
+        type=kind,
+        default=spec.default,
+        help=spec.help,
+        envvar=spec.envvar,
+        metavar=spec.metavar,
+        show_default=spec.show_default,
+        required=spec.required,
+        multiple=spec.multiple,
+        hidden=spec.hidden,
+        callback=check if spec.minimum is not None else None,
     )
+
+
+study_argument = click.argument("name", envvar=STUDY_ENV, metavar="NAME")
 
 
 def _storage(url: str | None) -> str:
     from sweep.store.urls import resolve_url
 
     return resolve_url(url)
-
-
-def _positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be at least 1, got {value}")
-    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,19 +92,13 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@data_option(BUNDLED_HELP)
-@click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set a hyperparameter (repeatable), e.g. --set coding_size=150.",
-)
-@click.option("--epochs", type=int, default=None, callback=_positive, help="Training epochs.")
-@click.option("--seed", type=int, default=None, help="Seed for weights, noise and batches.")
-@click.option("--val-fraction", type=float, default=0.2, show_default=True)
-@click.option("--split-seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print every metric as JSON.")
+@option("data")
+@option("trial.assignments")
+@option("trial.epochs")
+@option("trial.seed")
+@option("val_fraction")
+@option("split_seed")
+@option("as_json")
 def trial(
     data: str | None,
     assignments: Sequence[str],
@@ -146,109 +155,30 @@ def trial(
 # --- sweeps ----------------------------------------------------------------------------------
 
 
-def _run_options(f: Any) -> Any:
-    f = click.option(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="Claim no new trial after this many seconds.",
-    )(f)
-    f = click.option(
-        "--gpus",
-        default=None,
-        metavar="IDS",
-        help="One worker per listed GPU, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES).",
-    )(f)
-    f = click.option(
-        "--workers",
-        type=int,
-        default=1,
-        show_default=True,
-        callback=_positive,
-        help="Local worker processes (ignored with --gpus).",
-    )(f)
-    return f
+def _run_options(f: F) -> F:
+    """``--workers``, ``--gpus``, ``--timeout`` (see :class:`sweep.config.RunOptions`)."""
+    return option("workers")(option("gpus")(option("timeout_s")(f)))
 
 
 @cli.command()
-@click.option(
-    "--space",
-    default="notes",
-    show_default=True,
-    help="Search-space YAML file, or a bundled one: notes, notes_wide, notes_pareto, tiny.",
-)
-@data_option(BUNDLED_HELP)
-@click.option(
-    "--study",
-    "study_name",
-    envvar="SWEEP_STUDY",
-    default="notes",
-    show_default=True,
-    help="Study name (env SWEEP_STUDY).",
-)
-@storage_option
-@click.option(
-    "--n-trials",
-    type=int,
-    default=8,
-    show_default=True,
-    callback=_positive,
-    help="Budget: finished trials across all workers.",
-)
+@option("space")
+@option("data")
+@option("study_name")
+@option("storage")
+@option("n_trials")
 @_run_options
-@click.option(
-    "--sampler",
-    type=click.Choice(["tpe", "random", "grid", "cmaes", "nsga2"]),
-    default="tpe",
-    show_default=True,
-)
-@click.option(
-    "--pruner",
-    type=click.Choice(["median", "hyperband", "none"]),
-    default="median",
-    show_default=True,
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
-@click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Override a value of the space for this study (repeatable), e.g. epochs=2.",
-)
-@click.option(
-    "--val-fraction",
-    type=float,
-    default=0.2,
-    show_default=True,
-    help="Validation share when the data file has no split.",
-)
-@click.option("--split-seed", type=int, default=0, show_default=True)
-@click.option("--heartbeat-interval", type=int, default=10, show_default=True, metavar="SECONDS")
-@click.option(
-    "--grace-period",
-    type=int,
-    default=60,
-    show_default=True,
-    metavar="SECONDS",
-    help="A trial without a heartbeat for this long is failed and retried.",
-)
-@click.option(
-    "--max-consecutive-failures", type=int, default=5, show_default=True, callback=_positive
-)
-@click.option(
-    "--artifacts",
-    default=None,
-    metavar="DIR",
-    help="Where per-trial samples go (default: beside a SQLite file; none otherwise).",
-)
-@click.option(
-    "--force-new",
-    is_flag=True,
-    help="If NAME exists with another space or data, create NAME-2 instead of failing.",
-)
-@click.option("--no-run", is_flag=True, help="Create the study and exit (workers join later).")
+@option("sampler")
+@option("pruner")
+@option("seed")
+@option("assignments")
+@option("val_fraction")
+@option("split_seed")
+@option("heartbeat_interval_s")
+@option("grace_period_s")
+@option("max_consecutive_failures")
+@option("artifacts_dir")
+@option("force_new")
+@option("no_run")
 def launch(
     space: str,
     data: str | None,
@@ -257,46 +187,51 @@ def launch(
     n_trials: int,
     workers: int,
     gpus: str | None,
-    timeout: float | None,
+    timeout_s: float | None,
     sampler: str,
     pruner: str,
     seed: int,
     assignments: Sequence[str],
     val_fraction: float,
     split_seed: int,
-    heartbeat_interval: int,
-    grace_period: int,
+    heartbeat_interval_s: int,
+    grace_period_s: int,
     max_consecutive_failures: int,
-    artifacts: str | None,
+    artifacts_dir: str | None,
     force_new: bool,
     no_run: bool,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data."""
+    from sweep.config import RunOptions
+    from sweep.config import StudySettings
     from sweep.params import parse_assignments
     from sweep.run.launch import LaunchRequest
-    from sweep.run.launch import RunOptions
     from sweep.run.launch import create_study
     from sweep.run.launch import parse_gpus
     from sweep.run.launch import run_workers
 
     url = _storage(storage)
-    options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout, data_path=data)
+    options = RunOptions(
+        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
+    )
     request = LaunchRequest(
         storage_url=url,
         study_name=study_name,
         space=space,
         data_path=data,
-        n_trials=n_trials,
-        sampler=sampler,
-        pruner=pruner,
-        seed=seed,
+        settings=StudySettings(
+            n_trials=n_trials,
+            sampler=sampler,
+            pruner=pruner,
+            seed=seed,
+            val_fraction=val_fraction,
+            split_seed=split_seed,
+            heartbeat_interval_s=heartbeat_interval_s,
+            grace_period_s=grace_period_s,
+            max_consecutive_failures=max_consecutive_failures,
+        ),
         overrides=parse_assignments(assignments),
-        val_fraction=val_fraction,
-        split_seed=split_seed,
-        heartbeat_interval_s=heartbeat_interval,
-        grace_period_s=grace_period,
-        max_consecutive_failures=max_consecutive_failures,
-        artifacts_dir=artifacts,
+        artifacts_dir=artifacts_dir,
         force_new=force_new,
     )
     if options.gpus:
@@ -313,11 +248,9 @@ def launch(
 
 @cli.command()
 @study_argument
-@storage_option
-@click.option(
-    "--n-trials", type=int, default=None, callback=_positive, help="Raise the study's budget to N."
-)
-@data_option(COPY_HELP)
+@option("storage")
+@option("resume.n_trials")
+@option("worker.data")
 @_run_options
 def resume(
     name: str,
@@ -326,16 +259,18 @@ def resume(
     data: str | None,
     workers: int,
     gpus: str | None,
-    timeout: float | None,
+    timeout_s: float | None,
 ) -> None:
     """Continue study NAME to its budget; failed and stale trials are retried."""
-    from sweep.run.launch import RunOptions
+    from sweep.config import RunOptions
     from sweep.run.launch import parse_gpus
     from sweep.run.launch import resume_study
     from sweep.run.launch import run_workers
 
     url = _storage(storage)
-    options = RunOptions(workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout, data_path=data)
+    options = RunOptions(
+        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
+    )
     resume_study(url, name, n_trials)
     run_workers(url, name, options)
     _print_best(url, name)
@@ -343,39 +278,19 @@ def resume(
 
 @cli.command()
 @study_argument
-@storage_option
-@data_option(COPY_HELP)
-@click.option(
-    "--timeout",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="Claim no new trial after this many seconds.",
-)
-@click.option(
-    "--wait-for-db",
-    type=float,
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Keep retrying an unreachable database this long before giving up.",
-)
-@click.option(
-    "--reconnect-timeout",
-    type=float,
-    default=120.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Once running, retry a lost database this long, then exit (the trial is retried).",
-)
-@click.option("--worker-index", type=int, default=None, hidden=True)
+@option("storage")
+@option("worker.data")
+@option("timeout_s")
+@option("wait_for_db_s")
+@option("reconnect_timeout_s")
+@option("worker_index")
 def worker(
     name: str,
     storage: str | None,
     data: str | None,
-    timeout: float | None,
-    wait_for_db: float,
-    reconnect_timeout: float,
+    timeout_s: float | None,
+    wait_for_db_s: float,
+    reconnect_timeout_s: float,
     worker_index: int | None,
 ) -> None:
     """Join study NAME from any machine that reaches its storage; exit when its budget is met."""
@@ -392,14 +307,10 @@ def worker(
         storage_url=_storage(storage),
         data_path=data,
         worker_index=index,
-        timeout_s=timeout,
-        reconnect_timeout_s=reconnect_timeout,
+        timeout_s=timeout_s,
+        reconnect_timeout_s=reconnect_timeout_s,
     )
-    if reconnect_timeout <= 0:
-        raise click.BadParameter(
-            "must be a positive number of seconds", param_hint="--reconnect-timeout"
-        )
-    deadline = time.monotonic() + max(wait_for_db, 0.0)
+    deadline = time.monotonic() + max(wait_for_db_s, 0.0)
     while True:  # only the first connection waits; a running worker has --reconnect-timeout
         try:
             open_storage(settings.storage_url, reconnect_timeout_s=1.0)
@@ -422,10 +333,8 @@ def worker(
 
 @cli.command()
 @study_argument
-@storage_option
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@option("storage")
+@option("status.fmt")
 def status(name: str, storage: str | None, fmt: str) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA."""
     from sweep.present.formatting import render_status
@@ -436,9 +345,9 @@ def status(name: str, storage: str | None, fmt: str) -> None:
 
 @cli.command()
 @study_argument
-@storage_option
-@click.option("--top", type=int, default=5, show_default=True, callback=_positive)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@option("storage")
+@option("top")
+@option("fmt")
 def best(name: str, storage: str | None, top: int, fmt: str) -> None:
     """The best trials (the Pareto set for several objectives) with the notes' metrics."""
     _print_best(_storage(storage), name, top, fmt)
@@ -446,15 +355,9 @@ def best(name: str, storage: str | None, top: int, fmt: str) -> None:
 
 @cli.command()
 @study_argument
-@storage_option
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"], case_sensitive=False),
-    help="Only trials in this state (repeatable).",
-)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@option("storage")
+@option("states")
+@option("fmt")
 def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> None:
     """Every trial of study NAME."""
     from sweep.present.formatting import render
@@ -465,8 +368,8 @@ def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> N
 
 
 @cli.command()
-@storage_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@option("storage")
+@option("fmt")
 def studies(storage: str | None, fmt: str) -> None:
     """Every study in the storage."""
     from sweep.present.formatting import render
@@ -476,7 +379,7 @@ def studies(storage: str | None, fmt: str) -> None:
 
 
 @cli.command()
-@data_option(BUNDLED_HELP)
+@option("data")
 def metrics(data: str | None) -> None:
     """List the metric names a trial on this data reports (usable as objectives)."""
     from sweep.names import metric_names
@@ -497,9 +400,9 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option("--rows", type=int, required=True, callback=_positive)
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@option("synth.rows")
+@option("synth.out")
+@option("synth.seed")
 def data_synth(rows: int, out: str, seed: int) -> None:
     """Write a synthetic file in the notes' layout and densities, with planted expression."""
     from sweep.train.synth import write_synthetic

@@ -1,4 +1,8 @@
-"""Shared test set-up: quiet TensorFlow, tiny real data, SQLite and PostgreSQL storages.
+"""Shared test set-up: seeds, quiet TensorFlow, tiny real data, SQLite and PostgreSQL storages.
+
+Every test starts from the same seeds (``random``, NumPy, and Keras when a test already imported
+it). The one way to run the CLI is :func:`cli_helpers.run_sweep` (re-exported here): in-process
+through Click's ``CliRunner`` by default, a real process with ``process=True``.
 
 PostgreSQL tests use the server named by ``SWEEP_TEST_POSTGRES_URL`` (``.ci/run`` starts one and
 sets it). Each test gets its own fresh database, dropped afterwards. Locally, without the
@@ -9,18 +13,37 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from cli_helpers import REPO  # noqa: E402  (after the TensorFlow environment above)
+from cli_helpers import TINY_SPACE  # noqa: E402
+from cli_helpers import run_sweep  # noqa: E402
+
+__all__ = ["REPO", "TINY_SPACE", "fresh_postgres_database", "run_sweep"]
+
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
-REPO = Path(__file__).resolve().parent.parent
-TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
+TEST_SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    """Seed ``random`` and NumPy before every test; Keras too, if something imported it."""
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    if "keras" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(TEST_SEED)
 
 
 def _require_postgres() -> str:

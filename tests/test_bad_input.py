@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,24 +25,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import TINY_SPACE
 from conftest import fresh_postgres_database
+from conftest import run_sweep
 
-REPO = Path(__file__).resolve().parent.parent
-TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
 UNREACHABLE = "postgresql+psycopg://u:unreachable-Secret-1@127.0.0.1:1/db"
 WRONG_PASSWORD = "Wrong-Secret-42"
-
-# Runs exactly what `python -m sweep` runs, then reports heavy imports on stderr.
-_RUNNER = (
-    "import sys\n"
-    "from sweep.cli import main\n"
-    "code = main(sys.argv[1:])\n"
-    "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
-    "if heavy:\n"
-    "    sys.stderr.write('IMPORTED ' + ','.join(heavy) + '\\n')\n"
-    "sys.exit(code)\n"
-)
 
 
 @dataclass(frozen=True)
@@ -379,16 +367,9 @@ def dump(url: str) -> dict[str, list[tuple[str, ...]]]:
         engine.dispose()
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _RUNNER, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _run(args: list[str], storage: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A real process (several run at once), reporting any TensorFlow/Keras import."""
+    return run_sweep(*args, storage=storage, cwd=cwd, report_heavy_imports=True, timeout=120)
 
 
 @dataclass
@@ -400,13 +381,6 @@ class Batch:
     files_before: list[str]
     files_after: list[str]
     secrets: tuple[str, ...]
-
-
-def _base_env(storage: str) -> dict[str, str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SWEEP_STORAGE": storage}
-    for name in ("SWEEP_STUDY", "SWEEP_DATA"):
-        env.pop(name, None)
-    return env
 
 
 def _run_batch(backend: str, url: str, tmp: Path, data: Path) -> Batch:
@@ -426,7 +400,7 @@ def _run_batch(backend: str, url: str, tmp: Path, data: Path) -> Batch:
             "--sampler",
             "random",
         ],
-        _base_env(url),
+        url,
         tmp,
     )
     assert launched.returncode == 0, launched.stderr
@@ -449,11 +423,11 @@ def _run_batch(backend: str, url: str, tmp: Path, data: Path) -> Batch:
         storage = case.storage.format(**values) if case.storage else url
         if not storage:
             continue
-        jobs[case.id] = ([a.format(**values) for a in case.args], _base_env(storage))
+        jobs[case.id] = ([a.format(**values) for a in case.args], storage)
     files_before = sorted(p.name for p in tmp.iterdir())
     before = dump(url)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {key: pool.submit(_run, args, env, tmp) for key, (args, env) in jobs.items()}
+        futures = {key: pool.submit(_run, args, url, tmp) for key, (args, url) in jobs.items()}
         results = {key: future.result() for key, future in futures.items()}
     return Batch(
         url,
@@ -531,7 +505,7 @@ def test_bad_input_changes_nothing(backend: str, batches: Any) -> None:
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = _run(
         ["--debug", "status", "x", "--storage", f"sqlite:///{tmp_path}/no.db"],
-        _base_env(""),
+        "",
         tmp_path,
     )
     assert result.returncode == 1
@@ -556,12 +530,12 @@ def test_force_new_creates_a_study_beside_the_old_one(tmp_path: Path, synthetic_
         "--set",
         "epochs=1",
     ]
-    assert _run(args, _base_env(url), tmp_path).returncode == 0
+    assert _run(args, url, tmp_path).returncode == 0
     other = tmp_path / "other_space.yaml"
     other.write_text(TINY_SPACE.read_text().replace("choices: [4, 8]", "choices: [4, 16]"))
     args[args.index(str(TINY_SPACE))] = str(other)
-    refused = _run(args, _base_env(url), tmp_path)
+    refused = _run(args, url, tmp_path)
     assert refused.returncode == 1 and "--force-new" in refused.stderr
-    forced = _run([*args, "--force-new"], _base_env(url), tmp_path)
+    forced = _run([*args, "--force-new"], url, tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert forced.stdout.strip() == "base-2"

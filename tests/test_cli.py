@@ -1,30 +1,19 @@
-"""The CLI's own commands for one trial and for data files, run as real processes."""
+"""The CLI's own commands for one trial and for data files, run in-process (Click's runner)."""
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import run_sweep
 
 from sweep.names import metric_names
 from sweep.train.data import file_sha256
 
 SMALL = ["--set", "encoder_units=32-16", "--set", "coding_size=4", "--epochs", "1"]
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "sweep", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+run = functools.partial(run_sweep, check=True)
 
 
 def test_trial_json_has_every_metric_and_the_exact_params(synthetic_npz: Path) -> None:

@@ -24,13 +24,13 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from sweep.config import STUDY_ATTR
+from sweep.config import study_config
 from sweep.errors import StorageError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
 from sweep.present import formatting
 from sweep.space import SearchSpace
 from sweep.store import read as report
-from sweep.store.study import StudyConfig
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
@@ -73,25 +73,12 @@ def _config(objective: Any, n_trials: int) -> dict[str, Any]:
     raw = yaml.safe_load(TINY_SPACE.read_text())
     raw["objective"] = objective
     space = SearchSpace.from_mapping(raw, source="test")
-    config = StudyConfig(
-        space=space.to_json(),
-        space_fingerprint=space.fingerprint(),
-        overrides={},
+    config = study_config(
+        space,
         data_path="synthetic.npz",
-        data_sha256="0" * 64,
-        data_summary={},
-        val_fraction=0.2,
-        test_fraction=0.0,
-        split_seed=0,
         n_trials=n_trials,
-        seed=0,
-        sampler="tpe",
         pruner="none",
-        heartbeat_interval_s=10,
-        grace_period_s=60,
-        max_retry=3,
         max_consecutive_failures=3,
-        artifacts_dir=None,
     )
     return config.to_json()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,41 +25,27 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from cli_helpers import sweep_argv
+from cli_helpers import sweep_env
+from conftest import TINY_SPACE
 from conftest import fresh_postgres_database
+from conftest import run_sweep
 
 from sweep.errors import DataError
 from sweep.errors import SpaceError
 from sweep.space import load_space
 from sweep.train.data import load_dataset
 
-REPO = Path(__file__).resolve().parent.parent
-TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
 UNREACHABLE_PASSWORD = "Unreach-Pw-7391"
 UNREACHABLE = f"postgresql+psycopg://sweeper:{UNREACHABLE_PASSWORD}@127.0.0.1:1/sweep"
 
 
-def _env(storage: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    for name in ("SWEEP_STORAGE", "SWEEP_STUDY", "SWEEP_DATA"):
-        env.pop(name, None)
-    if storage:
-        env["SWEEP_STORAGE"] = storage
-    return env
-
-
 def _sweep(
     args: list[str], storage_env: str | None, cwd: Path, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweep", *args],
-        env=_env(storage_env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """A real process: what it prints, and its children's command lines, are what is checked."""
+    return run_sweep(*args, storage=storage_env, cwd=cwd, process=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +162,7 @@ def test_worker_processes_get_the_url_from_the_environment(
 
     password = str(make_url(pg_study).password)
     launch = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sweep",
+        sweep_argv(
             "launch",
             "--space",
             str(TINY_SPACE),
@@ -198,8 +180,8 @@ def test_worker_processes_get_the_url_from_the_environment(
             "2",
             "--storage",
             pg_study,
-        ],
-        env=_env(),
+        ),
+        env=sweep_env(),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -299,11 +281,8 @@ def test_npz_object_arrays_are_refused_unread(key: str, tmp_path: Path) -> None:
 
 def test_files_written_by_a_sweep_are_private(tmp_path: Path, synthetic_npz: Path) -> None:
     db = tmp_path / "sweep.db"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sweep",
+    result = subprocess.run(  # a process of its own: the umask below must not touch pytest's
+        sweep_argv(
             "launch",
             "--space",
             str(TINY_SPACE),
@@ -317,8 +296,8 @@ def test_files_written_by_a_sweep_are_private(tmp_path: Path, synthetic_npz: Pat
             "epochs=1",
             "--storage",
             f"sqlite:///{db}",
-        ],
-        env=_env(),
+        ),
+        env=sweep_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,

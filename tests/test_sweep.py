@@ -1,7 +1,12 @@
-"""Sweeps end to end: real CLI processes, real Keras trials, SQLite and PostgreSQL studies."""
+"""Sweeps end to end: the real CLI, real Keras trials, SQLite and PostgreSQL studies.
+
+Commands run in-process (Click's runner; each trial still runs in its own child process); worker
+processes, signals and the import check use real processes.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -9,31 +14,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
+from cli_helpers import sweep_argv
+from cli_helpers import sweep_env
 from conftest import TINY_SPACE
+from conftest import run_sweep
 
 QUICK = ["--space", str(TINY_SPACE), "--set", "epochs=1", "--pruner", "none"]
-
-
-def sweep(
-    *args: str, storage: str, check: bool = True, **kwargs: Any
-) -> subprocess.CompletedProcess[str]:
-    """Run the real `sweep` CLI with the storage URL in the environment (never on argv)."""
-    env = {**os.environ, **kwargs.pop("env", {}), "SWEEP_STORAGE": storage}
-    done = subprocess.run(
-        [sys.executable, "-m", "sweep", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=900,
-        **kwargs,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
-    return done
+#: ``sweep(*args, storage=URL)``: the storage URL in the environment (never on argv).
+sweep = functools.partial(run_sweep, check=True)
 
 
 def load(storage: str, name: str) -> optuna.Study:
@@ -77,7 +68,7 @@ def test_launch_stores_every_metric_and_best_reads_them(
         assert len(trial.user_attrs["history"]["kl_loss"]) == 1
         assert trial.user_attrs["seconds"] > 0
     config = study.user_attrs["sweep"]
-    assert config["overrides"] == {"epochs": 1}
+    assert config["space"]["fixed"]["epochs"] == 1 and "overrides" not in config
     assert len(config["data_sha256"]) == 64
 
     best = json.loads(sweep("best", "s1", "--format", "json", storage=storage_url).stdout)
@@ -107,11 +98,10 @@ def test_two_workers_share_one_postgres_budget(postgres_url: str, synthetic_npz:
         "--no-run",
         storage=postgres_url,
     )
-    env = {**os.environ, "SWEEP_STORAGE": postgres_url}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "sweep", "worker", "par", "--worker-index", str(i)],
-            env=env,
+            sweep_argv("worker", "par", "--worker-index", str(i)),
+            env=sweep_env(postgres_url),
             text=True,
             stderr=subprocess.PIPE,
         )
@@ -128,22 +118,11 @@ def test_two_workers_share_one_postgres_budget(postgres_url: str, synthetic_npz:
 
 
 def test_sigint_then_resume_reaches_the_exact_budget(sqlite_url: str, synthetic_npz: Path) -> None:
-    env = {**os.environ, "SWEEP_STORAGE": sqlite_url}
     launch = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sweep",
-            "launch",
-            *QUICK,
-            "--data",
-            str(synthetic_npz),
-            "--study",
-            "intr",
-            "--n-trials",
-            "4",
-        ],
-        env=env,
+        sweep_argv(
+            "launch", *QUICK, "--data", str(synthetic_npz), "--study", "intr", "--n-trials", "4"
+        ),
+        env=sweep_env(sqlite_url),
         text=True,
         stderr=subprocess.PIPE,
     )

@@ -1,12 +1,15 @@
 """Launch and resume sweeps: create the study, then run local workers (one per GPU if asked).
 
 The launching process never imports TensorFlow: it validates the space and the data, writes the
-study, and either runs one worker in-process or starts worker processes (``sweep worker``) that
-get the storage URL through the environment, never on their command line.
+study (a :class:`sweep.config.StudyConfig`, through :mod:`sweep.store.study`), and either runs
+one worker in-process (:mod:`sweep.run.worker`) or starts worker processes (``sweep worker``)
+that get the storage URL through the environment, never on their command line. Settings,
+defaults and their checks live in :mod:`sweep.config`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -14,12 +17,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from sweep.config import OPTIONS
+from sweep.config import RunOptions
+from sweep.config import StudyConfig
+from sweep.config import StudySettings
 from sweep.errors import StudyConflictError
 from sweep.errors import SweepStopped
 from sweep.errors import UsageError
@@ -29,7 +37,6 @@ from sweep.run.worker import WorkerSettings
 from sweep.run.worker import run_worker
 from sweep.run.worker import signals_as_interrupts
 from sweep.store.rdb import open_storage
-from sweep.store.study import StudyConfig
 from sweep.store.study import create_or_reuse_study
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
@@ -43,44 +50,38 @@ from sweep.store.urls import sqlite_path
 _logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run workers for a study on this machine."""
-
-    workers: int = 1
-    gpus: tuple[str, ...] = ()
-    timeout_s: float | None = None
-    data_path: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {self.workers}")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise UsageError(
-                f"--timeout must be a positive number of seconds, got {self.timeout_s}"
-            )
+__all__ = [
+    "LaunchRequest",
+    "RunOptions",
+    "check_gpus",
+    "create_study",
+    "parse_gpus",
+    "resume_study",
+    "run_workers",
+]
 
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """Everything ``sweep launch`` was asked for."""
+    """Everything ``sweep launch`` was asked for.
+
+    Attributes:
+        storage_url: The study database (unmasked; never printed).
+        study_name: The study to create or continue.
+        space: A search-space file, or a bundled space's name.
+        data_path: The data file; ``None`` uses the bundled data.
+        settings: Budget, sampler, pruner, split and heartbeat (checked on construction).
+        overrides: ``--set`` values (already coerced), applied to the space as fixed values.
+        artifacts_dir: Where per-trial samples go; ``None`` picks beside a SQLite file.
+        force_new: Create ``NAME-2`` when ``NAME`` exists with another space or data.
+    """
 
     storage_url: str
-    study_name: str = "notes"
-    space: str = "notes"
+    study_name: str = OPTIONS["study_name"].default
+    space: str = OPTIONS["space"].default
     data_path: str | None = None
-    n_trials: int = 8
-    sampler: str = "tpe"
-    pruner: str = "median"
-    seed: int = 0
-    overrides: dict[str, Any] = field(default_factory=dict)
-    val_fraction: float = 0.2
-    test_fraction: float = 0.0
-    split_seed: int = 0
-    heartbeat_interval_s: int = 10
-    grace_period_s: int = 60
-    max_retry: int = 3
-    max_consecutive_failures: int = 5
+    settings: StudySettings = field(default_factory=StudySettings)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
     artifacts_dir: str | None = None
     force_new: bool = False
 
@@ -102,18 +103,17 @@ def create_study(request: LaunchRequest) -> str:
     if request.overrides:
         space = space.with_fixed(request.overrides)
     data_path = str(Path(request.data_path or BUNDLED_DATA).resolve())
+    settings = request.settings
     dataset = load_dataset(
         data_path,
-        val_fraction=request.val_fraction,
-        test_fraction=request.test_fraction,
-        split_seed=request.split_seed,
+        val_fraction=settings.val_fraction,
+        test_fraction=settings.test_fraction,
+        split_seed=settings.split_seed,
     )
     summary = dataset.summary()
     space.check_metrics(metric_names([s.name for s in dataset.sections]))
-    n_trials = request.n_trials
-    if n_trials < 1:
-        raise UsageError(f"--n-trials must be at least 1, got {n_trials}")
-    if request.sampler == "grid":
+    n_trials = settings.n_trials
+    if settings.sampler == "grid":
         grid = space.grid()
         size = 1
         for values in grid.values():
@@ -123,28 +123,15 @@ def create_study(request: LaunchRequest) -> str:
                 "the grid has %d points; the budget is lowered from %d", size, n_trials
             )
             n_trials = size
-    if space.is_multi_objective and request.pruner != "none":
+    if space.is_multi_objective and settings.pruner != "none":
         raise UsageError("pruning needs a single objective; pass --pruner none for this space")
     config = StudyConfig(
+        **{**dataclasses.asdict(settings), "n_trials": n_trials},
         space=space.to_json(),
         space_fingerprint=space.fingerprint(),
-        overrides={
-            k: list(v) if isinstance(v, tuple) else v for k, v in request.overrides.items()
-        },
         data_path=data_path,
         data_sha256=file_sha256(data_path),
         data_summary=summary,
-        val_fraction=request.val_fraction,
-        test_fraction=request.test_fraction,
-        split_seed=request.split_seed,
-        n_trials=n_trials,
-        seed=request.seed,
-        sampler=request.sampler,
-        pruner=request.pruner,
-        heartbeat_interval_s=request.heartbeat_interval_s,
-        grace_period_s=request.grace_period_s,
-        max_retry=request.max_retry,
-        max_consecutive_failures=request.max_consecutive_failures,
         artifacts_dir=request.artifacts_dir or _default_artifacts_dir(request.storage_url),
     )
     storage = open_storage(request.storage_url, create=True)
@@ -171,6 +158,8 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     """Check that study ``name`` has work left (or raise its budget to ``n_trials``).
 
     Raises:
+        OptionError: ``n_trials`` is below 1.
+        UsageError: ``n_trials`` is below the trials the study already finished.
         StudyConflictError: the study already met its budget and no larger one was given.
     """
     import optuna
@@ -180,15 +169,14 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     study = optuna.load_study(study_name=name, storage=storage)
     finished = finished_count(state_counts(study))
     if n_trials is not None:
-        if n_trials < 1:
-            raise UsageError(f"--n-trials must be at least 1, got {n_trials}")
+        raised = config.replace(n_trials=n_trials)  # checks n_trials >= 1
         if n_trials < finished:
             raise UsageError(
                 f"--n-trials {n_trials} is below the {finished} trials study {name!r} already "
                 "finished"
             )
         if n_trials != config.n_trials:
-            config = config.replace(n_trials=n_trials)
+            config = raised
             save_config(storage, name, config)
             _logger.info("budget of study %r set to %d trials", name, n_trials)
     if finished >= config.n_trials:

@@ -1,94 +1,32 @@
 """What a sweep stores in its Optuna study, and how a study is created or found again.
 
-A sweep study is an ordinary Optuna study plus one study user attribute, ``"sweep"``, holding a
-:class:`StudyConfig`: the search space and its fingerprint, the data file's path and SHA-256,
-the split, the budget, the sampler, the pruner and the heartbeat. Any worker that can reach the
-storage rebuilds the whole sweep from it. Each trial carries the user attributes named in
-:data:`sweep.config.TRIAL_ATTRS`. This module never imports TensorFlow.
+A sweep study is an ordinary Optuna study plus one study user attribute,
+:data:`sweep.config.STUDY_ATTR`, holding a :class:`sweep.config.StudyConfig`: the search space
+and its fingerprint, the data file's path and SHA-256, the split, the budget, the sampler, the
+pruner and the heartbeat. Any worker that can reach the storage rebuilds the whole sweep from
+it. Each trial carries the user attributes named in :data:`sweep.config.TRIAL_ATTRS`. This
+module turns a config into Optuna's sampler and pruner, and never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 
-from sweep import __version__
-from sweep.config import PRUNERS
-from sweep.config import SAMPLERS
+from sweep.config import FINISHED_STATES
 from sweep.config import STUDY_ATTR
+from sweep.config import StudyConfig
 from sweep.errors import StudyConflictError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
+from sweep.params import TrialParams
 from sweep.space import SearchSpace
-from sweep.store.rdb import Heartbeat
 
 if TYPE_CHECKING:
     import optuna
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """Everything a worker needs to run trials of a study, stored in the study itself."""
-
-    space: dict[str, Any]
-    space_fingerprint: str
-    overrides: dict[str, Any]
-    data_path: str
-    data_sha256: str
-    data_summary: dict[str, Any]
-    val_fraction: float
-    test_fraction: float
-    split_seed: int
-    n_trials: int
-    seed: int
-    sampler: str
-    pruner: str
-    heartbeat_interval_s: int
-    grace_period_s: int
-    max_retry: int
-    max_consecutive_failures: int
-    artifacts_dir: str | None
-    sweep_version: str = __version__
-
-    def __post_init__(self) -> None:
-        if self.n_trials < 1:
-            raise UsageError(f"--n-trials must be at least 1, got {self.n_trials}")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
-        if self.pruner not in PRUNERS:
-            raise UsageError(f"unknown pruner {self.pruner!r}; choose one of {PRUNERS}")
-        if self.max_consecutive_failures < 1:
-            raise UsageError("--max-consecutive-failures must be at least 1")
-        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s:
-            raise UsageError(
-                "the heartbeat interval must be >= 1 s and the grace period longer than it, got "
-                f"{self.heartbeat_interval_s} s and {self.grace_period_s} s"
-            )
-
-    @property
-    def search_space(self) -> SearchSpace:
-        return SearchSpace.from_mapping(self.space, source="the study's search space")
-
-    @property
-    def heartbeat(self) -> Heartbeat:
-        return Heartbeat(self.heartbeat_interval_s, self.grace_period_s, self.max_retry)
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StudyConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def replace(self, **changes: Any) -> StudyConfig:
-        return dataclasses.replace(self, **changes)
 
 
 def create_or_reuse_study(
@@ -182,8 +120,8 @@ def state_counts(study: optuna.Study) -> Counter[str]:
 
 
 def finished_count(counts: Counter[str]) -> int:
-    """Trials that count towards the budget: COMPLETE and PRUNED."""
-    return counts["COMPLETE"] + counts["PRUNED"]
+    """Trials that count towards the budget (:data:`sweep.config.FINISHED_STATES`)."""
+    return sum(counts[state] for state in FINISHED_STATES)
 
 
 def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
@@ -204,15 +142,37 @@ def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.Base
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
-    """The study's pruner; epochs are the pruning steps."""
+    """The study's pruner; epochs are the pruning steps.
+
+    Hyperband's largest resource is the most epochs a trial of the space can run
+    (:func:`max_epochs`).
+    """
     import optuna
 
-    epochs = int(config.space.get("fixed", {}).get("epochs", 10))
     if config.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if config.pruner == "hyperband":
+        epochs = max_epochs(config.search_space)
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
     return optuna.pruners.NopPruner()
+
+
+def max_epochs(space: SearchSpace) -> int:
+    """The most epochs a trial of ``space`` can run.
+
+    A fixed ``epochs``; else the largest value a searched ``epochs`` can take (the highest
+    choice, or the top of an int range on its step grid); else the
+    :class:`sweep.params.TrialParams` default.
+    """
+    if "epochs" in space.fixed:
+        return int(space.fixed["epochs"])
+    spec = space.search.get("epochs")
+    if spec is None:
+        return TrialParams().epochs
+    if spec["type"] == "categorical":
+        return int(max(spec["choices"]))
+    low, high, step = int(spec["low"]), int(spec["high"]), int(spec["step"] or 1)
+    return high if spec["log"] else low + (high - low) // step * step
 
 
 def _next_free_name(name: str, existing: set[str]) -> str:

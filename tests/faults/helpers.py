@@ -1,7 +1,8 @@
 """Shared helpers of the fault suite: run real `sweep` processes and read their study back.
 
 Every helper talks to real processes and real databases: workers are ``python -m sweep worker``
-subprocesses, studies are read with Optuna's RDB storage, nothing is mocked.
+subprocesses, studies are read with Optuna's RDB storage, nothing is mocked. Command lines and
+environments come from the one CLI helper module, ``tests/cli_helpers.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +23,9 @@ from typing import Any
 from typing import TypeVar
 
 import psutil
+from cli_helpers import run_sweep as shared_run_sweep
+from cli_helpers import sweep_argv
+from cli_helpers import sweep_env
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
@@ -46,32 +49,14 @@ def fault_seed(label: str) -> int:
     return seed
 
 
-def sweep_argv(*args: str) -> list[str]:
-    """The command line of ``sweep ARGS`` run with this interpreter."""
-    return [sys.executable, "-m", "sweep", *args]
-
-
-def sweep_env(url: str, **extra: str) -> dict[str, str]:
-    """Environment for a `sweep` subprocess: storage in ``SWEEP_STORAGE``, TensorFlow quiet."""
-    env = {**os.environ, "SWEEP_STORAGE": url, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("SWEEP_STUDY", None)
-    env.update(extra)
-    return env
-
-
 def run_sweep(
     url: str, *args: str, timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``sweep ARGS`` to completion (storage from the environment) and return the result."""
-    return subprocess.run(
-        sweep_argv(*args),
-        env=sweep_env(url),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        check=False,
-    )
+    """Run ``sweep ARGS`` as a real process (storage from the environment) and return the result.
+
+    The fault suite's spelling of the one CLI helper, :func:`cli_helpers.run_sweep`.
+    """
+    return shared_run_sweep(*args, storage=url, cwd=cwd, process=True, timeout=timeout)
 
 
 def create_study(

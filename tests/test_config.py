@@ -1,0 +1,89 @@
+"""sweep.config: option rules, frozen settings, old stored configs; the pruner's epoch budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+
+from sweep.config import OPTIONS
+from sweep.config import OptionError
+from sweep.config import RunOptions
+from sweep.config import StudyConfig
+from sweep.config import StudySettings
+from sweep.config import study_config
+from sweep.errors import UsageError
+from sweep.store.study import make_pruner
+from sweep.store.study import max_epochs
+
+OBJECTIVE = {"metric": "expression.auroc", "direction": "maximize"}
+
+
+def _space(search: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> dict:
+    return {"objective": OBJECTIVE, "search": search or {}, "fixed": fixed or {}}
+
+
+def test_settings_take_their_defaults_from_the_options() -> None:
+    settings = StudySettings()
+    for name in ("n_trials", "sampler", "pruner", "seed", "val_fraction", "split_seed"):
+        assert getattr(settings, name) == OPTIONS[name].default
+    assert RunOptions().workers == OPTIONS["workers"].default
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: StudySettings(n_trials=0), "--n-trials must be at least 1, got 0"),
+        (lambda: StudySettings(sampler="bayes"), "--sampler must be one of tpe"),
+        (lambda: StudySettings(max_consecutive_failures=0), "--max-consecutive-failures"),
+        (lambda: RunOptions(workers=0), "--workers must be at least 1, got 0"),
+        (lambda: RunOptions(timeout_s=0), "--timeout must be a positive number of seconds"),
+    ],
+)
+def test_each_rule_is_the_options_rule(make: Any, message: str) -> None:
+    with pytest.raises(OptionError, match=message) as caught:
+        make()
+    assert caught.value.exit_code == 2
+
+
+def test_the_heartbeat_must_be_shorter_than_the_grace_period() -> None:
+    with pytest.raises(UsageError, match="grace period longer"):
+        StudySettings(heartbeat_interval_s=10, grace_period_s=10)
+
+
+def test_replace_checks_again() -> None:
+    config = study_config(_space())
+    with pytest.raises(OptionError, match="--n-trials"):
+        config.replace(n_trials=0)
+
+
+def test_old_stored_configs_with_overrides_still_load() -> None:
+    stored = study_config(_space(fixed={"epochs": 1}), n_trials=3).to_json()
+    assert "overrides" not in stored
+    old = {**stored, "overrides": {"epochs": 1}}
+    config = StudyConfig.from_json(old)
+    assert config.n_trials == 3 and config.search_space.fixed["epochs"] == 1
+    assert config.settings() == StudySettings(n_trials=3)
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        (_space(fixed={"epochs": 7}), 7),
+        (_space({"epochs": {"type": "int", "low": 5, "high": 20, "step": 5}}), 20),
+        (_space({"epochs": {"type": "int", "low": 5, "high": 22, "step": 5}}), 20),
+        (_space({"epochs": {"type": "int", "low": 2, "high": 30, "log": True}}), 30),
+        (_space({"epochs": {"type": "categorical", "choices": [3, 12, 6]}}), 12),
+        (_space(), 10),  # TrialParams' default
+    ],
+)
+def test_max_epochs_is_the_largest_a_trial_can_run(space: dict, expected: int) -> None:
+    assert max_epochs(study_config(space).search_space) == expected
+
+
+def test_hyperband_max_resource_follows_a_searched_epochs() -> None:
+    space = _space({"epochs": {"type": "categorical", "choices": [5, 40]}})
+    pruner = make_pruner(study_config(space, pruner="hyperband"))
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert pruner._max_resource == 40
