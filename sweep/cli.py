@@ -296,6 +296,7 @@ def worker(
     """Join study NAME from any machine that reaches its storage; exit when its budget is met."""
     import time
 
+    from sweep.errors import SchemaVersionError
     from sweep.errors import StorageError
     from sweep.run.worker import WorkerSettings
     from sweep.run.worker import run_worker
@@ -316,7 +317,8 @@ def worker(
             open_storage(settings.storage_url, reconnect_timeout_s=1.0)
             break
         except StorageError as e:
-            if time.monotonic() >= deadline or "no study database" in str(e):
+            permanent = isinstance(e, SchemaVersionError) or "no study database" in str(e)
+            if time.monotonic() >= deadline or permanent:
                 raise
             click.echo(f"waiting for the database: {redact(str(e))}", err=True)
             time.sleep(3)

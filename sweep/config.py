@@ -28,7 +28,6 @@ from sweep.errors import UsageError
 
 if TYPE_CHECKING:
     from sweep.space import SearchSpace
-    from sweep.store.rdb import Heartbeat
 
 #: Optuna's trial states, in the order reports list them.
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -77,6 +76,16 @@ GRACE_PERIOD_S = 60
 MAX_RETRY = 3
 RECONNECT_TIMEOUT_S = 120.0
 WAIT_FOR_DB_S = 60.0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna heartbeat settings shared by every worker of a study (stored with the study)."""
+
+    interval_s: int = HEARTBEAT_INTERVAL_S
+    grace_period_s: int = GRACE_PERIOD_S
+    max_retry: int = MAX_RETRY
+
 
 #: Environment variables the CLI reads (``--storage``, the study ``NAME``/``--study``, ``--data``).
 STORAGE_ENV = "SWEEP_STORAGE"
@@ -468,8 +477,6 @@ class StudyConfig(StudySettings):
     @property
     def heartbeat(self) -> Heartbeat:
         """The study's Optuna heartbeat settings."""
-        from sweep.store.rdb import Heartbeat
-
         return Heartbeat(self.heartbeat_interval_s, self.grace_period_s, self.max_retry)
 
     def to_json(self) -> dict[str, Any]:

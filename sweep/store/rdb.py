@@ -18,15 +18,12 @@ import sys
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
-from sweep.config import GRACE_PERIOD_S
-from sweep.config import HEARTBEAT_INTERVAL_S
-from sweep.config import MAX_RETRY
 from sweep.config import RECONNECT_TIMEOUT_S
+from sweep.config import Heartbeat
 from sweep.errors import StorageError
 from sweep.store._optuna_schema import HEARTBEAT_METHOD
 from sweep.store._optuna_schema import RETRIED_METHODS
@@ -47,15 +44,6 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """Optuna heartbeat settings shared by every worker of a study (stored with the study)."""
-
-    interval_s: int = HEARTBEAT_INTERVAL_S
-    grace_period_s: int = GRACE_PERIOD_S
-    max_retry: int = MAX_RETRY
 
 
 def open_storage(

@@ -35,6 +35,7 @@ from typing import Any
 from sweep.config import BIG_ATTRS
 from sweep.config import STATES
 from sweep.config import STUDY_ATTR
+from sweep.config import check as check_option
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
 from sweep.store._optuna_schema import FAIL_REASON_KEY
@@ -276,8 +277,7 @@ def best_trials(
         StudyNotFoundError: no study of that name (the message lists the existing ones).
         StorageError: the database cannot be reached or used.
     """
-    if top < 1:
-        raise UsageError(f"--top must be at least 1, got {top}")
+    check_option("top", top)
     with _connect(url) as (conn, schema):
         study = _find_study(conn, schema, url, name)
         if len(study.directions) <= 1:

@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweep.config import STORAGE_ENV
 from sweep.errors import StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-STORAGE_ENV = "SWEEP_STORAGE"
 DEFAULT_STORAGE_URL = "sqlite:///sweep.db"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
