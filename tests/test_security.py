@@ -191,7 +191,7 @@ def test_worker_processes_get_the_url_from_the_environment(
     try:
         # launch itself got the URL on its command line (this test's point is its children); a
         # child caught between fork and exec still shows launch's command line, so skip those.
-        own = " ".join(psutil.Process(launch.pid).cmdline())
+        own = " ".join(str(arg) for arg in launch.args)
         while launch.poll() is None:
             try:
                 for child in psutil.Process(launch.pid).children(recursive=True):
