@@ -1,16 +1,14 @@
-"""Storage URLs, masking, SQLite file handling and the budget lock, on real databases."""
+"""Storage URLs, masking and SQLite file handling, on real databases."""
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.queues
-import time
 from pathlib import Path
 
 import pytest
 
 from sweep.errors import StorageError
-from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
 from sweep.store.rdb import read_engine
 from sweep.store.urls import mask_url
@@ -91,30 +89,6 @@ def test_wrong_password_is_masked(postgres_url: str) -> None:
     with pytest.raises(StorageError, match="password authentication failed") as info:
         open_storage(wrong.render_as_string(hide_password=False))
     assert "definitely-wrong-pw" not in str(info.value)
-
-
-def _hold_lock(url: str, seconds: float, started: multiprocessing.synchronize.Event) -> None:
-    storage = open_storage(url)
-    with budget_lock(storage, "study"):
-        started.set()
-        time.sleep(seconds)
-
-
-def test_budget_lock_excludes_other_processes(storage_url: str) -> None:
-    open_storage(storage_url, create=True)
-    context = multiprocessing.get_context("spawn")
-    started = context.Event()
-    holder = context.Process(target=_hold_lock, args=(storage_url, 2.0, started))
-    holder.start()
-    assert started.wait(60)
-    waited = time.perf_counter()
-    with budget_lock(open_storage(storage_url), "study"):
-        waited = time.perf_counter() - waited
-    holder.join(30)
-    assert waited > 1.0
-    # A different study's lock is independent.
-    with budget_lock(open_storage(storage_url), "other-study"):
-        pass
 
 
 def _open_new(url: str, results: multiprocessing.queues.Queue) -> None:

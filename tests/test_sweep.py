@@ -187,6 +187,9 @@ def test_read_only_commands_do_not_import_tensorflow(sqlite_url: str) -> None:
 def test_pruners_see_the_objective_every_epoch(
     sqlite_url: str, synthetic_npz: Path, pruner: str
 ) -> None:
+    from sweep.store.study import load_config
+    from sweep.store.study import make_pruner
+
     sweep(
         "launch",
         "--space",
@@ -200,17 +203,41 @@ def test_pruners_see_the_objective_every_epoch(
         "--study",
         "pr",
         "--n-trials",
-        "2",
+        "1",
         storage=sqlite_url,
     )
+    # Five reference trials that beat every real AUROC (at most 1) at every epoch, reported
+    # through the study's own pruner: enough for the median pruner to start (it waits for 5
+    # completed trials) and for Hyperband's single bracket, so each new trial must be pruned.
+    storage = optuna.storages.RDBStorage(sqlite_url)
+    reference = optuna.load_study(
+        study_name="pr", storage=storage, pruner=make_pruner(load_config(storage, "pr"))
+    )
+    for _ in range(5):
+        trial = reference.ask()
+        trial.set_user_attr("reference", True)
+        for epoch in (0, 1):
+            trial.report(2.0, epoch)
+        trial.should_prune()
+        reference.tell(trial, 2.0)
+    sweep("resume", "pr", "--n-trials", "8", storage=sqlite_url)
+
     study = load(sqlite_url, "pr")
-    for trial in finished(study):
+    real = sorted(
+        (t for t in finished(study) if "reference" not in t.user_attrs), key=lambda t: t.number
+    )
+    assert [t.state.name for t in real] == ["COMPLETE", "PRUNED", "PRUNED"]
+    for trial in real:
         assert sorted(trial.intermediate_values) == [0, 1]
         if trial.state.name == "COMPLETE":
             curve = trial.user_attrs["history"]["epoch.expression.auroc"]
             assert curve == pytest.approx(
                 [trial.intermediate_values[0], trial.intermediate_values[1]]
             )
+        else:
+            reason = trial.user_attrs["prune_reason"]
+            assert reason.startswith("pruned after epoch 2: expression.auroc="), reason
+            assert "metrics" not in trial.user_attrs  # stopped before the final scoring
     artifacts = Path(sqlite_url.removeprefix("sqlite:///") + ".artifacts")
     assert any(artifacts.iterdir())  # per-trial samples of codes and reconstructions
 

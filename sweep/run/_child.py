@@ -1,4 +1,9 @@
-"""Child-process entry point for one trial (see :mod:`sweep.run.isolation` for the protocol)."""
+"""``python -m sweep.run._child``: the child-process entry point for one trial.
+
+The only :mod:`sweep.run` module that imports the trial engine (:mod:`sweep.train.engine`, and
+so TensorFlow); it runs in the child process started by :func:`sweep.run.isolation.run_in_child`
+(see :mod:`sweep.run.isolation` for the protocol).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import TextIO
 
 
 def main() -> int:
+    """Read one request from stdin, run the trial, write the protocol messages; exit status."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides how to stop a trial
     channel = _private_stdout()

@@ -2,7 +2,8 @@
 
 Each trial gets its own Python process, so TensorFlow's memory (and a GPU out-of-memory state)
 cannot leak from one trial to the next, and a crash inside TensorFlow fails one trial rather than
-the worker. The parent never imports TensorFlow.
+the worker. The parent never imports TensorFlow; only the child's entry point,
+:mod:`sweep.run._child`, imports the trial engine. :mod:`sweep.run.objective` is the caller.
 
 Protocol: the parent writes one JSON request line to the child's stdin; the child writes JSON
 lines to its stdout (``epoch``, then ``result`` or ``error``); everything else the child prints

@@ -32,10 +32,10 @@ from sweep.errors import StudyConflictError
 from sweep.errors import SweepStopped
 from sweep.errors import UsageError
 from sweep.log import quiet_optuna
-from sweep.run.worker import Interrupted
+from sweep.run.signals import Interrupted
+from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
 from sweep.run.worker import run_worker
-from sweep.run.worker import signals_as_interrupts
 from sweep.store.rdb import open_storage
 from sweep.store.study import create_or_reuse_study
 from sweep.store.study import finished_count

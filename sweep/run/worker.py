@@ -3,40 +3,40 @@
 Workers are identical and share nothing but the study database (the Optuna study is the
 oracle), so any number can join from any machine. The budget is global and exact: a worker
 counts finished and running trials and creates its next trial under a storage-wide lock
-(:func:`sweep.store.lock.budget_lock`). A worker killed mid-trial leaves a RUNNING trial whose
-heartbeat stops; after the grace period another worker (or ``resume``) marks it FAIL and Optuna's
+(:class:`BudgetClaim` over :func:`sweep.store.lock.budget_lock`), released as soon as the trial
+exists. A worker killed mid-trial leaves a RUNNING trial whose heartbeat stops; after the grace
+period another worker (or ``resume``) marks it FAIL and Optuna's
 ``RetryHeartbeatStaleTrialCallback`` queues the same parameters again.
+
+This module keeps the loop: the data-file check, claiming, the stale-trial watcher and the
+progress log. What a trial does is :mod:`sweep.run.objective`; signals are
+:mod:`sweep.run.signals`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
-import os
-import signal
-import socket
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import RECONNECT_TIMEOUT_S
+from sweep.config import StudyConfig
 from sweep.errors import DataError
 from sweep.errors import StorageError
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.log import quiet_optuna
-from sweep.names import quick_metric_names
-from sweep.run.isolation import TrialRequest
-from sweep.run.isolation import run_in_child
+from sweep.run.objective import Objective
+from sweep.run.signals import signals_as_interrupts
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
 from sweep.store.rdb import storage_errors
-from sweep.store.study import StudyConfig
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
 from sweep.store.study import make_pruner
@@ -73,7 +73,7 @@ class WorkerSettings:
     timeout_s: float | None = None
     poll_s: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
-    reconnect_timeout_s: float = 120.0
+    reconnect_timeout_s: float = RECONNECT_TIMEOUT_S
 
 
 @dataclass
@@ -85,14 +85,6 @@ class WorkerSummary:
     pruned: int = 0
     failed: int = 0
     stopped_because: str = ""
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; the trial in flight is recorded as FAIL with the reason."""
-
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
 
 
 def check_data_file(config: StudyConfig, data_path: str | None) -> str:
@@ -145,8 +137,35 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             pruner=make_pruner(config),
         )
     with signals_as_interrupts() as signals, _StaleTrialWatcher(study, config.grace_period_s):
-        runner = _TrialRunner(study, storage, config, data_path, settings, signals)
+        objective = Objective.for_study(config, data_path, env=settings.env, signals=signals)
+        runner = _TrialRunner(study, storage, config, objective, settings, signals)
         return runner.loop()
+
+
+class BudgetClaim:
+    """The study's budget lock, held from counting its trials until the next trial exists.
+
+    Enter it (the lock is taken), count the trials, then hand :meth:`release` to the objective
+    as its trial-created hook: the lock is released as soon as Optuna has created the trial,
+    before training starts. Leaving the ``with`` block releases it if nobody did (the budget was
+    met, no slot was free, or creating the trial failed). :meth:`release` is idempotent.
+    """
+
+    def __init__(self, storage: optuna.storages.RDBStorage, study_name: str) -> None:
+        self._storage = storage
+        self._study_name = study_name
+        self._held = contextlib.ExitStack()
+
+    def __enter__(self) -> BudgetClaim:
+        self._held.enter_context(budget_lock(self._storage, self._study_name))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Release the lock now (once; later calls do nothing)."""
+        self._held.close()
 
 
 class _TrialRunner:
@@ -155,7 +174,7 @@ class _TrialRunner:
         study: optuna.Study,
         storage: optuna.storages.RDBStorage,
         config: StudyConfig,
-        data_path: str,
+        objective: Objective,
         settings: WorkerSettings,
         signals: signals_as_interrupts,
     ) -> None:
@@ -163,30 +182,11 @@ class _TrialRunner:
         self.study = study
         self.storage = storage
         self.config = config
-        self.space = config.search_space
-        self.data_path = data_path
+        self.objective = objective
+        self.metric_names = config.search_space.metric_names
         self.settings = settings
         self.summary = WorkerSummary()
         self.started = time.monotonic()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.lock_release: Any = None
-        self.epoch_metrics = self._per_epoch_metrics()
-        self.artifact_store = _artifact_store(config)
-
-    def _per_epoch_metrics(self) -> tuple[str, ...]:
-        if self.config.pruner == "none" or self.space.is_multi_objective:
-            return ()
-        metric = self.space.metric_names[0]
-        sections = [s["name"] for s in self.config.data_summary.get("sections", [])]
-        per_epoch = quick_metric_names(sections) if sections else []
-        if metric not in per_epoch:
-            _logger.warning(
-                "pruning is off: the objective %s is only measured after training (per-epoch "
-                "metrics: expression.*, expression_hidden.*, section.*.output_mse/count_mse)",
-                metric,
-            )
-            return ()
-        return (metric,)
 
     def loop(self) -> WorkerSummary:
         import optuna
@@ -224,143 +224,51 @@ class _TrialRunner:
             self._log_progress(trial)
 
     def _claim_and_run(self) -> optuna.trial.FrozenTrial | bool | None:
-        """Run one trial if a slot is free: the trial, False (wait), None (budget met)."""
+        """Run one trial if a slot is free: the trial, False (wait), None (budget met).
+
+        The budget lock is held from counting the trials until Optuna has created the next
+        one (the objective then releases it), so several workers never overshoot the budget.
+        Signals are deferred meanwhile: the objective resumes them once the trial exists and
+        defers them again until Optuna has recorded the outcome.
+        """
         import optuna
 
         finished_trials: list[optuna.trial.FrozenTrial] = []
-        lock = budget_lock(self.storage, self.study.study_name)
-        lock.__enter__()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                lock.__exit__(None, None, None)
-
-        self.lock_release = release
-        self.signals.defer()  # resumed inside the objective, and again once the trial is told
-        try:
-            optuna.storages.fail_stale_trials(self.study)
-            counts = state_counts(self.study)
-            finished = finished_count(counts)
-            if finished >= self.config.n_trials:
-                self.summary.stopped_because = "budget met"
-                return None
-            if finished + counts["RUNNING"] >= self.config.n_trials:
-                return False
+        with BudgetClaim(self.storage, self.study.study_name) as claim:
+            self.signals.defer()
             try:
-                self.study.optimize(
-                    self._objective,
-                    n_trials=1,
-                    catch=(TrialFailed,),
-                    callbacks=[lambda study, trial: finished_trials.append(trial)],
-                    gc_after_trial=False,
-                    show_progress_bar=False,
-                )
-            except Exception as e:
-                # A lost database can surface through Optuna's own clean-up as another error
-                # (an UnboundLocalError in its tell path): report the storage error itself.
-                lost = _storage_error_in(e)
-                if lost is not None and lost is not e:
-                    raise lost from None
-                raise
-        finally:
-            release()
-            self.signals.resume()
+                optuna.storages.fail_stale_trials(self.study)
+                counts = state_counts(self.study)
+                finished = finished_count(counts)
+                if finished >= self.config.n_trials:
+                    self.summary.stopped_because = "budget met"
+                    return None
+                if finished + counts["RUNNING"] >= self.config.n_trials:
+                    return False
+                self._optimize_one(claim, finished_trials)
+            finally:
+                self.signals.resume()
         return finished_trials[-1] if finished_trials else False
 
-    def _objective(self, trial: optuna.Trial) -> float | list[float]:
-        import optuna
-
+    def _optimize_one(
+        self, claim: BudgetClaim, finished_trials: list[optuna.trial.FrozenTrial]
+    ) -> None:
         try:
-            self.lock_release()
-            self.signals.resume()
-            params = self.space.suggest(trial)
-            trial.set_user_attr("worker", self.worker_id)
-            trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
-            trial.set_user_attr("params_full", params.to_dict())
-            started = time.monotonic()
-            with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
-                samples = os.path.join(tmp, f"trial-{trial.number}-samples.npz")
-                request = TrialRequest(
-                    params=params.to_dict(),
-                    data_path=self.data_path,
-                    val_fraction=self.config.val_fraction,
-                    test_fraction=self.config.test_fraction,
-                    split_seed=self.config.split_seed,
-                    epoch_metrics=self.epoch_metrics,
-                    samples_path=samples if self.artifact_store is not None else None,
-                )
-                result = run_in_child(
-                    request, on_epoch=self._epoch_handler(trial), env=self.settings.env
-                )
-                result = {
-                    **result,
-                    "train_seconds": result["seconds"],
-                    "seconds": time.monotonic() - started,
-                }
-                self._record(trial, result)
-                if self.artifact_store is not None and os.path.exists(samples):
-                    from optuna.artifacts import upload_artifact
-
-                    artifact_id = upload_artifact(
-                        artifact_store=self.artifact_store,
-                        file_path=samples,
-                        study_or_trial=trial,
-                    )
-                    trial.set_user_attr("samples_artifact", artifact_id)
-            return self._objective_values(result)
-        except TrialFailed as e:
-            trial.set_user_attr("fail_reason", str(e))
+            self.study.optimize(
+                self.objective.with_hook(claim.release),
+                n_trials=1,
+                catch=(TrialFailed,),
+                callbacks=[lambda study, trial: finished_trials.append(trial)],
+                gc_after_trial=False,
+                show_progress_bar=False,
+            )
+        except Exception as e:
+            # A lost database can surface through Optuna's own clean-up as another error
+            # (an UnboundLocalError in its tell path): report the storage error itself.
+            lost = _storage_error_in(e)
+            if lost is not None and lost is not e:
+                raise lost from None
             raise
-        except optuna.TrialPruned as e:
-            trial.set_user_attr("prune_reason", str(e))
-            raise
-        except Interrupted as e:
-            trial.set_user_attr("fail_reason", f"interrupted by {e.signal_name}")
-            raise
-        finally:
-            self.signals.defer()  # until Optuna has recorded this trial's outcome
-
-    def _epoch_handler(self, trial: optuna.Trial) -> Any:
-        import optuna
-
-        metric = self.epoch_metrics[0] if self.epoch_metrics else None
-
-        def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
-            if metric is None:
-                return
-            value = values.get(metric)
-            if value is None or not math.isfinite(float(value)):
-                return
-            trial.report(float(value), epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: {metric}={value:.4g}")
-
-        return on_epoch
-
-    def _record(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
-        for key in (
-            "metrics",
-            "history",
-            "diagnostics",
-            "flags",
-            "seconds",
-            "train_seconds",
-            "elbo_beta",
-            "epochs_run",
-        ):
-            trial.set_user_attr(key, result[key])
-
-    def _objective_values(self, result: Mapping[str, Any]) -> float | list[float]:
-        values = []
-        for metric in self.space.metric_names:
-            value = result["metrics"].get(metric)
-            if value is None or not math.isfinite(float(value)):
-                raise TrialFailed(f"objective metric {metric} is undefined for this trial")
-            values.append(float(value))
-        return values[0] if len(values) == 1 else values
 
     def _timed_out(self) -> bool:
         timeout = self.settings.timeout_s
@@ -377,9 +285,9 @@ class _TrialRunner:
         took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
         if trial.state.name == "COMPLETE":
             metrics = trial.user_attrs.get("metrics", {})
-            shown = [f"{m}={_fmt(metrics.get(m))}" for m in self.space.metric_names]
+            shown = [f"{m}={_fmt(metrics.get(m))}" for m in self.metric_names]
             for extra in ("expression.f1", "latent.active_units"):
-                if extra not in self.space.metric_names:
+                if extra not in self.metric_names:
                     shown.append(f"{extra.split('.')[-1]}={_fmt(metrics.get(extra))}")
             flags = trial.user_attrs.get("flags") or []
             what = " ".join(shown) + (f" [collapse: {len(flags)} flag(s)]" if flags else "")
@@ -446,15 +354,6 @@ class _StaleTrialWatcher:
                 _logger.debug("stale-trial check failed: %s", e)
 
 
-def _artifact_store(config: StudyConfig) -> Any:
-    if not config.artifacts_dir:
-        return None
-    from optuna.artifacts import FileSystemArtifactStore
-
-    os.makedirs(config.artifacts_dir, mode=0o700, exist_ok=True)
-    return FileSystemArtifactStore(config.artifacts_dir)
-
-
 def _best_text(study: optuna.Study) -> str:
     if len(study.directions) > 1:
         return ""
@@ -478,50 +377,3 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-class signals_as_interrupts:
-    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread.
-
-    Between :meth:`defer` and :meth:`resume` a signal is held and raised at ``resume``: a worker
-    defers while it creates a trial and while Optuna records its outcome, so an interrupt lands
-    inside the trial (recorded as FAIL with the reason) or between trials, never in between.
-    """
-
-    def __enter__(self) -> signals_as_interrupts:
-        self.previous = {}
-        self.stopping = False
-        self.deferred = False
-        self.pending: str | None = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def defer(self) -> None:
-        self.deferred = True
-
-    def resume(self) -> None:
-        """Stop deferring; raise the signal that arrived meanwhile, if any."""
-        self.deferred = False
-        if self.pending is not None:
-            name, self.pending = self.pending, None
-            raise Interrupted(name)
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        # Only the first signal interrupts: a second one (Ctrl-C reaches the whole group and
-        # `launch` forwards it too) must not cut short the recording of the trial in flight.
-        if self.stopping:
-            return
-        self.stopping = True
-        name = signal.Signals(signum).name
-        if self.deferred:
-            self.pending = name
-            return
-        raise Interrupted(name)

@@ -1,10 +1,16 @@
-"""The budget lock: one storage-wide lock per study, held while a worker claims a trial slot."""
+"""The budget lock: one storage-wide lock per study, held while a worker claims a trial slot.
+
+Locks of different studies are independent, on both backends: PostgreSQL takes an advisory
+lock keyed by the study name; SQLite locks one byte, at an offset keyed by the study name, of
+the file ``<database>.lock`` beside the database.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import struct
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -21,16 +27,15 @@ if TYPE_CHECKING:
 def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
     """Hold a storage-wide lock for one study while a worker claims a trial slot.
 
-    PostgreSQL: a session-level advisory lock. SQLite: an ``fcntl`` lock on a file beside the
-    database (SQLite studies are local, so every worker shares that file system). The lock is
-    held only between counting the study's trials and creating the next one, so the budget is
-    exact across workers.
+    PostgreSQL: a session-level advisory lock. SQLite: an open-file-description lock on one
+    byte of a file beside the database (SQLite studies are local, so every worker shares that
+    file system). The lock is held only between counting the study's trials and creating the
+    next one, so the budget is exact across workers. It blocks until the lock is free.
     """
     engine = storage.engine
+    key = _lock_key(study_name)
     if engine.dialect.name == "postgresql":
         from sqlalchemy import text
-
-        key = zlib.crc32(f"sweep:{study_name}".encode()) & 0x7FFFFFFF
 
         def lock() -> Any:
             connection = engine.connect()
@@ -58,8 +63,28 @@ def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterato
             return
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock_byte(fd, key)
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            os.close(fd)  # releases the lock
+
+
+def _lock_key(study_name: str) -> int:
+    """A non-negative 31-bit key for ``study_name`` (advisory-lock key, byte offset)."""
+    return zlib.crc32(f"sweep:{study_name}".encode()) & 0x7FFFFFFF
+
+
+def _lock_byte(fd: int, offset: int) -> None:
+    """Wait for an exclusive lock on byte ``offset`` of ``fd``'s file.
+
+    Linux: an open-file-description lock, owned by ``fd`` like ``flock`` (two descriptors
+    exclude each other even in one process) and released when ``fd`` is closed. Elsewhere: a
+    POSIX record lock, owned by the process (a worker holds one claim at a time).
+    """
+    command = getattr(fcntl, "F_OFD_SETLKW", None)
+    if command is None:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+        return
+    # struct flock {short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid;}
+    request = struct.pack("@hhqqi", fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    fcntl.fcntl(fd, command, request + bytes(8))

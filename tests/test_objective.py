@@ -1,0 +1,187 @@
+"""The objective (:mod:`sweep.run.objective`) with a stand-in child, and the worker's claim.
+
+The real child runs in ``tests/test_sweep.py`` and the fault suite; here ``run_in_child`` is
+replaced so each outcome (complete, failed, pruned, interrupted) is certain and quick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+import pytest
+from conftest import TINY_SPACE
+
+import sweep.run.objective as objective_module
+from sweep.config import RESULT_ATTRS
+from sweep.errors import TrialFailed
+from sweep.run.isolation import EpochHandler
+from sweep.run.isolation import TrialRequest
+from sweep.run.objective import Objective
+from sweep.run.signals import Interrupted
+from sweep.run.worker import BudgetClaim
+from sweep.space import load_space
+from sweep.store.lock import budget_lock
+from sweep.store.rdb import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _result(auroc: float) -> dict[str, Any]:
+    result: dict[str, Any] = {key: None for key in RESULT_ATTRS}
+    return {**result, "metrics": {"expression.auroc": auroc}, "seconds": 1.5, "epochs_run": 2}
+
+
+def _objective(**changes: Any) -> Objective:
+    base = Objective(
+        space=load_space(TINY_SPACE),
+        data_path="unused.npz",
+        val_fraction=0.2,
+        test_fraction=0.0,
+        split_seed=0,
+        epoch_metrics=("expression.auroc",),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def _fake_child(
+    monkeypatch: pytest.MonkeyPatch,
+    epochs: list[float],
+    outcome: dict[str, Any] | BaseException,
+    calls: list[str] | None = None,
+) -> None:
+    def run_in_child(
+        request: TrialRequest,
+        *,
+        on_epoch: EpochHandler | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        if calls is not None:
+            calls.append("child")
+        for epoch, value in enumerate(epochs):
+            assert on_epoch is not None
+            on_epoch(epoch, {"expression.auroc": value, "loss": 1.0})
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(objective_module, "run_in_child", run_in_child)
+
+
+def test_a_complete_trial_records_its_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    _fake_child(monkeypatch, [0.6, 0.7], _result(0.75), calls)
+    study = optuna.create_study(direction="maximize")
+    objective = _objective(worker_id="host:1").with_hook(lambda: calls.append("created"))
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert calls == ["created", "child"]  # the budget slot is handed over before training
+    assert trial.state.name == "COMPLETE" and trial.value == pytest.approx(0.75)
+    assert trial.intermediate_values == {0: 0.6, 1: 0.7}
+    assert set(RESULT_ATTRS) <= set(trial.user_attrs)
+    assert trial.user_attrs["train_seconds"] == 1.5
+    assert trial.user_attrs["worker"] == "host:1"
+    assert trial.user_attrs["params_full"]["epochs"] == 2
+    assert "cuda_visible_devices" in trial.user_attrs
+
+
+def test_a_failed_trial_is_fail_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_child(monkeypatch, [0.6], TrialFailed("collapsed: output std 3e-7"))
+    study = optuna.create_study(direction="maximize")
+    study.optimize(_objective(), n_trials=1, catch=(TrialFailed,))
+    trial = study.trials[0]
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["fail_reason"] == "collapsed: output std 3e-7"
+
+
+def test_an_undefined_objective_fails_the_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_child(monkeypatch, [], _result(float("nan")))
+    study = optuna.create_study(direction="maximize")
+    study.optimize(_objective(), n_trials=1, catch=(TrialFailed,))
+    reason = study.trials[0].user_attrs["fail_reason"]
+    assert reason == "objective metric expression.auroc is undefined for this trial"
+
+
+def test_the_pruner_sees_every_epoch_and_prunes(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_child(monkeypatch, [0.6, 0.5, 0.4], _result(0.4))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.55)
+    )
+    study.optimize(_objective(), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state.name == "PRUNED"
+    assert trial.intermediate_values == {0: 0.6, 1: 0.5}
+    assert trial.user_attrs["prune_reason"] == "pruned after epoch 2: expression.auroc=0.5"
+    assert "metrics" not in trial.user_attrs
+
+
+def test_without_epoch_metrics_nothing_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_child(monkeypatch, [0.1, 0.1], _result(0.8))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.55)
+    )
+    study.optimize(_objective(epoch_metrics=()), n_trials=1)
+    assert study.trials[0].state.name == "COMPLETE"
+    assert study.trials[0].intermediate_values == {}
+
+
+def test_an_interrupt_is_recorded_as_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_child(monkeypatch, [0.6], Interrupted("SIGTERM"))
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(Interrupted):
+        study.optimize(_objective(), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["fail_reason"] == "interrupted by SIGTERM"
+
+
+def _lock_is_free(url: str, study: str) -> bool:
+    """Whether another holder gets ``study``'s lock within a few seconds."""
+    got = threading.Event()
+    storage = open_storage(url)
+
+    def take() -> None:
+        with budget_lock(storage, study):
+            got.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    return got.wait(5)
+
+
+def test_a_budget_claim_holds_the_lock_until_released(storage_url: str) -> None:
+    storage = open_storage(storage_url, create=True)
+    with BudgetClaim(storage, "study") as claim:
+        probe = open_storage(storage_url)
+        waiting = threading.Event()
+        got = threading.Event()
+
+        def take() -> None:
+            waiting.set()
+            with budget_lock(probe, "study"):
+                got.set()
+
+        threading.Thread(target=take, daemon=True).start()
+        assert waiting.wait(5)
+        assert not got.wait(1.0), "the claim did not hold the budget lock"
+        claim.release()
+        assert got.wait(10), "release() did not release the budget lock"
+        claim.release()  # idempotent
+    assert _lock_is_free(storage_url, "study")
+
+
+def test_the_run_package_stays_off_tensorflow_and_sklearn() -> None:
+    code = (
+        "import sys\n"
+        "import sweep.run.launch, sweep.run.worker, sweep.run.objective, sweep.run.signals\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'scipy', 'sweep.train.engine',\n"
+        "         'sweep.train.model', 'sweep.train.metrics') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
