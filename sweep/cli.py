@@ -302,7 +302,7 @@ def worker(
     from sweep.run.worker import run_worker
     from sweep.store.rdb import open_storage
 
-    index = worker_index if worker_index is not None else os.getpid()
+    index = worker_index if worker_index is not None else _default_worker_index()
     settings = WorkerSettings(
         study_name=name,
         storage_url=_storage(storage),
@@ -436,6 +436,18 @@ def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None
     if rows or fmt != "table":
         click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)
+
+
+def _default_worker_index() -> int:
+    """A sampler-seed index unique to this process on this host.
+
+    Not the PID alone: containers and pods number their processes from 1, so every replica would
+    seed its sampler alike and propose the same parameters.
+    """
+    import socket
+    import zlib
+
+    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) & 0x7FFFFFFF
 
 
 def main(argv: Sequence[str] | None = None) -> int:

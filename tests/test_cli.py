@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import run_sweep
 
 from sweep.names import metric_names
@@ -52,3 +54,19 @@ def test_data_synth_check_and_metrics(tmp_path: Path) -> None:
     assert summary["n_features"] == 12001
     names = run("metrics", "--data", str(out)).stdout.split()
     assert "expression.auroc" in names and "section.H3K9me3.output_mse" in names
+
+
+def test_default_worker_indices_differ_between_hosts_with_the_same_pid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from sweep import cli
+
+    monkeypatch.setattr(os, "getpid", lambda: 1)  # PID 1, as in every container
+    indices = set()
+    for host in ("worker-a", "worker-b", "worker-c"):
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        indices.add(cli._default_worker_index())
+    assert len(indices) == 3
+    assert all(0 <= i < 2**31 for i in indices)

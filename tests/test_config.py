@@ -15,6 +15,7 @@ from sweep.config import StudySettings
 from sweep.config import study_config
 from sweep.errors import UsageError
 from sweep.store.study import make_pruner
+from sweep.store.study import make_sampler
 from sweep.store.study import max_epochs
 
 OBJECTIVE = {"metric": "expression.auroc", "direction": "maximize"}
@@ -87,3 +88,14 @@ def test_hyperband_max_resource_follows_a_searched_epochs() -> None:
     pruner = make_pruner(study_config(space, pruner="hyperband"))
     assert isinstance(pruner, optuna.pruners.HyperbandPruner)
     assert pruner._max_resource == 40
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "nsga2"])
+def test_samplers_accept_any_worker_index(sampler: str) -> None:
+    # A PID on a host with pid_max 4194304 times the per-worker stride is past 2**32.
+    config = study_config(_space({"coding_size": {"type": "int", "low": 2, "high": 8}}))
+    study = optuna.create_study(
+        sampler=make_sampler(config.replace(sampler=sampler), worker_index=4_000_000)
+    )
+    study.optimize(lambda trial: trial.suggest_int("coding_size", 2, 8), n_trials=2)
+    assert len(study.trials) == 2

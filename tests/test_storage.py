@@ -28,6 +28,14 @@ def test_resolve_url_prefers_flag_then_environment(monkeypatch: pytest.MonkeyPat
     assert resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
 
 
+def test_an_empty_storage_variable_is_refused_not_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Secret or env file that lost its value must not send the study to a local file.
+    monkeypatch.setenv("SWEEP_STORAGE", " ")
+    with pytest.raises(StorageError, match="SWEEP_STORAGE is set but empty"):
+        resolve_url(None)
+    assert resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
+
+
 def test_postgres_urls_get_psycopg3_and_are_masked() -> None:
     parsed = parse_url(SECRET_URL)
     assert parsed.get_driver_name() == "psycopg"

@@ -128,7 +128,7 @@ def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.Base
     """The study's sampler, seeded per worker so that parallel workers do not collide."""
     import optuna
 
-    seed = config.seed + 7919 * worker_index
+    seed = (config.seed + 7919 * worker_index) % 2**32  # NumPy seeds are 32-bit
     multi = len(config.search_space.directions) > 1
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)

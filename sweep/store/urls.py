@@ -29,8 +29,21 @@ _URL_PASSWORD = re.compile(
 
 
 def resolve_url(url: str | None) -> str:
-    """``--storage`` if given, else ``$SWEEP_STORAGE``, else ``sqlite:///sweep.db``."""
-    return url or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE_URL
+    """``--storage`` if given, else ``$SWEEP_STORAGE``, else ``sqlite:///sweep.db``.
+
+    Raises:
+        StorageError: ``$SWEEP_STORAGE`` is set but empty (a missing secret, say): falling back
+            to a local SQLite file would put the study where no other worker can see it.
+    """
+    if url:
+        return url
+    from_env = os.environ.get(STORAGE_ENV)
+    if from_env is not None and not from_env.strip():
+        raise StorageError(
+            f"{STORAGE_ENV} is set but empty; set it to the study database's URL, or unset it "
+            f"to use {DEFAULT_STORAGE_URL}"
+        )
+    return from_env or DEFAULT_STORAGE_URL
 
 
 def parse_url(url: str) -> URL:
