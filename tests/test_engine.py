@@ -27,7 +27,9 @@ TINY = dict(
 
 @pytest.fixture(scope="module")
 def dataset(synthetic_npz: Path):  # noqa: ANN201
-    return load_dataset(synthetic_npz)
+    # Two splits only: these tests measure training on every non-validation row (the test split
+    # has its own tests below).
+    return load_dataset(synthetic_npz, test_fraction=0.0)
 
 
 def test_trial_reports_every_metric_and_curve(dataset) -> None:  # noqa: ANN001

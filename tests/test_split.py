@@ -94,3 +94,25 @@ def test_workers_refuse_a_study_whose_split_differs(tmp_path: Path) -> None:
     import optuna
 
     assert optuna.load_study(study_name=name, storage=url).trials == []  # nothing ran
+
+
+def test_launch_refuses_the_same_study_with_another_split(tmp_path: Path) -> None:
+    from sweep.errors import StudyConflictError
+
+    path = _file(tmp_path / "d.npz")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def launch(test_fraction: float) -> str:
+        settings = StudySettings(n_trials=1, pruner="none", test_fraction=test_fraction)
+        request = LaunchRequest(
+            storage_url=url,
+            study_name="s",
+            space=str(TINY_SPACE),
+            data_path=str(path),
+            settings=settings,
+        )
+        return create_study(request)
+
+    assert launch(0.2) == "s" and launch(0.2) == "s"  # the same split: continued
+    with pytest.raises(StudyConflictError, match="different split"):
+        launch(0.1)
