@@ -97,7 +97,9 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
 @option("trial.epochs")
 @option("trial.seed")
 @option("val_fraction")
+@option("test_fraction")
 @option("split_seed")
+@option("score_test")
 @option("as_json")
 def trial(
     data: str | None,
@@ -105,10 +107,16 @@ def trial(
     epochs: int | None,
     seed: int | None,
     val_fraction: float,
+    test_fraction: float,
     split_seed: int,
+    score_test: bool,
     as_json: bool,
 ) -> None:
-    """Run one trial with the notes' defaults and print the notes' metric table."""
+    """Run one trial with the notes' defaults and print the notes' metric table.
+
+    The table scores the validation split; ``--score-test`` adds the same table for the test
+    split (JSON keys ``test.*``), which a sweep never sees.
+    """
     import json
 
     from sweep.params import TrialParams
@@ -122,10 +130,23 @@ def trial(
     if seed is not None:
         values["seed"] = seed
     params = TrialParams.from_dict(values)
-    dataset = load_dataset(data or BUNDLED_DATA, val_fraction=val_fraction, split_seed=split_seed)
+    dataset = load_dataset(
+        data or BUNDLED_DATA,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
+    )
+    if score_test and dataset.test is None:
+        from sweep.errors import UsageError
+
+        raise UsageError(
+            f"--score-test: data file '{dataset.path}' has no test split (it brings its own "
+            "split without X_test, or --test-fraction is 0)"
+        )
+    from sweep.train.engine import EngineOptions
     from sweep.train.engine import run_trial
 
-    result = run_trial(params, dataset)
+    result = run_trial(params, dataset, options=EngineOptions(score_test=score_test))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -143,9 +164,14 @@ def trial(
         "fail_reason": None,
     }
     click.echo(render([row], "table", kind="best"), nl=False)
+    if result.test_metrics and dataset.test is not None:
+        test = {k.removeprefix("test."): v for k, v in result.test_metrics.items()}
+        click.echo(f"test split ({len(dataset.test)} rows, never used by a sweep):")
+        click.echo(render([{**row, "metrics": test}], "table", kind="best"), nl=False)
+    test_rows = f" / {len(dataset.test)} test" if dataset.test is not None else ""
     click.echo(
         f"trained {result.epochs_run} epochs in {result.seconds:.1f}s on {dataset.path.name}"
-        f" ({len(dataset.train)} train / {len(dataset.val)} validation rows);"
+        f" ({len(dataset.train)} train / {len(dataset.val)} validation{test_rows} rows);"
         f" ELBO-scale beta {result.elbo_beta:.4g}"
     )
     for flag in result.flags:
@@ -172,6 +198,7 @@ def _run_options(f: F) -> F:
 @option("seed")
 @option("assignments")
 @option("val_fraction")
+@option("test_fraction")
 @option("split_seed")
 @option("heartbeat_interval_s")
 @option("grace_period_s")
@@ -193,6 +220,7 @@ def launch(
     seed: int,
     assignments: Sequence[str],
     val_fraction: float,
+    test_fraction: float,
     split_seed: int,
     heartbeat_interval_s: int,
     grace_period_s: int,
@@ -225,6 +253,7 @@ def launch(
             pruner=pruner,
             seed=seed,
             val_fraction=val_fraction,
+            test_fraction=test_fraction,
             split_seed=split_seed,
             heartbeat_interval_s=heartbeat_interval_s,
             grace_period_s=grace_period_s,

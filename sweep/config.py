@@ -245,6 +245,15 @@ OPTIONS: dict[str, Option] = {
         show_default=True,
         help="Validation share when the data file has no split.",
     ),
+    "test_fraction": Option(
+        "--test-fraction",
+        "test_fraction",
+        default=0.2,
+        type=float,
+        minimum=0.0,
+        show_default=True,
+        help="Test share held out from every trial when the data file has no split (0: none).",
+    ),
     "split_seed": Option("--split-seed", "split_seed", default=0, type=int, show_default=True),
     "heartbeat_interval_s": Option(
         "--heartbeat-interval",
@@ -358,6 +367,13 @@ OPTIONS: dict[str, Option] = {
     "as_json": Option(
         "--json", "as_json", default=False, type=bool, help="Print every metric as JSON."
     ),
+    "score_test": Option(
+        "--score-test",
+        "score_test",
+        default=False,
+        type=bool,
+        help="Also score the test split (never used by a sweep); keys test.*.",
+    ),
     # read-only commands
     "top": Option("--top", "top", default=5, type=int, minimum=1, show_default=True),
     "fmt": Option("--format", "fmt", default="table", choices=FORMATS, show_default=True),
@@ -392,10 +408,6 @@ def _default(key: str) -> Any:
     return OPTIONS[key].default
 
 
-#: Fraction of rows kept aside for a test split (no command-line option; stored per study).
-TEST_FRACTION = 0.0
-
-
 # --- frozen settings ----------------------------------------------------------------------------
 
 
@@ -416,7 +428,7 @@ class StudySettings:
     sampler: str = _default("sampler")
     pruner: str = _default("pruner")
     val_fraction: float = _default("val_fraction")
-    test_fraction: float = TEST_FRACTION
+    test_fraction: float = _default("test_fraction")
     split_seed: int = _default("split_seed")
     heartbeat_interval_s: int = _default("heartbeat_interval_s")
     grace_period_s: int = _default("grace_period_s")
@@ -455,6 +467,8 @@ class StudyConfig(StudySettings):
         data_path: The data file's absolute path when the study was created.
         data_sha256: The data file's SHA-256; workers refuse a different file.
         data_summary: Rows, features and split sizes (:meth:`sweep.train.data.Dataset.summary`).
+        split_sha256: Hash of the split's row indices (:func:`sweep.train.data.split_digest`);
+            workers refuse to run trials on a different split. Empty for older studies.
         artifacts_dir: Where per-trial samples go (``None``: not kept).
         sweep_version: The version of `sweep` that created the study.
     """
@@ -464,6 +478,7 @@ class StudyConfig(StudySettings):
     data_path: str
     data_sha256: str
     data_summary: dict[str, Any] = field(default_factory=dict)
+    split_sha256: str = ""
     artifacts_dir: str | None = None
     sweep_version: str = __version__
 

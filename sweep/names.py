@@ -15,7 +15,21 @@ from collections.abc import Sequence
 from sweep.errors import DataError
 
 EXPRESSION_METRICS = ("mse", "accuracy", "f1", "precision", "recall", "auroc", "auprc")
-SECTION_METRICS = ("count_mse", "output_mse", "auprc", "predicted_rate", "actual_rate")
+"""Expression metrics, under ``expression.`` (label visible) and ``expression_hidden.`` (the
+symmetric label-hidden probe: the mean of the outputs with the label bit set to 0 and to 1)."""
+THRESHOLD_METRICS = ("threshold", "f1_at_threshold")
+"""``expression_hidden.`` only: the threshold maximising the probe's F1 on the training rows, and
+the validation F1 at it (``f1`` is at 0.5, as in the notes)."""
+SECTION_METRICS = (
+    "count_mse",
+    "output_mse",
+    "auprc",
+    "auprc_lift",
+    "predicted_rate",
+    "actual_rate",
+)
+"""Per mark section; ``auprc_lift`` is the AUPRC divided by the section's rate of ones (1.0: no
+better than all zeros or any constant)."""
 LATENT_METRICS = (
     "active_units",
     "kl_mean",
@@ -26,7 +40,9 @@ LATENT_METRICS = (
 )
 COLLAPSE_METRICS = ("active_units_zero", "constant_output", "n_flags", "any")
 SECTIONS_SUMMARY = ("sections.mean_output_mse", "sections.mean_count_mse")
-"""Keys averaging the per-section values over every mark section."""
+"""Keys averaging the per-section values over every mark section (also measured per epoch)."""
+SECTIONS_LIFT = "sections.mean_auprc_lift"
+"""The mean of ``section.NAME.auprc_lift`` over the sections that have ones (after training)."""
 
 
 def metric_names(section_names: Sequence[str]) -> list[str]:
@@ -44,10 +60,10 @@ def metric_names(section_names: Sequence[str]) -> list[str]:
     names = [str(n) for n in section_names]
     check_section_names(names)
     keys = [f"expression.{m}" for m in EXPRESSION_METRICS]
-    keys += [f"expression_hidden.{m}" for m in EXPRESSION_METRICS]
+    keys += [f"expression_hidden.{m}" for m in EXPRESSION_METRICS + THRESHOLD_METRICS]
     for name in names[:-1]:
         keys += [f"section.{name}.{m}" for m in SECTION_METRICS]
-    keys += list(SECTIONS_SUMMARY)
+    keys += [*SECTIONS_SUMMARY, SECTIONS_LIFT]
     keys += [f"latent.{m}" for m in LATENT_METRICS]
     keys += [f"collapse.{m}" for m in COLLAPSE_METRICS]
     return keys

@@ -40,8 +40,23 @@ def test_trial_table_is_the_notes_table(synthetic_npz: Path) -> None:
         "output_mse",
         "active_units",
         "ELBO-scale beta",
+        "f1_at_threshold",
+        "auprc_lift",
+        "mean_auprc_lift",
     ):
         assert row in text, row
+    assert "test split" not in text
+
+
+def test_trial_score_test_adds_the_test_table(synthetic_npz: Path) -> None:
+    out = json.loads(
+        run("trial", "--data", str(synthetic_npz), *SMALL, "--score-test", "--json").stdout
+    )
+    sections = ["DNA_methylation", "H3K9me3", "H3K27me3", "expressed"]
+    assert list(out["test_metrics"]) == [f"test.{k}" for k in metric_names(sections)]
+    assert out["data"]["rows"] == {"train": 144, "val": 48, "test": 48}
+    text = run("trial", "--data", str(synthetic_npz), *SMALL, "--score-test").stdout
+    assert "test split (48 rows" in text and text.count("Expression, label hidden") == 2
 
 
 def test_data_synth_check_and_metrics(tmp_path: Path) -> None:

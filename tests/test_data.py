@@ -72,8 +72,8 @@ def bundled() -> Dataset:
 
 
 def test_bundled_data_loads(bundled: Dataset) -> None:
-    assert bundled.train.shape[0] + bundled.val.shape[0] == 600
-    assert bundled.test is None
+    assert bundled.test is not None  # the default 20 % test split, held out from every trial
+    assert bundled.train.shape[0] + bundled.val.shape[0] + bundled.test.shape[0] == 600
     assert len(bundled.sections) == 6
     assert bundled.sections[-1] == Section("expressed", 20000, 20001)
     assert bundled.n_features == 20001
@@ -87,13 +87,13 @@ def test_bundled_data_loads(bundled: Dataset) -> None:
     ]
     assert all(s.width == 4000 for s in bundled.mark_sections)
     assert bundled.train.dtype == np.uint8 and bundled.val.dtype == np.uint8
-    assert bundled.val.shape[0] == 120
-    assert bundled.split == "stratified, seed=0, val_fraction=0.2"
+    assert bundled.val.shape[0] == 120 and bundled.test.shape[0] == 120
+    assert bundled.split == "stratified, seed=0, val_fraction=0.2, test_fraction=0.2"
 
 
 def test_bundled_summary_is_json_and_matches_readme(bundled: Dataset) -> None:
     summary = json.loads(json.dumps(bundled.summary()))
-    assert summary["rows"] == {"train": 480, "val": 120}
+    assert summary["rows"] == {"train": 360, "val": 120, "test": 120}
     assert summary["split"] == bundled.split
     assert abs(summary["label_rate"]["train"] - 0.553) < 0.02
     # README densities over all 600 genes: H3K4me3 0.263, H3K9me3 0.0053.
@@ -106,8 +106,9 @@ def test_tiny_exact_layout_loads_in_form_b() -> None:
     data = load_dataset(TINY_EXACT)
     assert [(s.name, s.width) for s in data.sections] == list(NOTES_SECTIONS)
     assert data.n_features == 12001
-    assert data.train.shape == (12, 12001) and data.val.shape == (4, 12001)
-    for part in (data.train, data.val):
+    assert data.train.shape == (8, 12001) and data.val.shape == (4, 12001)
+    assert data.test is not None and data.test.shape == (4, 12001)
+    for part in (data.train, data.val, data.test):
         labels = part[:, -1]
         assert 0 < labels.sum() < len(labels)
 
@@ -129,7 +130,9 @@ def test_split_is_deterministic_by_seed(tmp_path: Path) -> None:
     c = load_dataset(path, split_seed=4)
     assert np.array_equal(a.train, b.train) and np.array_equal(a.val, b.val)
     assert not np.array_equal(a.val, c.val)
-    assert a.split == "stratified, seed=3, val_fraction=0.2"
+    assert np.array_equal(a.test, b.test)
+    assert a.split_sha256 == b.split_sha256 != c.split_sha256
+    assert a.split == "stratified, seed=3, val_fraction=0.2, test_fraction=0.2"
 
 
 def test_split_is_stratified(bundled: Dataset) -> None:
@@ -251,7 +254,8 @@ def test_binary_dtypes_become_uint8(tmp_path: Path, dtype) -> None:
     X = _matrix()
     data = load_dataset(_form_b(tmp_path / "d.npz", X.astype(dtype)))
     assert data.train.dtype == np.uint8
-    assert data.train.sum() + data.val.sum() == X.sum()
+    assert data.test is not None
+    assert data.train.sum() + data.val.sum() + data.test.sum() == X.sum()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ TINY = dict(
 
 @pytest.fixture(scope="module")
 def dataset(synthetic_npz: Path):  # noqa: ANN201
-    return load_dataset(synthetic_npz)
+    # Two splits only: these tests measure training on every non-validation row (the test split
+    # has its own tests below).
+    return load_dataset(synthetic_npz, test_fraction=0.0)
 
 
 def test_trial_reports_every_metric_and_curve(dataset) -> None:  # noqa: ANN001
@@ -145,3 +147,68 @@ def test_importing_the_engine_loads_no_tensorflow_and_no_study_layers() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert json.loads(out.stdout) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the test split, the threshold and --score-test
+
+
+@pytest.fixture(scope="module")
+def split_files(synthetic_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three files with the same train rows: as split, test rows corrupted, val rows corrupted."""
+    data = load_dataset(synthetic_npz)
+    assert data.test is not None
+    folder = tmp_path_factory.mktemp("split")
+    sections = np.array([s.name for s in data.sections])
+    widths = np.array([s.width for s in data.sections])
+
+    def corrupt(rows: np.ndarray) -> np.ndarray:
+        out = rows.copy()
+        out[:, :-1] = 1 - out[:, :-1]  # every mark flipped; labels kept
+        return out
+
+    variants = {
+        "base": (data.val, data.test),
+        "test_corrupted": (data.val, corrupt(data.test)),
+        "val_corrupted": (corrupt(data.val), data.test),
+    }
+    paths = {}
+    for name, (val, test) in variants.items():
+        paths[name] = folder / f"{name}.npz"
+        np.savez(
+            paths[name],
+            X_train=data.train,
+            X_val=val,
+            X_test=test,
+            sections=sections,
+            section_widths=widths,
+        )
+    return paths
+
+
+def test_test_rows_never_reach_a_trial(split_files: dict[str, Path]) -> None:
+    params = TrialParams(**{**TINY, "epochs": 2})
+    options = EngineOptions(score_test=True)
+    base = run_trial(params, load_dataset(split_files["base"]), options=options)
+    corrupted = run_trial(params, load_dataset(split_files["test_corrupted"]), options=options)
+    # Training, callbacks, per-epoch scores and every validation metric are identical ...
+    assert corrupted.metrics == base.metrics
+    assert corrupted.history == base.history
+    # ... while the test split itself is scored, with the same keys, prefixed.
+    names = metric_names([s.name for s in load_dataset(split_files["base"]).sections])
+    assert list(base.test_metrics) == [f"test.{k}" for k in names]
+    assert corrupted.test_metrics != base.test_metrics
+    assert base.to_json()["test_metrics"] == base.test_metrics
+    assert "test_metrics" not in run_trial(params, load_dataset(split_files["base"])).to_json()
+
+
+def test_the_threshold_is_chosen_on_training_rows_only(split_files: dict[str, Path]) -> None:
+    params = TrialParams(**{**TINY, "epochs": 2})
+    base = run_trial(params, load_dataset(split_files["base"]))
+    other = run_trial(params, load_dataset(split_files["val_corrupted"]))
+    threshold = base.metrics["expression_hidden.threshold"]
+    assert threshold is not None and 0.0 < threshold < 1.0
+    assert other.metrics["expression_hidden.threshold"] == threshold
+    assert other.metrics["sections.mean_output_mse"] != base.metrics["sections.mean_output_mse"]
+    f1 = base.metrics["expression_hidden.f1_at_threshold"]
+    assert f1 is not None and 0.0 <= f1 <= 1.0

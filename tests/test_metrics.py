@@ -15,9 +15,12 @@ import pytest
 from sweep.errors import DataError
 from sweep.names import EXPRESSION_METRICS
 from sweep.names import SECTION_METRICS
+from sweep.names import THRESHOLD_METRICS
 from sweep.names import metric_names
 from sweep.train.metrics import Evaluation
+from sweep.train.metrics import choose_threshold
 from sweep.train.metrics import evaluate
+from sweep.train.metrics import symmetric_label_probe
 
 TINY = Path(__file__).parent / "data" / "k562_exact_layout_12001_tiny.npz"
 
@@ -251,7 +254,13 @@ def test_metric_names_equal_evaluate_keys(names: list[str]) -> None:
     assert list(ev.metrics) == expected
     assert len(set(expected)) == len(expected)
     n_marks = len(names) - 1
-    assert len(expected) == 2 * len(EXPRESSION_METRICS) + n_marks * len(SECTION_METRICS) + 12
+    fixed = 13  # sections.mean_* (3), latent.* (6), collapse.* (4)
+    assert len(expected) == (
+        2 * len(EXPRESSION_METRICS)
+        + len(THRESHOLD_METRICS)
+        + n_marks * len(SECTION_METRICS)
+        + fixed
+    )
     if n_marks == 0:
         assert ev.metrics["sections.mean_output_mse"] is None
 
@@ -338,3 +347,140 @@ def test_quick_metrics_match_their_names_and_the_full_evaluation() -> None:
     ).metrics
     for key, value in quick.items():
         assert value == pytest.approx(full[key]), key
+
+
+# ---------------------------------------------------------------------------------------------
+# the symmetric label-hidden probe
+
+
+def test_symmetric_probe_hand_computed() -> None:
+    # A tiny "model": the label output is 0.2 + 0.1 * (marks set) + 0.4 * (input label bit).
+    def model(x: np.ndarray) -> np.ndarray:
+        out = np.full(x.shape, 0.5)
+        out[:, 2] = 0.2 + 0.1 * x[:, :2].sum(axis=1) + 0.4 * x[:, 2]
+        return out
+
+    rows = np.array([[0, 0, 0], [1, 0, 1], [1, 1, 0], [1, 1, 1]], dtype=np.uint8)
+    before = rows.copy()
+    probe = symmetric_label_probe(model, rows, 2)
+    # bit 0: 0.2 + 0.1 k; bit 1: 0.6 + 0.1 k; mean: 0.4 + 0.1 k, for k marks set.
+    np.testing.assert_allclose(probe, [0.4, 0.5, 0.6, 0.6])
+    np.testing.assert_array_equal(rows, before)  # the input is not modified
+
+
+def test_a_bit_copier_scores_chance_on_the_symmetric_probe_but_fools_the_old_one() -> None:
+    """A model that only copies the input bit, more confidently for lightly marked genes.
+
+    Its label output always moves towards the input bit and carries nothing else; here the
+    lightly marked genes happen to be the negatives. Setting the bit to 0 (the old probe) then
+    ranks the positives first (AUROC 1.0), though the model never predicts the label from the
+    marks. The symmetric probe scores 0.5 for every row: chance.
+    """
+    rng = np.random.default_rng(0)
+    n, width = 40, 6
+    y = np.arange(n) % 2
+    marks = (rng.uniform(size=(n, width)) < np.where(y[:, None] == 1, 0.8, 0.2)).astype(np.uint8)
+    rows = np.column_stack([marks, y]).astype(np.uint8)
+
+    def copier(x: np.ndarray) -> np.ndarray:
+        confidence = 1.0 - x[:, :width].sum(axis=1) / 8  # light marks: confident copy
+        out = np.full(x.shape, 0.5)
+        out[:, width] = 0.5 + (x[:, width] - 0.5) * confidence
+        return out
+
+    from sklearn.metrics import roc_auc_score
+
+    old = copier(np.column_stack([marks, np.zeros(n, np.uint8)]))[:, width]
+    symmetric = symmetric_label_probe(copier, rows, width)
+    assert roc_auc_score(y, old) > 0.95  # fooled
+    np.testing.assert_allclose(symmetric, 0.5)
+    assert roc_auc_score(y, symmetric) == 0.5  # chance
+    # ... while the visible label makes it look perfect, as expected of a copier.
+    assert roc_auc_score(y, copier(rows)[:, width]) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# AUPRC lift per section
+
+
+def _lift_case(probs_marks: np.ndarray) -> Evaluation:
+    x = np.array([[1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=np.uint8)
+    # marks: A = columns 0-1 (cells 1,0,0,0,1,1,0,0: rate 3/8); label = column 2.
+    probs = np.zeros(x.shape)
+    probs[:, :2] = probs_marks
+    probs[:, 2] = [0.9, 0.1, 0.8, 0.2]
+    return evaluate(
+        x,
+        probs,
+        np.array([0.9, 0.1, 0.8, 0.2]),
+        *healthy_latent(4),
+        layout(["A", "expressed"], [2, 1]),
+    )
+
+
+def test_auprc_lift_hand_computed() -> None:
+    # Cells in row order: x = 1 0 0 0 1 1 0 0; scores ranked: .9(1) .8(1) .7(0) .6(1) ...
+    # AP = sum over positives of precision at its rank / 3 = (1/1 + 2/2 + 3/4) / 3 = 11/12.
+    scores = np.array([[0.9, 0.1], [0.2, 0.3], [0.8, 0.6], [0.7, 0.05]])
+    m = _lift_case(scores).metrics
+    assert m["section.A.auprc"] == pytest.approx(11 / 12)
+    assert m["section.A.auprc_lift"] == pytest.approx((11 / 12) / (3 / 8))
+    assert m["sections.mean_auprc_lift"] == pytest.approx((11 / 12) / (3 / 8))
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, 0.999])
+def test_all_zeros_or_a_constant_has_no_lift(value: float) -> None:
+    m = _lift_case(np.full((4, 2), value)).metrics
+    assert m["section.A.auprc"] == pytest.approx(3 / 8)  # the base rate
+    assert m["section.A.auprc_lift"] == pytest.approx(1.0)
+    assert m["sections.mean_auprc_lift"] == pytest.approx(1.0)
+
+
+def test_mean_lift_skips_sections_without_ones() -> None:
+    x = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1], [0, 0, 0, 0]], dtype=np.uint8)
+    probs = np.full(x.shape, 0.4)
+    probs[:, 0] = [0.9, 0.1, 0.8, 0.2]  # A: cells ranked perfectly; B (column 2): no ones
+    m = evaluate(
+        x,
+        probs,
+        np.array([0.9, 0.1, 0.8, 0.2]),
+        *healthy_latent(4),
+        layout(["A", "B", "expressed"], [2, 1, 1]),
+    ).metrics
+    assert m["section.B.auprc_lift"] is None
+    assert m["section.A.auprc_lift"] == m["sections.mean_auprc_lift"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the threshold chosen on training rows
+
+
+def test_threshold_hand_computed() -> None:
+    # scores .1 .3 .6 .9 with labels 0 1 0 1. Cuts: all (F1 2/3), > .2 (P 2/3, R 1: F1 0.8),
+    # > .45 (F1 1/2), > .75 (F1 2/3): the best keeps .3, .6, .9, halfway between .1 and .3.
+    y = np.array([0, 1, 0, 1])
+    s = np.array([0.1, 0.3, 0.6, 0.9])
+    assert choose_threshold(y, s) == pytest.approx(0.2)
+    assert choose_threshold(np.ones(4), s) is None
+
+
+def test_f1_at_threshold_is_scored_on_the_rows_given() -> None:
+    x = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.uint8)
+    hidden = np.array([0.3, 0.35, 0.1, 0.25])
+    m = evaluate(
+        x,
+        x.astype(float),
+        hidden,
+        *healthy_latent(4),
+        layout(["A", "expressed"], [1, 1]),
+        hidden_threshold=0.2,
+    ).metrics
+    # At 0.5 nothing is predicted 1 (F1 0); above 0.2: rows 0, 1, 3 (TP 2, FP 1): F1 0.8.
+    assert m["expression_hidden.f1"] == 0.0
+    assert m["expression_hidden.threshold"] == 0.2
+    assert m["expression_hidden.f1_at_threshold"] == pytest.approx(0.8)
+    no_threshold = evaluate(
+        x, x.astype(float), hidden, *healthy_latent(4), layout(["A", "expressed"], [1, 1])
+    ).metrics
+    assert no_threshold["expression_hidden.threshold"] is None
+    assert no_threshold["expression_hidden.f1_at_threshold"] is None

@@ -13,6 +13,7 @@ from sweep.params import TrialParams
 from sweep.train.plan import LR_PLATEAU_FACTOR
 from sweep.train.plan import LR_PLATEAU_MIN
 from sweep.train.plan import LR_PLATEAU_PATIENCE
+from sweep.train.plan import MONITOR
 from sweep.train.plan import FiniteLoss
 from sweep.train.plan import FusedAdam
 from sweep.train.plan import KLWarmup
@@ -81,17 +82,46 @@ def test_callbacks_follow_the_params() -> None:
     ]
     warmup, plateau, stopping = callbacks[1:]
     assert (warmup.beta, warmup.epochs) == (full.kl_beta, 2)
-    assert plateau.monitor == "val_loss"
+    assert plateau.monitor == MONITOR == "val_reconstruction_loss"
     assert (plateau.factor, plateau.patience, plateau.min_lr) == (
         LR_PLATEAU_FACTOR,
         LR_PLATEAU_PATIENCE,
         LR_PLATEAU_MIN,
     )
-    assert stopping.monitor == "val_loss" and stopping.patience == 3
+    assert stopping.monitor == MONITOR and stopping.patience == 3
     assert stopping.restore_best_weights is True
 
     only_stop = _params(reduce_lr_on_plateau=False, early_stopping_patience=1)
     assert _kinds(training_callbacks(only_stop)) == [FiniteLoss, keras.callbacks.EarlyStopping]
+
+
+def test_warmup_inflates_val_loss_but_the_callbacks_watch_reconstruction() -> None:
+    """KL warm-up raises the total validation loss epoch by epoch while reconstruction still
+    improves: the plan's callbacks (real Keras ones, on a real compiled model) keep going, where
+    the same callbacks on ``val_loss`` would stop training and cut the learning rate."""
+    params = _params(reduce_lr_on_plateau=True, early_stopping_patience=1, kl_warmup_epochs=5)
+    total = [1.0, 1.1, 1.2, 1.3, 1.4]  # reconstruction + a growing KL weight * KL
+    recon = [1.0, 0.9, 0.8, 0.7, 0.6]
+
+    def run(callbacks: list[Any]) -> tuple[bool, float]:
+        vae = build_vae(params, N_FEATURES, jit_compile=False)
+        for callback in callbacks:
+            callback.set_model(vae)
+            callback.on_train_begin()
+        for epoch, (t, r) in enumerate(zip(total, recon, strict=True)):
+            logs = {"loss": t, "val_loss": t, MONITOR: r}
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs)
+        return bool(vae.stop_training), float(vae.optimizer.learning_rate)
+
+    plan = [c for c in training_callbacks(params) if not isinstance(c, KLWarmup)]
+    assert run(plan) == (False, pytest.approx(params.learning_rate))
+    on_total = [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=LR_PLATEAU_PATIENCE),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=1),
+    ]
+    stopped, rate = run(on_total)
+    assert stopped and rate < params.learning_rate
 
 
 def test_finite_loss_fails_the_trial_on_nan() -> None:

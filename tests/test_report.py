@@ -246,6 +246,33 @@ def test_pareto_set_of_hand_made_points(studies: str) -> None:
     assert sorted(t.number for t in optuna_front) == sorted(PARETO_EXPECTED)
 
 
+def test_pareto_of_two_maximised_objectives_with_collapse_flags(tmp_path: Path) -> None:
+    """notes_pareto: label-hidden AUROC and mean AUPRC lift, both maximised."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    objective = [
+        {"metric": "expression_hidden.auroc", "direction": "maximize"},
+        {"metric": "sections.mean_auprc_lift", "direction": "maximize"},
+    ]
+    study = optuna.create_study(storage=url, study_name="p", directions=["maximize"] * 2)
+    study.set_user_attr(STUDY_ATTR, _config(objective, 10))
+    points = [(0.7, 1.0), (0.6, 3.0), (0.65, 2.0), (0.6, 2.0), (0.5, 1.0)]
+    for k, (auroc, lift) in enumerate(points):
+        metrics = {
+            "expression_hidden.auroc": auroc,
+            "sections.mean_auprc_lift": lift,
+            "collapse.n_flags": int(lift == 1.0),
+        }
+        _add(study, k, TrialState.COMPLETE, [auroc, lift], {"metrics": metrics})
+    front = report.best_trials(url, "p", top=1)
+    assert [t["number"] for t in front] == [0, 2, 1]  # sorted by the first objective, best first
+    assert sorted(t.number for t in study.best_trials) == [0, 1, 2]
+    table = formatting.render(front, "table", kind="best", objectives=objective)
+    assert "expression_hidden.auroc (max)" in table
+    assert "sections.mean_auprc_lift (max)" in table
+    flags = next(line for line in table.splitlines() if line.strip().startswith("flags"))
+    assert flags.split()[1:] == ["1", "0", "0"]
+
+
 def test_pareto_front_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
     for n_obj in (2, 3):

@@ -40,7 +40,7 @@ def test_notes_space_matches_the_notes() -> None:
     )
     assert space.search["kl_beta"]["log"] is True
     assert space.search["dataset"]["choices"] == ["original", "balanced"]
-    assert space.metric_names == ["expression.auroc"] and space.directions == ["maximize"]
+    assert space.metric_names == ["expression_hidden.auroc"] and space.directions == ["maximize"]
 
 
 def test_stacks_are_categorical_strings_and_become_tuples() -> None:

@@ -270,8 +270,8 @@ def test_multi_objective_best_is_the_pareto_set(sqlite_url: str, synthetic_npz: 
     assert sorted(row["number"] for row in best) == sorted(t.number for t in study.best_trials)
     for row in best:
         assert len(row["values"]) == 2
-        assert row["values"][0] == pytest.approx(row["metrics"]["expression.f1"])
-        assert row["values"][1] == pytest.approx(row["metrics"]["sections.mean_output_mse"])
+        assert row["values"][0] == pytest.approx(row["metrics"]["expression_hidden.auroc"])
+        assert row["values"][1] == pytest.approx(row["metrics"]["sections.mean_auprc_lift"])
 
 
 def test_gpus_start_one_worker_per_gpu(

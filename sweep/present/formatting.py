@@ -25,8 +25,9 @@ FORMATS = ("table", "json", "csv")
 KINDS = ("best", "trials", "studies")
 
 EXPRESSION = EXPRESSION_METRICS  # the notes' expression table, every column
-EXPRESSION_HIDDEN = ("auroc", "f1")
-SECTION = ("count_mse", "output_mse", "auprc")
+EXPRESSION_HIDDEN = ("auroc", "f1", "threshold", "f1_at_threshold")
+SECTION = ("count_mse", "output_mse", "auprc", "auprc_lift")
+SECTIONS = ("mean_auprc_lift",)
 LATENT = ("active_units", "kl_mean")
 _REASON_WIDTH = 60
 _PARAMS_WIDTH = 70
@@ -160,6 +161,7 @@ def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, An
                 + [f"{_cell(m.get(pred))} vs {_cell(m.get(actual))}" for m in metrics]
             )
         sections.append((f"Section {section}", body))
+    sections.append(("All sections", metric_rows("sections", SECTIONS)))
     sections.append(("Latent", metric_rows("latent", LATENT)))
     flags = []
     for r, m in zip(rows, metrics, strict=True):

@@ -36,6 +36,7 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
     import numpy as np
 
     from sweep.params import TrialParams
+    from sweep.train.data import check_split_sha256
     from sweep.train.data import load_dataset
     from sweep.train.engine import EngineOptions
     from sweep.train.engine import run_trial
@@ -47,6 +48,9 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
         test_fraction=request["test_fraction"],
         split_seed=request["split_seed"],
     )
+    if request.get("split_only"):
+        return {"split_sha256": data.split_sha256}
+    check_split_sha256(data, request.get("split_sha256") or "")
     wanted = list(request.get("epoch_metrics") or [])
 
     def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:

@@ -33,7 +33,13 @@ EpochHandler = Callable[[int, Mapping[str, Any]], None]
 
 @dataclass(frozen=True)
 class TrialRequest:
-    """What a child process needs to run one trial."""
+    """What a child process needs to run one trial.
+
+    Attributes:
+        split_sha256: The study's split hash; the child refuses a split that differs (empty:
+            not checked).
+        split_only: Only load and split the data, and return ``{"split_sha256": ...}``.
+    """
 
     params: dict[str, Any]
     data_path: str
@@ -42,6 +48,8 @@ class TrialRequest:
     split_seed: int
     epoch_metrics: tuple[str, ...] = ()
     samples_path: str | None = None
+    split_sha256: str = ""
+    split_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +60,8 @@ class TrialRequest:
             "split_seed": self.split_seed,
             "epoch_metrics": list(self.epoch_metrics),
             "samples_path": self.samples_path,
+            "split_sha256": self.split_sha256,
+            "split_only": self.split_only,
         }
 
 

@@ -132,6 +132,7 @@ def create_study(request: LaunchRequest) -> str:
         data_path=data_path,
         data_sha256=file_sha256(data_path),
         data_summary=summary,
+        split_sha256=dataset.split_sha256,
         artifacts_dir=request.artifacts_dir or _default_artifacts_dir(request.storage_url),
     )
     storage = open_storage(request.storage_url, create=True)

@@ -57,6 +57,7 @@ class Objective:
         val_fraction: Validation share, as stored in the study.
         test_fraction: Test share, as stored in the study.
         split_seed: Seed of the split, as stored in the study.
+        split_sha256: The study's split hash; each trial's process refuses another split.
         epoch_metrics: Metrics the child measures after every epoch; the first is reported to
             the pruner. Empty: no pruning.
         env: Extra environment for the child process.
@@ -73,6 +74,7 @@ class Objective:
     val_fraction: float
     test_fraction: float
     split_seed: int
+    split_sha256: str = ""
     epoch_metrics: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     artifact_store: Any = None
@@ -96,6 +98,7 @@ class Objective:
             val_fraction=config.val_fraction,
             test_fraction=config.test_fraction,
             split_seed=config.split_seed,
+            split_sha256=config.split_sha256,
             epoch_metrics=pruning_metrics(config),
             env=dict(env or {}),
             artifact_store=artifact_store(config),
@@ -149,6 +152,7 @@ class Objective:
                 val_fraction=self.val_fraction,
                 test_fraction=self.test_fraction,
                 split_seed=self.split_seed,
+                split_sha256=self.split_sha256,
                 epoch_metrics=self.epoch_metrics,
                 samples_path=samples if self.artifact_store is not None else None,
             )

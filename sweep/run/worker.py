@@ -110,6 +110,42 @@ def check_data_file(config: StudyConfig, data_path: str | None) -> str:
     return str(path)
 
 
+def check_split(config: StudyConfig, data_path: str, env: Mapping[str, str] | None = None) -> None:
+    """Split ``data_path`` as the study does (in a child process) and compare the hashes.
+
+    Studies made before splits were hashed (no ``split_sha256``) are not checked.
+
+    Raises:
+        DataError: the file cannot be split, or its split's hash differs from the study's.
+    """
+    from sweep.run.isolation import TrialRequest
+    from sweep.run.isolation import run_in_child
+
+    if not config.split_sha256:
+        return
+    request = TrialRequest(
+        params={},
+        data_path=data_path,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        split_seed=config.split_seed,
+        split_only=True,
+    )
+    try:
+        digest = str(run_in_child(request, env=env)["split_sha256"])
+    except TrialFailed as e:
+        raise DataError(
+            f"data file '{data_path}': cannot split it as the study does ({e})"
+        ) from None
+    if digest != config.split_sha256:
+        raise DataError(
+            f"data file '{data_path}' splits into rows with hash {digest[:16]} but the study's "
+            f"split has hash {config.split_sha256[:16]} (val_fraction={config.val_fraction:g}, "
+            f"test_fraction={config.test_fraction:g}, split_seed={config.split_seed}): same file, "
+            "different split (another scikit-learn version?); refusing to run trials"
+        )
+
+
 def run_worker(settings: WorkerSettings) -> WorkerSummary:
     """Run trials of ``settings.study_name`` until the budget is met or the worker must stop.
 
@@ -124,6 +160,7 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
     plain = open_storage(settings.storage_url, reconnect_timeout_s=settings.reconnect_timeout_s)
     config = load_config(plain, settings.study_name)
     data_path = check_data_file(config, settings.data_path)
+    check_split(config, data_path, settings.env)
     storage = open_storage(
         settings.storage_url,
         heartbeat=config.heartbeat,

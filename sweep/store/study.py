@@ -38,9 +38,10 @@ def create_or_reuse_study(
 ) -> tuple[str, bool]:
     """Create study ``name`` with ``config``, or reuse an identical existing one.
 
-    An existing study with the same space fingerprint and data hash is reused (a repeated
-    ``launch`` continues it). A different one is refused unless ``force_new``, which creates a
-    new study under the next free name (``NAME-2``, ``NAME-3``...) and leaves the old untouched.
+    An existing study with the same space fingerprint, data hash and split hash is reused (a
+    repeated ``launch`` continues it). A different one is refused unless ``force_new``, which
+    creates a new study under the next free name (``NAME-2``, ``NAME-3``...) and leaves the old
+    untouched.
 
     Returns:
         The study name used and whether it was newly created.
@@ -54,14 +55,22 @@ def create_or_reuse_study(
     existing = {s.study_name for s in storage.get_all_studies()}
     if name in existing:
         old = load_config(storage, name)
+        same_split = not old.split_sha256 or old.split_sha256 == config.split_sha256
         same = (
             old.space_fingerprint == config.space_fingerprint
             and old.data_sha256 == config.data_sha256
+            and same_split
         )
         if same and not force_new:
             return name, False
         if not force_new:
-            what = "search space" if old.space_fingerprint != config.space_fingerprint else "data"
+            what = (
+                "search space"
+                if old.space_fingerprint != config.space_fingerprint
+                else "data"
+                if old.data_sha256 != config.data_sha256
+                else "split"
+            )
             raise StudyConflictError(
                 f"study {name!r} already exists with a different {what}; choose another --study "
                 "name, or pass --force-new to create a new study beside it"

@@ -25,6 +25,7 @@ import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,11 @@ class Dataset:
         sections: Sections in column order; the last one is the label (width 1).
         train: ``uint8`` training rows, values 0/1, read-only.
         val: ``uint8`` validation rows, read-only; never balanced or changed.
-        test: ``uint8`` test rows, read-only, or ``None`` when there is no test split.
+        test: ``uint8`` test rows, read-only, or ``None`` when there is no test split. No trial
+            trains, stops early, prunes or is selected on them.
         split: Human description of where the split came from.
+        split_sha256: SHA-256 of the row indices of each split (:func:`split_digest`); two
+            processes that split the same file the same way agree on it.
     """
 
     path: Path
@@ -88,6 +92,7 @@ class Dataset:
     val: np.ndarray
     test: np.ndarray | None
     split: str
+    split_sha256: str = ""
 
     @property
     def n_features(self) -> int:
@@ -140,6 +145,7 @@ class Dataset:
         return {
             "path": str(self.path),
             "split": self.split,
+            "split_sha256": self.split_sha256,
             "n_features": self.n_features,
             "sections": [
                 {"name": s.name, "start": s.start, "stop": s.stop, "width": s.width}
@@ -164,7 +170,7 @@ def load_dataset(
     path: str | Path,
     *,
     val_fraction: float = 0.2,
-    test_fraction: float = 0.0,
+    test_fraction: float = 0.2,
     split_seed: int = 0,
 ) -> Dataset:
     """Load, validate and split a data file.
@@ -173,7 +179,8 @@ def load_dataset(
         path: An ``.npz`` file in form (a) (``X_train``, ``X_val``, optional ``X_test``) or form
             (b) (``X``, ``sections``, ``section_widths``).
         val_fraction: Form (b) only: fraction of rows sent to validation.
-        test_fraction: Form (b) only: fraction of rows sent to test; 0 means no test split.
+        test_fraction: Form (b) only: fraction of rows sent to test (held out from every trial);
+            0 means no test split.
         split_seed: Form (b) only: seed of the stratified split; the same seed gives the same
             split.
 
@@ -269,6 +276,38 @@ def balance_indices(labels: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     drawn = rng.choice(majority, size=minority.size, replace=False)
     return np.sort(np.concatenate([minority, drawn])).astype(np.int64)
+
+
+def split_digest(parts: Mapping[str, np.ndarray]) -> str:
+    """Hex SHA-256 of a split: each part's name and its sorted ``int64`` row indices.
+
+    Args:
+        parts: Split name (``train``, ``val``, ``test``) to the row indices it holds; for a file
+            that brings its own split, the indices are those within each array.
+
+    Returns:
+        The digest; independent of the order of ``parts`` and of the order of the indices.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(parts):
+        rows = np.sort(np.asarray(parts[name], dtype=np.int64))
+        digest.update(f"{name}:{rows.size};".encode())
+        digest.update(rows.astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
+def check_split_sha256(data: Dataset, expected: str) -> None:
+    """Refuse a split other than the study's (``expected`` empty: nothing to check).
+
+    Raises:
+        DataError: one line naming the file and both hashes.
+    """
+    if expected and data.split_sha256 != expected:
+        raise DataError(
+            f"data file '{data.path}' splits into rows with hash {data.split_sha256[:16]} but "
+            f"the study's split has hash {expected[:16]} ({data.split}): same file and "
+            "fractions, different split (another scikit-learn version?); refusing to run trials"
+        )
 
 
 def file_sha256(path: str | Path) -> str:
@@ -503,6 +542,7 @@ def _from_form_a(
         val=_freeze(parts["X_val"]),
         test=_freeze(test) if test is not None else None,
         split=split,
+        split_sha256=split_digest({k[2:]: np.arange(v.shape[0]) for k, v in parts.items()}),
     )
 
 
@@ -576,4 +616,5 @@ def _split_form_b(
         val=_freeze(X[np.sort(val_idx)]),
         test=_freeze(X[np.sort(test_idx)]) if test_idx is not None else None,
         split=split,
+        split_sha256=split_digest(parts),
     )

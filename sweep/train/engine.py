@@ -6,8 +6,12 @@ process per trial) and by users from Python. It puts the data layer and the trai
 of Optuna. Importing it does not load TensorFlow; :func:`run_trial` does.
 
 Scoring uses the posterior mean: every validation row is encoded to ``z_mean`` and decoded from
-it, once with the full input and once with the label bit set to 0 (``expression_hidden.*``), so
-the metrics do not depend on sampling noise, gamma, alpha or beta.
+it, once with the full input and, for the label-hidden probe (``expression_hidden.*``), once with
+the label bit set to 0 and once set to 1 (the probe is the mean of the two), so the metrics do
+not depend on sampling noise, gamma, alpha or beta. The probe's threshold
+(``expression_hidden.threshold``) is chosen on the training split. The test split is never read
+here unless ``EngineOptions.score_test`` asks for it after training (``sweep trial
+--score-test``): no training step, callback, pruning report or objective sees it.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from sweep.params import TrialParams
 from sweep.train.data import Dataset
 from sweep.train.data import load_dataset
 from sweep.train.metrics import Evaluation
+from sweep.train.metrics import choose_threshold
 from sweep.train.metrics import evaluate
 from sweep.train.metrics import quick_metrics
+from sweep.train.metrics import symmetric_label_probe
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
 """``on_epoch(epoch, values)``, see :func:`run_trial`."""
@@ -57,8 +63,10 @@ class EngineOptions:
         steps_per_execution: Training steps per ``tf.function`` call (``Model.compile``).
         sample_rows: Validation rows whose codes and reconstructions are kept in the result.
         score_every_epoch: Score the validation split after every epoch with
-            :func:`sweep.train.metrics.quick_metrics` (for pruning and per-epoch curves); costs two
-            extra validation passes per epoch.
+            :func:`sweep.train.metrics.quick_metrics` (for pruning and per-epoch curves); costs
+            three extra validation passes per epoch.
+        score_test: After training, also score the test split (``TrialResult.test_metrics``);
+            for ``sweep trial --score-test`` only, never in a sweep.
     """
 
     jit_compile: bool | str = "auto"
@@ -70,11 +78,16 @@ class EngineOptions:
     steps_per_execution: int = 1
     sample_rows: int = 64
     score_every_epoch: bool = False
+    score_test: bool = False
 
 
 @dataclass
 class TrialResult:
-    """Everything one trial measured. ``to_json()`` drops only the sample arrays."""
+    """Everything one trial measured. ``to_json()`` drops only the sample arrays.
+
+    ``metrics`` are on the validation split; ``test_metrics`` (``test.`` + the same keys) is
+    filled only when ``EngineOptions.score_test`` asked for it.
+    """
 
     params: TrialParams
     metrics: dict[str, Any]
@@ -87,8 +100,10 @@ class TrialResult:
     elbo_beta: float
     data_summary: dict[str, Any]
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    test_metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        test = {"test_metrics": self.test_metrics} if self.test_metrics else {}
         return {
             "params": self.params.to_dict(),
             "metrics": self.metrics,
@@ -100,6 +115,7 @@ class TrialResult:
             "n_features": self.n_features,
             "elbo_beta": self.elbo_beta,
             "data": self.data_summary,
+            **test,
         }
 
 
@@ -168,7 +184,12 @@ def run_trial(
         callbacks=callbacks,
         verbose=0,
     )
-    evaluation = _score(model, data)
+    threshold = _hidden_threshold(model, data)
+    evaluation = _score(model, data, data.val, threshold, "validation")
+    test_metrics: dict[str, Any] = {}
+    if options.score_test and data.test is not None:
+        tested = _score(model, data, data.test, threshold, "test")
+        test_metrics = {f"test.{k}": v for k, v in tested.metrics.items()}
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     curves.update(per_epoch)
     samples = _samples(model, data, options.sample_rows)
@@ -184,6 +205,7 @@ def run_trial(
         elbo_beta=params.kl_beta * data.n_features,
         data_summary=data.summary(),
         samples=samples,
+        test_metrics=test_metrics,
     )
 
 
@@ -222,19 +244,27 @@ def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _label_hidden(model: Any, data: Dataset) -> np.ndarray:
-    """Label-column probabilities of every validation row decoded with its label bit set to 0."""
-    hidden_input = data.val.copy()
-    hidden_input[:, data.label_column] = 0
-    return model.reconstruct(hidden_input)[:, data.label_column]
+def _label_hidden(model: Any, data: Dataset, rows: np.ndarray) -> np.ndarray:
+    """The symmetric label-hidden probe of ``rows`` (see ``symmetric_label_probe``)."""
+    return symmetric_label_probe(model.reconstruct, rows, data.label_column)
 
 
-def _score(model: Any, data: Dataset) -> Evaluation:
-    """Evaluate on the whole validation split from the posterior mean."""
-    val = data.val
-    probs = model.reconstruct(val)
-    label_hidden = _label_hidden(model, data)
-    z_mean, z_log_var = model.encode(val)
+def _hidden_threshold(model: Any, data: Dataset) -> float | None:
+    """The label-hidden probe's F1-maximising threshold on the training split (as in the file,
+    not balanced); validation and test rows play no part."""
+    scores = _label_hidden(model, data, data.train)
+    if not np.all(np.isfinite(scores)):
+        raise TrialFailed("non-finite label-hidden reconstruction on the training split")
+    return choose_threshold(data.train[:, data.label_column], scores)
+
+
+def _score(
+    model: Any, data: Dataset, rows: np.ndarray, threshold: float | None, split: str
+) -> Evaluation:
+    """Evaluate ``rows`` (a whole split) from the posterior mean."""
+    probs = model.reconstruct(rows)
+    label_hidden = _label_hidden(model, data, rows)
+    z_mean, z_log_var = model.encode(rows)
     arrays = (
         ("reconstruction", probs),
         ("label-hidden reconstruction", label_hidden),
@@ -243,14 +273,16 @@ def _score(model: Any, data: Dataset) -> Evaluation:
     )
     for name, array in arrays:
         if not np.all(np.isfinite(array)):
-            raise TrialFailed(f"non-finite {name} on the validation split")
-    return evaluate(val, probs, label_hidden, z_mean, z_log_var, data.sections)
+            raise TrialFailed(f"non-finite {name} on the {split} split")
+    return evaluate(
+        rows, probs, label_hidden, z_mean, z_log_var, data.sections, hidden_threshold=threshold
+    )
 
 
 def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
     """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
     probs = model.reconstruct(data.val)
-    label_hidden = _label_hidden(model, data)
+    label_hidden = _label_hidden(model, data, data.val)
     if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
         raise TrialFailed("non-finite reconstruction on the validation split")
     return quick_metrics(data.val, probs, label_hidden, data.sections)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from scipy import stats
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import average_precision_score
 from sklearn.metrics import f1_score
+from sklearn.metrics import precision_recall_curve
 from sklearn.metrics import precision_score
 from sklearn.metrics import recall_score
 from sklearn.metrics import roc_auc_score
@@ -91,6 +93,7 @@ def evaluate(
     sections: Sequence[SectionLike],
     *,
     threshold: float = 0.5,
+    hidden_threshold: float | None = None,
 ) -> Evaluation:
     """Score one model on the validation rows and check it for posterior collapse.
 
@@ -98,14 +101,19 @@ def evaluate(
     ``label_probs_hidden``): ``mse`` of the probability against the 0/1 label; ``accuracy``,
     ``f1``, ``precision``, ``recall`` at ``threshold`` (scikit-learn, ``zero_division=0``);
     ``auroc`` (None if the label has one class only) and ``auprc`` (average precision, None if
-    the label has no ones).
+    the label has no ones). ``expression_hidden.threshold`` is ``hidden_threshold`` (chosen on
+    the training rows, :func:`choose_threshold`) and ``expression_hidden.f1_at_threshold`` the
+    F1 of ``label_probs_hidden > hidden_threshold``; both None without a threshold.
 
     Per mark section NAME: ``section.NAME.count_mse`` is the mean over rows of (number of cells
     predicted 1 - number of actual ones)^2; ``output_mse`` the mean over rows and columns of
     (probability - x)^2; ``auprc`` the average precision over all cells (None if the section has
-    no ones); ``predicted_rate`` and ``actual_rate`` the fractions of cells predicted 1 and equal
-    to 1. ``sections.mean_output_mse`` and ``sections.mean_count_mse`` average these over mark
-    sections (None when there are none).
+    no ones); ``auprc_lift`` that AUPRC divided by the section's rate of ones, so that all-zeros
+    or any constant prediction scores exactly 1.0 and only a ranking of the cells scores above;
+    ``predicted_rate`` and ``actual_rate`` the fractions of cells predicted 1 and equal to 1.
+    ``sections.mean_output_mse`` and ``sections.mean_count_mse`` average these over mark
+    sections (None when there are none); ``sections.mean_auprc_lift`` averages the lift over
+    the sections that have ones (None when none has).
 
     Latent: ``latent.active_units`` counts dims whose variance over rows of ``z_mean`` (ddof 0)
     exceeds 0.01 (Burda et al. 2016). ``latent.kl_mean`` is the mean over rows of
@@ -128,11 +136,13 @@ def evaluate(
     Args:
         x_true: ``(n, d)`` 0/1 validation rows.
         probs: ``(n, d)`` decoder probabilities for the full input (posterior mean code).
-        label_probs_hidden: ``(n,)`` label probability when the label bit was 0 in the input.
+        label_probs_hidden: ``(n,)`` label-hidden probe: the mean label probability with the
+            label bit set to 0 and to 1 in the input (:func:`symmetric_label_probe`).
         z_mean: ``(n, k)`` encoder means.
         z_log_var: ``(n, k)`` encoder log-variances.
         sections: Column ranges in row order; the last one is the label, of width 1.
         threshold: Probability above which a cell or label is predicted 1; in (0, 1).
+        hidden_threshold: The label-hidden probe's threshold chosen on the training rows.
 
     Returns:
         An :class:`Evaluation` whose ``metrics`` keys equal ``sweep.names.metric_names`` of the
@@ -160,9 +170,16 @@ def evaluate(
     for prefix, scores in (("expression", p_label), ("expression_hidden", p_hidden)):
         for key, value in _expression_metrics(y, scores, threshold).items():
             metrics[f"{prefix}.{key}"] = value
+    metrics["expression_hidden.threshold"] = hidden_threshold
+    metrics["expression_hidden.f1_at_threshold"] = (
+        None
+        if hidden_threshold is None
+        else _finite(f1_score(y, (p_hidden > hidden_threshold).astype(np.int64), zero_division=0))
+    )
 
     output_mses: list[float] = []
     count_mses: list[float] = []
+    lifts: list[float] = []
     for section in marks:
         values = _section_metrics(
             x[:, section.start : section.stop], p[:, section.start : section.stop], threshold
@@ -171,6 +188,8 @@ def evaluate(
             metrics[f"section.{section.name}.{key}"] = values[key]
         output_mses.append(values["output_mse"])
         count_mses.append(values["count_mse"])
+        if values["auprc_lift"] is not None:
+            lifts.append(values["auprc_lift"])
         if values["actual_rate"] > 0 and values["predicted_rate"] == 0:
             flags.append(
                 f"section {section.name} predicted all zeros "
@@ -178,6 +197,7 @@ def evaluate(
             )
     metrics["sections.mean_output_mse"] = _mean_or_none(output_mses)
     metrics["sections.mean_count_mse"] = _mean_or_none(count_mses)
+    metrics["sections.mean_auprc_lift"] = _mean_or_none(lifts)
 
     latent_metrics, latent_diag = _latent_metrics(mu, log_var)
     for key, value in latent_metrics.items():
@@ -260,6 +280,59 @@ def quick_metrics(
     metrics["sections.mean_output_mse"] = _mean_or_none(output_mses)
     metrics["sections.mean_count_mse"] = _mean_or_none(count_mses)
     return metrics
+
+
+def symmetric_label_probe(
+    reconstruct: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, label_column: int
+) -> np.ndarray:
+    """The label-hidden probe: the mean label probability with the bit set to 0 and to 1.
+
+    Both classes are treated alike: every row is decoded once with its true bit and once with
+    the other, so the probe is a function of the marks only, and a model that merely copies the
+    input bit (however confidently) scores exactly 0.5 for every row. Setting the bit to 0 only
+    would leave every negative's input unchanged and change every positive's.
+
+    Args:
+        reconstruct: Rows (``uint8``) to decoder probabilities of the same shape.
+        rows: ``(n, d)`` 0/1 rows; not modified.
+        label_column: Index of the label bit.
+
+    Returns:
+        ``(n,)`` float64 probabilities.
+    """
+    x = np.array(rows, copy=True)
+    x[:, label_column] = 0
+    off = np.asarray(reconstruct(x), dtype=np.float64)[:, label_column]
+    x[:, label_column] = 1
+    on = np.asarray(reconstruct(x), dtype=np.float64)[:, label_column]
+    return 0.5 * (off + on)
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """The threshold that maximises F1 of ``scores > threshold`` against ``labels``.
+
+    Called with the training rows only. Among scikit-learn's ``precision_recall_curve`` cuts
+    (``score >= t``), the one with the highest F1 wins (ties: the lowest cut); the threshold
+    returned is halfway between that cut and the next lower score (0 below the lowest), so that
+    the strict convention of this module keeps exactly the same training rows positive.
+
+    Returns:
+        The threshold, or None when ``labels`` has one class only.
+    """
+    y = np.asarray(labels).astype(np.int64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not 0 < int(y.sum()) < y.size:
+        return None
+    precision, recall, cuts = precision_recall_curve(y, s)
+    precision, recall = precision[: cuts.size], recall[: cuts.size]
+    denominator = precision + recall
+    f1 = np.divide(
+        2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )
+    cut = float(cuts[int(np.argmax(f1))])
+    below = s[s < cut]
+    lower = float(below.max()) if below.size else 0.0
+    return 0.5 * (cut + lower)
 
 
 def _validated_arrays(
@@ -345,15 +418,18 @@ def _section_metrics(
     pred = p64 > threshold
     count_err = pred.sum(axis=1, dtype=np.int64) - x.sum(axis=1, dtype=np.int64)
     has_ones = bool(x.any())
-    auprc = None
+    auprc = lift = None
+    actual_rate = float(x64.mean())
     if has_ones and with_auprc:
         auprc = _finite(average_precision_score(x.ravel(), p64.ravel()))
+        lift = None if auprc is None else auprc / actual_rate
     return {
         "count_mse": float(np.mean(count_err.astype(np.float64) ** 2)),
         "output_mse": float(np.mean((p64 - x64) ** 2)),
         "auprc": auprc,
+        "auprc_lift": lift,
         "predicted_rate": float(pred.mean()),
-        "actual_rate": float(x64.mean()),
+        "actual_rate": actual_rate,
     }
 
 

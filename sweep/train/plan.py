@@ -31,10 +31,13 @@ from sweep.train.model import build_decoder
 from sweep.train.model import build_encoder
 from sweep.train.model import check_n_features
 
+MONITOR = "val_reconstruction_loss"
+"""What ``ReduceLROnPlateau`` and ``EarlyStopping`` watch: the validation reconstruction loss,
+not the total, which KL warm-up inflates epoch by epoch as the KL weight grows."""
 LR_PLATEAU_FACTOR = 0.5
-"""``ReduceLROnPlateau``: the learning rate is multiplied by this when ``val_loss`` stalls."""
+"""``ReduceLROnPlateau``: the learning rate is multiplied by this when :data:`MONITOR` stalls."""
 LR_PLATEAU_PATIENCE = 2
-"""``ReduceLROnPlateau``: epochs without ``val_loss`` improvement before the rate drops."""
+"""``ReduceLROnPlateau``: epochs without :data:`MONITOR` improvement before the rate drops."""
 LR_PLATEAU_MIN = 1e-6
 """``ReduceLROnPlateau``: the learning rate never drops below this."""
 
@@ -243,11 +246,11 @@ def training_callbacks(params: TrialParams) -> list[keras.callbacks.Callback]:
     """The callbacks ``params`` asks for, in the order they run.
 
     Always :class:`FiniteLoss`; then :func:`kl_schedule`'s :class:`KLWarmup` if
-    ``kl_warmup_epochs > 0``; ``ReduceLROnPlateau`` on ``val_loss`` (factor
+    ``kl_warmup_epochs > 0``; ``ReduceLROnPlateau`` on :data:`MONITOR` (factor
     :data:`LR_PLATEAU_FACTOR`, patience :data:`LR_PLATEAU_PATIENCE`, floor
-    :data:`LR_PLATEAU_MIN`) if ``reduce_lr_on_plateau``; ``EarlyStopping`` on ``val_loss``
-    restoring the best weights if ``early_stopping_patience > 0``. Callbacks that watch
-    ``val_loss`` need ``validation_data`` in ``fit``.
+    :data:`LR_PLATEAU_MIN`) if ``reduce_lr_on_plateau``; ``EarlyStopping`` on :data:`MONITOR`
+    restoring the best weights if ``early_stopping_patience > 0``. Both need
+    ``validation_data`` in ``fit`` (the validation split, never the test split).
     """
     callbacks: list[keras.callbacks.Callback] = [FiniteLoss()]
     if params.kl_warmup_epochs > 0:
@@ -255,7 +258,8 @@ def training_callbacks(params: TrialParams) -> list[keras.callbacks.Callback]:
     if params.reduce_lr_on_plateau:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
+                monitor=MONITOR,
+                mode="min",
                 factor=LR_PLATEAU_FACTOR,
                 patience=LR_PLATEAU_PATIENCE,
                 min_lr=LR_PLATEAU_MIN,
@@ -265,7 +269,8 @@ def training_callbacks(params: TrialParams) -> list[keras.callbacks.Callback]:
     if params.early_stopping_patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss",
+                monitor=MONITOR,
+                mode="min",
                 patience=params.early_stopping_patience,
                 restore_best_weights=True,
             )
