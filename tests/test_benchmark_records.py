@@ -95,7 +95,7 @@ def test_provenance_names_command_machine_load_and_versions() -> None:
 
 
 def test_every_benchmark_writes_through_the_shared_writer() -> None:
-    for script in ("best_speed.py", "trial_speed.py", "sweep_overhead.py"):
+    for script in ("best_speed.py", "trial_speed.py", "sweep_overhead.py", "db_scale.py"):
         source = (REPO / "benchmarks" / script).read_text()
         assert "_records.write_block(" in source, script
         assert ".write_text(" not in source and '"a", encoding' not in source, script
