@@ -76,7 +76,7 @@ class WorkerStats:
         self.lock_holds: list[float] = []
         self.main_storage_s = 0.0
         self.main_calls: Counter[str] = Counter()
-        self.main_times: Counter[str] = Counter()
+        self.main_times: dict[str, float] = defaultdict(float)
         self.side_storage_s = 0.0
         self.side_calls: Counter[str] = Counter()
         self.heartbeats = 0
@@ -456,13 +456,13 @@ def aggregate(
         if r.get("missing"):
             errors["worker wrote no record"] += 1
     finished = states["COMPLETE"] + states["PRUNED"]
-    by_method: Counter[str] = Counter()
+    by_method: dict[str, float] = defaultdict(float)
     for r in workers:
-        by_method.update(r.get("main_times", {}))
+        for method, seconds in r.get("main_times", {}).items():
+            by_method[method] += seconds
+    slowest = sorted(by_method.items(), key=lambda kv: -kv[1])[:6]
     return {
-        "top_methods_ms_per_trial": {
-            k: round(1000 * v / max(ran, 1), 1) for k, v in by_method.most_common(6)
-        },
+        "top_methods_ms_per_trial": {k: round(1000 * v / max(ran, 1), 1) for k, v in slowest},
         "n": n,
         "budget": budget,
         "wall_s": wall_s,
@@ -520,7 +520,7 @@ def _code_version() -> str:
 
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(error).__name__
+    return " ".join(lines)[:300] if lines else type(error).__name__
 
 
 def render(
@@ -600,12 +600,25 @@ def render(
         "server, sampled every 0.2 s; workers busy = time inside the (sleeping) training step "
         "/ (N x wall).",
     ]
+    lines += ["", "Main-thread storage time per trial by call (ms), the four largest:", ""]
+    for r in rows:
+        top = list(r["top_methods_ms_per_trial"].items())[:4]
+        lines.append(f"- N={r['n']}: " + ", ".join(f"`{k}` {v:.0f}" for k, v in top))
+    lines.append(
+        "- peak advisory-lock waiters: "
+        + ", ".join(f"N={r['n']}: {r['peak_lock_waiters']}" for r in rows)
+        + "; peak connections of the study's database by state: "
+        + "; ".join(
+            f"N={r['n']}: " + ", ".join(f"{k or '?'} {v}" for k, v in r["peak_by_state"].items())
+            for r in rows
+        )
+    )
     problems = [r for r in rows if r["errors"] or r["stderr_tails"]]
     if problems:
         lines += ["", "Errors by kind (count):", ""]
         for r in problems:
             for text, count in sorted(r["errors"].items(), key=lambda kv: -kv[1])[:6]:
-                lines.append(f"- N={r['n']}: {count} x `{text.replace('`', '')[:200]}`")
+                lines.append(f"- N={r['n']}: {count} x `{text.replace('`', '')[:300]}`")
             for tail in r["stderr_tails"]:
                 last = tail.splitlines()[-1] if tail else ""
                 lines.append(f"- N={r['n']}: a worker exited with an error: `{last[:200]}`")
