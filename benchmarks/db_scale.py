@@ -42,6 +42,7 @@ import datetime
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -544,7 +545,7 @@ def render(
         if value != default:
             argv.append(f"--{key.replace('_', '-')} {value}")
     if args.label:
-        argv.append(f"--label {args.label}")
+        argv.append(f"--label {shlex.quote(args.label)}")
     command = " ".join([".venv/bin/python benchmarks/db_scale.py", *argv])
     heading = "## 64 workers on one PostgreSQL"
     lines = [
