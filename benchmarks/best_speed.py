@@ -19,9 +19,9 @@ For each backend it builds one database holding three studies of ``--trials`` CO
 
 Then it times each command as a subprocess (median wall time of ``--repeat`` runs) and its peak
 RSS (``/usr/bin/time -v``'s maximum resident set size), checks that both tools name the same
-best trial, prints a markdown table and, unless ``--no-append``, writes it to
-``benchmarks/RESULTS.md`` under ``## sweep best on 10,000 trials`` (replacing an earlier
-version of that section only). PostgreSQL runs use a fresh database that is dropped afterwards.
+best trial, prints a markdown table and, unless ``--no-append``, writes it as the ``best_speed``
+block of ``benchmarks/RESULTS.md`` (replacing that block only; :mod:`_records`). PostgreSQL runs
+use a fresh database that is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import random
 import re
 import shutil
@@ -44,9 +43,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import _records  # benchmarks/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
+BLOCK = "best_speed"
 VENV_BIN = Path(sys.executable).parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
+RESULTS = _records.RESULTS
 SECTION = "## sweep best on 10,000 trials"
 TIME = "/usr/bin/time"
 SECTIONS = ("H3K9me3", "H3K27ac")
@@ -339,13 +341,14 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, notes: list[s
     lines = [
         SECTION,
         "",
-        f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}. "
-        f"Machine: {_machine()}. Load average (1/5/15 min) at start: {args.load}, at end: "
-        f"{_load()} (the machine is shared: compare rows of one run, not across runs).",
-        "",
-        f"Command: `.venv/bin/python benchmarks/best_speed.py {' '.join(args.argv)}`".rstrip()
-        + " (PostgreSQL via `SWEEP_TEST_POSTGRES_URL`).",
-        "",
+        _records.provenance(
+            _records.command_line("best_speed.py", args.argv),
+            args.load,
+            command_note=" (PostgreSQL via `SWEEP_TEST_POSTGRES_URL`)",
+            started=args.started_at,
+            seconds=args.seconds,
+            extra_versions={"SQLite": _sqlite_version()},
+        ),
         f"Each study: {args.trials:,} COMPLETE trials; `bench-metrics` stores 30 metrics in one "
         "`metrics` JSON attribute plus the other sweep attributes (incl. a 10-epoch `history` "
         "and 50-float `diagnostics`); `bench-attrs` adds the 30 metrics as 30 separate user "
@@ -379,44 +382,14 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, notes: list[s
     return "\n".join(lines)
 
 
-def _load() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def _yes(same: bool | None) -> str:
     return "-" if same is None else ("yes" if same else "NO")
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def _sqlite_version() -> str:
     import sqlite3
 
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}"
-    )
-
-
-def write_results(text: str) -> None:
-    """Add or replace this benchmark's section of RESULTS.md, leaving other sections alone."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
-    RESULTS.write_text(new.rstrip("\n") + "\n")
+    return sqlite3.sqlite_version
 
 
 def _postgres_database(base_url: str) -> tuple[str, Any]:
@@ -460,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
-    args.load = _load()
+    args.started_at = datetime.datetime.now().astimezone()
+    started = time.perf_counter()
+    args.load = _records.LoadMonitor()
+    args.load.__enter__()
     notes = []
     rows = []
     workdir = Path(tempfile.mkdtemp(prefix="sweep_bench_"))
@@ -483,12 +459,14 @@ def main(argv: list[str] | None = None) -> int:
             "`sweep.present.formatting.render(..., "
             "'json')` in a fresh interpreter: the same queries, without the CLI's own imports."
         )
+    args.load.__exit__(None, None, None)
+    args.seconds = time.perf_counter() - started
     text = markdown(rows, args, notes)
     print()
     print(text)
     if not args.no_append:
-        write_results(text)
-        print(f"appended to {RESULTS.relative_to(REPO)}")
+        _records.write_block(BLOCK, text, RESULTS)
+        print(f"wrote block {BLOCK!r} of {RESULTS.relative_to(REPO)}")
     return 0
 
 

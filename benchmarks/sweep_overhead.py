@@ -12,7 +12,8 @@ Run by hand (not a test):
 2. Trials per hour with 1 and 2 workers on PostgreSQL: ``sweep launch --workers K`` on the tiny
    space, wall clock from launch to the budget.
 
-Prints a markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
+Prints a markdown section and writes it as the ``sweep_overhead`` block of
+benchmarks/RESULTS.md (replacing only that block; ``--no-write`` only prints it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +30,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import _records  # benchmarks/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
+BLOCK = "sweep_overhead"
 TINY = REPO / "search_spaces" / "tiny.yaml"
 
 
@@ -165,10 +168,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=os.environ.get("SWEEP_TEST_POSTGRES_URL"))
     parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--append", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="only print the section")
+    parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from sweep.train.synth import write_synthetic
+
+    started_at = datetime.datetime.now().astimezone()
+    started = time.perf_counter()
+    load = _records.LoadMonitor()
+    load.__enter__()
 
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     data = write_synthetic(tmp / "synthetic.npz", 240, seed=0)
@@ -184,14 +193,24 @@ def main() -> None:
             open_storage(url, create=True)
         result = bookkeeping(url, data, args.trials)
         rows.append((label, result))
+    workers_rows: list[tuple[int, float]] = []
+    if args.postgres:
+        workers_rows = [(w, throughput(args.postgres, data, w, 8)) for w in (1, 2)]
+    load.__exit__(None, None, None)
+    argv = ['--postgres "$SWEEP_TEST_POSTGRES_URL"'] if args.postgres else []
+    if args.trials != 6:
+        argv.append(f"--trials {args.trials}")
+    command = " ".join([".venv/bin/python benchmarks/sweep_overhead.py", *argv])
     lines = [
         "## Sweep bookkeeping and throughput",
         "",
-        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, no GPU. Command: "
-        '`.venv/bin/python benchmarks/sweep_overhead.py --postgres "$SWEEP_TEST_POSTGRES_URL"`',
-        "",
+        _records.provenance(
+            command, load, started=started_at, seconds=time.perf_counter() - started
+        ),
         f"Training time of one default trial (notes' model, bundled K562 data, 10 epochs): "
-        f"{notes_s:.1f} s.",
+        f"{notes_s:.1f} s. Storage time is every storage call a worker makes for one trial "
+        "(claiming it under the budget lock, its parameters, per-epoch reports, the user "
+        "attributes, tell), heartbeats excluded since they run beside training.",
         "",
         "| storage | trials | storage time per trial | share of a notes trial |",
         "| --- | --- | --- | --- |",
@@ -202,19 +221,19 @@ def main() -> None:
             f"| {label} | {result['trials']} | {result['per_trial_ms']:.0f} ms | "
             f"{100 * share:.2f} % |"
         )
-    if args.postgres:
+    if workers_rows:
         lines += [
             "",
             "| workers (PostgreSQL, tiny space, 1 epoch) | trials per hour |",
             "| --- | --- |",
         ]
-        for workers in (1, 2):
-            lines.append(f"| {workers} | {throughput(args.postgres, data, workers, 8):.0f} |")
+        for workers, per_hour in workers_rows:
+            lines.append(f"| {workers} | {per_hour:.0f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.append:
-        with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write("\n" + text)
+    if not args.no_write:
+        _records.write_block(BLOCK, text, args.results)
+        print(f"wrote block {BLOCK!r} of {args.results}")
 
 
 if __name__ == "__main__":

@@ -21,17 +21,17 @@ FLOPs per training step.
 defaults (name it in ``--variants`` to measure it).
 
 Usage: ``.venv/bin/python benchmarks/trial_speed.py [--rows 10000] [--epochs 1] [--warmup 1]
-[--variants a-notes,b-default] [--write benchmarks/RESULTS.md]``.
+[--variants a-notes,b-default] [--write benchmarks/RESULTS.md]``. The default run writes the
+``trial_speed`` block of RESULTS.md; a run with other arguments writes its own block, keyed by
+those arguments (:func:`block_key`), so a repeat never replaces the main table.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -41,6 +41,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import _records  # noqa: E402  (benchmarks/, beside this script)
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "a-notes": {},
@@ -64,6 +66,27 @@ DESCRIPTIONS = {
 }
 DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v != "b-xla")
 SECTION = "## Trial speed"
+BLOCK = "trial_speed"
+DEFAULTS = {"rows": 10_000, "epochs": 1, "warmup": 1, "variants": ",".join(DEFAULT_VARIANTS)}
+
+
+def variant_args(args: argparse.Namespace) -> str:
+    """The arguments that differ from the defaults, e.g. ``--epochs 2 --variants a,b``."""
+    parts = []
+    for name, default in DEFAULTS.items():
+        value = getattr(args, name)
+        if name == "variants":
+            value = ",".join(v.strip() for v in str(value).split(",") if v.strip())
+        if value != default:
+            parts.append(f"--{name} {value}")
+    return " ".join(parts)
+
+
+def block_key(args: argparse.Namespace) -> str:
+    """``trial_speed`` for the default run; ``trial_speed/<changed arguments>`` for a variant,
+    which gets its own block in RESULTS.md (rerunning it replaces only that block)."""
+    changed = variant_args(args)
+    return f"{BLOCK}/{changed}" if changed else BLOCK
 
 
 def dense_kernel_weights(n_features: int) -> int:
@@ -178,20 +201,17 @@ def _run_child(args: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _cpu_summary() -> str:
-    flags = set()
-    model = platform.processor() or "unknown CPU"
+def _cpu_flags() -> str:
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
     wanted = ("avx512f", "avx512_bf16", "amx_bf16")
-    have = ", ".join(f"{f}={'yes' if f in flags else 'no'}" for f in wanted)
-    return f"{model}, {os.cpu_count()} CPUs, {have}"
+    return " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in wanted)
 
 
 def render(
@@ -200,27 +220,31 @@ def render(
     args: argparse.Namespace,
     kernel_weights: int,
     seconds: float,
+    load: _records.LoadMonitor | None,
 ) -> str:
-    """The markdown section for RESULTS.md."""
+    """The markdown block for RESULTS.md (a ``###`` subsection for a non-default run)."""
     base = next((r for r in rows if r["variant"] == "a-notes" and "error" not in r), None)
     chosen = ",".join(r["variant"] for r in rows)
     variants = "" if chosen == ",".join(DEFAULT_VARIANTS) else f" --variants {chosen}"
+    changed = variant_args(args)
+    heading = f"### Trial speed, variant: {changed}" if changed else SECTION
+    command = (
+        f".venv/bin/python benchmarks/trial_speed.py --rows {args.rows} "
+        f"--epochs {args.epochs} --warmup {args.warmup}{variants} --write benchmarks/RESULTS.md"
+    )
     lines = [
-        SECTION,
+        heading,
         "",
-        f"Command: `.venv/bin/python benchmarks/trial_speed.py --rows {args.rows} "
-        f"--epochs {args.epochs} --warmup {args.warmup}{variants} "
-        "--write benchmarks/RESULTS.md`  ",
-        f"Date: {datetime.date.today().isoformat()}; machine: {_cpu_summary()}; "
-        f"TensorFlow {_tf_version()}; whole run {seconds / 60:.1f} min.",
-        "",
+        _records.provenance(
+            command, load, seconds=seconds, extra_versions={"CPU flags": _cpu_flags()}
+        ),
         f"{args.rows} synthetic rows (`sweep.train.synth`, 12001 columns, seed 0), 80/20 split; "
         "notes' "
         f"model (`TrialParams()`: 1280-1024-768-512, coding 300, focal, Adam 1e-3), batch 32. "
         f"Each variant: {args.warmup} warm-up epoch(s), then the mean of {args.epochs} timed "
         "epoch(s) (validation pass included); validation metrics after all "
-        f"{args.warmup + args.epochs} epochs, seed 0. loadavg = 1-min load before/after (other "
-        "jobs shared the 2 CPUs).",
+        f"{args.warmup + args.epochs} epochs, seed 0. loadavg = 1-min load average before/after "
+        "each variant.",
         "",
         "| variant | s/epoch | speed-up vs (a) | GFLOP/s | val AUROC | val output MSE | loadavg |",
         "|---|---|---|---|---|---|---|",
@@ -260,28 +284,6 @@ def _fmt(value: Any, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _tf_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("tensorflow")
-    except Exception:  # noqa: BLE001
-        return "?"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## Trial speed`` section of ``path``, keeping the others."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        rest = "" if end < 0 else text[end + 1 :]
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
@@ -306,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     from sweep.train.synth import write_synthetic
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    load = _records.LoadMonitor()
+    with load, tempfile.TemporaryDirectory() as tmp:
         path = write_synthetic(Path(tmp) / "synthetic.npz", args.rows, seed=0)
         ceiling = _run_child(["--ceiling"])
         if "error" in ceiling:
@@ -320,11 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result), flush=True)
             rows.append(result)
     section = render(
-        rows, ceiling, args, dense_kernel_weights(12001), time.perf_counter() - started
+        rows, ceiling, args, dense_kernel_weights(12001), time.perf_counter() - started, load
     )
     print(section)
     if args.write is not None:
-        write_section(args.write, section)
+        _records.write_block(block_key(args), section, args.write)
     return 0
 
 

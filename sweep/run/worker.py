@@ -159,6 +159,7 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
     quiet_optuna(optuna.logging.ERROR)
     plain = open_storage(settings.storage_url, reconnect_timeout_s=settings.reconnect_timeout_s)
     config = load_config(plain, settings.study_name)
+    plain.engine.dispose()  # its idle connection would stay open for the whole run
     data_path = check_data_file(config, settings.data_path)
     check_split(config, data_path, settings.env)
     storage = open_storage(

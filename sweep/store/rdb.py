@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
+#: Idle connections a PostgreSQL storage keeps open (benchmarks/db_scale.py measures why).
+POSTGRES_POOL_SIZE = 1
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,6 +81,11 @@ def open_storage(
         engine_kwargs["poolclass"] = NullPool
     else:
         engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        # Keep one idle connection per process, not one per thread that ever used the pool: a
+        # worker's main thread, budget lock, heartbeat and stale-trial threads would otherwise
+        # keep 4-5 open, and 64 workers exceed PostgreSQL's default max_connections (100).
+        # Extra connections still open when needed (max_overflow) and close when returned.
+        engine_kwargs["pool_size"] = POSTGRES_POOL_SIZE
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": False}
     if heartbeat is not None:
         from optuna.storages import RetryHeartbeatStaleTrialCallback

@@ -1,0 +1,696 @@
+"""How many workers one PostgreSQL serves: N = 1, 4, 16, 64 workers through the real code path.
+
+Run by hand (not a test)::
+
+    .venv/bin/python benchmarks/db_scale.py --postgres "$SWEEP_TEST_POSTGRES_URL"
+
+For each N it creates a fresh database on the server (dropped afterwards), creates a study with
+:func:`sweep.run.launch.create_study` (the tiny space, median pruner, a budget of N x
+``--trials-per-worker`` trials) and starts N worker processes. Each worker is the product's
+:func:`sweep.run.worker.run_worker`: real :func:`sweep.store.rdb.open_storage` with Optuna
+heartbeats and reconnect retries, the real budget lock (:class:`~sweep.run.worker.BudgetClaim`,
+a PostgreSQL advisory lock), the stale-trial watcher, :class:`sweep.run.objective.Objective`
+suggesting parameters, reporting every epoch to the pruner, recording the user attributes and
+telling Optuna. Only the training step is a stand-in, and only inside this benchmark: the
+objective's ``run_in_child`` is replaced by :func:`sleeping_trial`, which sleeps
+``--trial-seconds`` in ``--epochs`` steps, hands each epoch's objective to the pruner and returns
+a result shaped like the engine's (30+ metrics, per-epoch history, 50-float diagnostics). The
+workers never import TensorFlow (each checks ``sys.modules`` at the end).
+
+Measured, per N:
+
+* claims per second: trials created / wall time from the start signal to the last worker's exit;
+* budget-lock wait p50/p99: how long each acquisition of the budget lock waited;
+* storage time per trial: the main thread's storage calls (claim, params, reports, attributes,
+  tell, the claim loop's counting), budget-lock wait excluded;
+* open connections: the peak of ``pg_stat_activity`` for the study's database (client
+  backends, sampled every 0.2 s), next to the server's ``max_connections``;
+* heartbeat writes per second (Optuna's heartbeat thread, every ``--heartbeat-interval`` s);
+* errors: storage calls that raised, warnings the workers logged (retries, lost heartbeats),
+  FAIL trials and workers that exited with an error.
+
+Then checks that the budget is exact (COMPLETE + PRUNED == budget, nothing RUNNING) and that no
+trial number repeats. Prints a markdown section and writes it as the ``db_scale`` block of
+benchmarks/RESULTS.md (``--no-write`` only prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from collections import Counter
+from collections import defaultdict
+from collections.abc import Iterator
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import _records  # benchmarks/, beside this script
+
+REPO = Path(__file__).resolve().parent.parent
+BLOCK = "db_scale"
+TINY = REPO / "search_spaces" / "tiny.yaml"
+STUDY = "db-scale"
+
+
+# --- the worker process -------------------------------------------------------------------------
+
+
+class WorkerStats:
+    """What one worker measures about itself (written as JSON at its end)."""
+
+    def __init__(self) -> None:
+        self.lock_waits: list[float] = []
+        self.lock_holds: list[float] = []
+        self.main_storage_s = 0.0
+        self.main_calls: Counter[str] = Counter()
+        self.main_times: dict[str, float] = defaultdict(float)
+        self.side_storage_s = 0.0
+        self.side_calls: Counter[str] = Counter()
+        self.heartbeats = 0
+        self.call_errors: Counter[str] = Counter()
+        self.warnings: Counter[str] = Counter()
+        self.trials: list[tuple[float, float]] = []
+        self.lock = threading.Lock()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lock_waits": self.lock_waits,
+            "lock_holds": self.lock_holds,
+            "main_storage_s": self.main_storage_s,
+            "main_calls": dict(self.main_calls),
+            "main_times": dict(self.main_times),
+            "side_storage_s": self.side_storage_s,
+            "side_calls": dict(self.side_calls),
+            "heartbeats": self.heartbeats,
+            "call_errors": dict(self.call_errors),
+            "warnings": dict(self.warnings),
+            "trials": self.trials,
+        }
+
+
+def timed_storage_class(base: type, stats: WorkerStats) -> type:
+    """``base`` (the worker's storage class) with every public call timed into ``stats``."""
+    from sweep.store._optuna_schema import RETRIED_METHODS
+
+    depth = threading.local()
+
+    def wrap(name: str) -> Any:
+        method = getattr(base, name)
+
+        def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            outermost = getattr(depth, "n", 0) == 0  # public calls nest private ones
+            depth.n = getattr(depth, "n", 0) + 1
+            started = time.perf_counter()
+            try:
+                result = method(self, *args, **kwargs)
+            except Exception as e:
+                if outermost:
+                    with stats.lock:
+                        stats.call_errors[f"{name}: {type(e).__name__}: {_first_line(e)}"] += 1
+                raise
+            finally:
+                depth.n -= 1
+            if outermost:
+                took = time.perf_counter() - started
+                with stats.lock:
+                    if threading.current_thread() is threading.main_thread():
+                        stats.main_storage_s += took
+                        stats.main_calls[name] += 1
+                        stats.main_times[name] += took
+                    else:
+                        stats.side_storage_s += took
+                        stats.side_calls[name] += 1
+                    if name == "record_heartbeat":
+                        stats.heartbeats += 1
+            return result
+
+        return timed
+
+    names = [n for n in RETRIED_METHODS if hasattr(base, n)]
+    return type("TimedStorage", (base,), {n: wrap(n) for n in names})
+
+
+def timed_budget_lock(original: Any, stats: WorkerStats) -> Any:
+    """``sweep.store.lock.budget_lock`` recording its wait and hold times."""
+
+    @contextlib.contextmanager
+    def budget_lock(storage: Any, study_name: str) -> Iterator[None]:
+        asked = time.perf_counter()
+        with original(storage, study_name):
+            got = time.perf_counter()
+            stats.lock_waits.append(got - asked)
+            try:
+                yield
+            finally:
+                stats.lock_holds.append(time.perf_counter() - got)
+
+    return budget_lock
+
+
+def sleeping_trial(trial_seconds: float, metric_names: list[str], stats: WorkerStats) -> Any:
+    """A ``run_in_child`` stand-in: sleep per epoch, report it, return an engine-shaped result."""
+
+    def run_in_child(
+        request: Any, *, on_epoch: Any = None, env: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        started = time.time()
+        params = request.params
+        epochs = int(params.get("epochs", 2))
+        # A value fixed by the parameters, so the median pruner has something to compare.
+        digest = zlib.crc32(json.dumps(params, sort_keys=True).encode())
+        quality = 0.55 + 0.4 * ((digest % 1000) / 1000)
+        history: dict[str, list[float]] = defaultdict(list)
+        try:
+            for epoch in range(epochs):
+                time.sleep(trial_seconds / epochs)
+                value = quality * (epoch + 1) / epochs
+                values = {m: value for m in request.epoch_metrics}
+                for curve in ("loss", "reconstruction_loss", "kl_loss", "learning_rate"):
+                    history[curve].append(1.0 / (epoch + 1))
+                history["objective"].append(value)
+                if on_epoch is not None:
+                    on_epoch(epoch, values)
+        finally:
+            stats.trials.append((started, time.time()))
+        metrics = {m: quality for m in metric_names}
+        return {
+            "params": params,
+            "metrics": metrics,
+            "history": dict(history),
+            "diagnostics": {"kl_per_dim": [0.01 * i for i in range(50)], "latent_std": 1.0},
+            "flags": [],
+            "epochs_run": epochs,
+            "seconds": trial_seconds,
+            "n_features": 12000,
+            "elbo_beta": 1.0,
+            "data": {},
+        }
+
+    return run_in_child
+
+
+class _CountWarnings:
+    """A logging handler counting warnings by message (numbers stripped)."""
+
+    def __init__(self, stats: WorkerStats) -> None:
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                text = "".join("#" if c.isdigit() else c for c in record.getMessage())
+                with stats.lock:
+                    stats.warnings[f"{record.levelname}: {text[:160]}"] += 1
+
+        self.handler = Handler(level=logging.WARNING)
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """One worker process: the product's ``run_worker`` with timing and a sleeping trial."""
+    import logging
+
+    import sweep.run.objective as objective_module
+    import sweep.run.worker as worker_module
+    import sweep.store.rdb as rdb_module
+    from sweep.run.worker import WorkerSettings
+    from sweep.run.worker import run_worker
+
+    rundir = Path(args.dir)
+    stats = WorkerStats()
+    timed = timed_storage_class(rdb_module._reconnecting_storage_class(), stats)
+    rdb_module._reconnecting_storage_class = lambda: timed  # type: ignore[assignment]
+    worker_module.budget_lock = timed_budget_lock(worker_module.budget_lock, stats)  # type: ignore[assignment]
+    metric_names = json.loads((rundir / "metrics.json").read_text())
+    objective_module.run_in_child = sleeping_trial(  # type: ignore[assignment]
+        args.trial_seconds, metric_names, stats
+    )
+    logging.getLogger("sweep").addHandler(_CountWarnings(stats).handler)
+    logging.getLogger("sweep").setLevel(logging.WARNING)
+
+    (rundir / f"ready-{args.index}").touch()
+    go = rundir / "go"
+    while not go.exists():
+        time.sleep(0.05)
+    started = time.time()
+    outcome: dict[str, Any] = {}
+    code = 0
+    try:
+        summary = run_worker(
+            WorkerSettings(
+                study_name=args.study,
+                storage_url=os.environ["SWEEP_STORAGE"],
+                data_path=args.data,
+                worker_index=args.index,
+                timeout_s=args.max_seconds,
+            )
+        )
+        outcome = {"ran": summary.ran, "stopped_because": summary.stopped_because}
+    except BaseException as e:  # noqa: BLE001 - reported, and the exit status says so
+        outcome = {"error": f"{type(e).__name__}: {_first_line(e)}"}
+        code = 1
+    result = {
+        **stats.to_json(),
+        **outcome,
+        "index": args.index,
+        "started": started,
+        "ended": time.time(),
+        "tensorflow_imported": "tensorflow" in sys.modules or "keras" in sys.modules,
+    }
+    (rundir / f"worker-{args.index}.json").write_text(json.dumps(result))
+    return code
+
+
+# --- the parent ---------------------------------------------------------------------------------
+
+
+class ConnectionMonitor:
+    """Peak client connections in ``pg_stat_activity``: one database's, and the server's."""
+
+    def __init__(self, admin: Any, database: str, interval_s: float = 0.2) -> None:
+        self.admin = admin
+        self.database = database
+        self.interval_s = interval_s
+        self.peak_db = 0
+        self.peak_server = 0
+        self.peak_by_state: Counter[str] = Counter()
+        self.peak_lock_waiters = 0
+        self.errors: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ConnectionMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from sqlalchemy import text
+
+        query = text(
+            "SELECT datname, coalesce(state, ''), coalesce(wait_event, ''), count(*) "
+            "FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3"
+        )
+        with self.admin.connect() as conn:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    rows = conn.execute(query).all()
+                    conn.commit()
+                except Exception as e:  # noqa: BLE001 - counted; keep sampling
+                    self.errors[_first_line(e)] += 1
+                    continue
+                server = sum(r[3] for r in rows)
+                mine = [r for r in rows if r[0] == self.database]
+                by_state: Counter[str] = Counter()
+                for _, state, _, n in mine:
+                    by_state[state] += n
+                waiters = sum(n for _, _, event, n in mine if event == "advisory")
+                self.peak_server = max(self.peak_server, server)
+                self.peak_db = max(self.peak_db, sum(by_state.values()))
+                self.peak_lock_waiters = max(self.peak_lock_waiters, waiters)
+                for state, n in by_state.items():
+                    self.peak_by_state[state] = max(self.peak_by_state[state], n)
+
+
+def server_facts(admin: Any) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    with admin.connect() as conn:
+        return {
+            "max_connections": int(conn.execute(text("SHOW max_connections")).scalar_one()),
+            "reserved": int(
+                conn.execute(text("SHOW superuser_reserved_connections")).scalar_one()
+            ),
+            "version": str(conn.execute(text("SHOW server_version")).scalar_one()).split()[0],
+            "others": int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend'"
+                    )
+                ).scalar_one()
+            ),
+        }
+
+
+def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path) -> dict[str, Any]:
+    """N workers on a fresh database; returns the aggregated measurements."""
+    import optuna
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from sweep.config import StudySettings
+    from sweep.run.launch import LaunchRequest
+    from sweep.run.launch import create_study
+
+    database = f"sweep_dbscale_{uuid.uuid4().hex[:8]}_n{n}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    url = make_url(args.postgres).set(database=database).render_as_string(hide_password=False)
+    rundir = tmp / f"n{n}"
+    rundir.mkdir()
+    (rundir / "metrics.json").write_text(json.dumps(args.metric_names))
+    budget = n * args.trials_per_worker
+    try:
+        name = create_study(
+            LaunchRequest(
+                storage_url=url,
+                study_name=STUDY,
+                space=str(TINY),
+                data_path=str(data),
+                settings=StudySettings(
+                    n_trials=budget,
+                    pruner="median",
+                    heartbeat_interval_s=args.heartbeat_interval,
+                    grace_period_s=max(60, 2 * args.heartbeat_interval + 1),
+                ),
+                overrides={"epochs": args.epochs},
+            )
+        )
+        env = {**os.environ, "SWEEP_STORAGE": url, "PYTHONPATH": str(REPO)}
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--study", name]
+        command += ["--data", str(data), "--dir", str(rundir)]
+        command += ["--trial-seconds", str(args.trial_seconds)]
+        command += ["--max-seconds", str(args.max_seconds)]
+        processes = [
+            subprocess.Popen([*command, "--index", str(i)], env=env, stderr=subprocess.PIPE)
+            for i in range(n)
+        ]
+        deadline = time.monotonic() + 600
+        while sum((rundir / f"ready-{i}").exists() for i in range(n)) < n:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                break
+            time.sleep(0.1)
+        with ConnectionMonitor(admin, database) as connections:
+            started = time.time()
+            (rundir / "go").touch()
+            stderr_tails = []
+            codes = []
+            for p in processes:
+                try:
+                    _, err = p.communicate(timeout=args.max_seconds + 300)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    _, err = p.communicate()
+                codes.append(p.returncode)
+                if p.returncode:
+                    stderr_tails.append(err.decode(errors="replace").strip()[-300:])
+            ended = time.time()
+        storage = optuna.storages.RDBStorage(url)
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        storage.engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": database},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
+    workers = []
+    for i in range(n):
+        path = rundir / f"worker-{i}.json"
+        workers.append(json.loads(path.read_text()) if path.exists() else {"missing": True})
+    return aggregate(n, budget, workers, trials, codes, stderr_tails, connections, ended - started)
+
+
+def aggregate(
+    n: int,
+    budget: int,
+    workers: list[dict[str, Any]],
+    trials: list[Any],
+    codes: list[int],
+    stderr_tails: list[str],
+    connections: ConnectionMonitor,
+    wall_s: float,
+) -> dict[str, Any]:
+    states = Counter(t.state.name for t in trials)
+    numbers = [t.number for t in trials]
+    waits = sorted(w for r in workers for w in r.get("lock_waits", []))
+    holds = sorted(h for r in workers for h in r.get("lock_holds", []))
+    ran = sum(len(r.get("trials", [])) for r in workers)
+    main_s = sum(r.get("main_storage_s", 0.0) for r in workers)
+    main_calls = sum(sum(r.get("main_calls", {}).values()) for r in workers)
+    errors: Counter[str] = Counter()
+    for r in workers:
+        errors.update(r.get("call_errors", {}))
+        errors.update(r.get("warnings", {}))
+        if "error" in r:
+            errors[f"worker: {r['error']}"] += 1
+        if r.get("missing"):
+            errors["worker wrote no record"] += 1
+    finished = states["COMPLETE"] + states["PRUNED"]
+    by_method: dict[str, float] = defaultdict(float)
+    for r in workers:
+        for method, seconds in r.get("main_times", {}).items():
+            by_method[method] += seconds
+    slowest = sorted(by_method.items(), key=lambda kv: -kv[1])[:6]
+    return {
+        "top_methods_ms_per_trial": {k: round(1000 * v / max(ran, 1), 1) for k, v in slowest},
+        "n": n,
+        "budget": budget,
+        "wall_s": wall_s,
+        "trials": len(trials),
+        "states": dict(states),
+        "claims_per_s": len(trials) / wall_s,
+        "lock_acquisitions": len(waits),
+        "lock_wait_p50_ms": 1000 * _quantile(waits, 0.5),
+        "lock_wait_p99_ms": 1000 * _quantile(waits, 0.99),
+        "lock_wait_max_ms": 1000 * (waits[-1] if waits else math.nan),
+        "lock_hold_p50_ms": 1000 * _quantile(holds, 0.5),
+        "storage_ms_per_trial": 1000 * main_s / max(ran, 1),
+        "storage_calls_per_trial": main_calls / max(ran, 1),
+        "side_storage_s": sum(r.get("side_storage_s", 0.0) for r in workers),
+        "heartbeats": sum(r.get("heartbeats", 0) for r in workers),
+        "heartbeats_per_s": sum(r.get("heartbeats", 0) for r in workers) / wall_s,
+        "peak_connections": connections.peak_db,
+        "peak_server_connections": connections.peak_server,
+        "peak_by_state": dict(connections.peak_by_state),
+        "peak_lock_waiters": connections.peak_lock_waiters,
+        "busy_share": ran * workers_trial_seconds(workers) / (n * wall_s) if ran else 0.0,
+        "errors": dict(errors),
+        "error_count": sum(errors.values()) + states["FAIL"] + sum(1 for c in codes if c),
+        "failed_workers": sum(1 for c in codes if c),
+        "stderr_tails": stderr_tails[:3],
+        "tensorflow_imported": any(r.get("tensorflow_imported") for r in workers),
+        "budget_exact": finished == budget and states["RUNNING"] == 0,
+        "duplicates": len(numbers) - len(set(numbers)),
+    }
+
+
+def workers_trial_seconds(workers: list[dict[str, Any]]) -> float:
+    spans = [b - a for r in workers for a, b in r.get("trials", [])]
+    return statistics.mean(spans) if spans else 0.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    index = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
+    return values[index]
+
+
+def _code_version() -> str:
+    """``commit abc1234`` of the tree the workers ran (``+ uncommitted changes`` if dirty)."""
+
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "sweep")
+    return f"commit {commit}" + (" + uncommitted changes to sweep/" if dirty else "")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines)[:300] if lines else type(error).__name__
+
+
+def render(
+    rows: list[dict[str, Any]],
+    server: dict[str, Any],
+    args: argparse.Namespace,
+    load: _records.LoadMonitor,
+    started_at: datetime.datetime,
+    seconds: float,
+) -> str:
+    argv = ['--postgres "$SWEEP_TEST_POSTGRES_URL"']
+    defaults = {
+        "workers": "1,4,16,64",
+        "trials_per_worker": 3,
+        "trial_seconds": 2.0,
+        "epochs": 4,
+        "heartbeat_interval": 1,
+    }
+    for key, default in defaults.items():
+        value = getattr(args, key)
+        if value != default:
+            argv.append(f"--{key.replace('_', '-')} {value}")
+    if args.label:
+        argv.append(f"--label {shlex.quote(args.label)}")
+    command = " ".join([".venv/bin/python benchmarks/db_scale.py", *argv])
+    heading = "## 64 workers on one PostgreSQL"
+    lines = [
+        f"### {heading[3:]}: {args.label}" if args.label else heading,
+        "",
+        _records.provenance(
+            command,
+            load,
+            started=started_at,
+            seconds=seconds,
+            extra_versions={
+                "PostgreSQL": server["version"],
+                "SQLAlchemy": _records.package_version("sqlalchemy"),
+                "psycopg": _records.package_version("psycopg"),
+            },
+        ),
+        f"Code: {_code_version()}.  \n"
+        f"Server: `max_connections` = {server['max_connections']} "
+        f"({server['reserved']} reserved for superusers); {server['others']} client "
+        "connections were open before the run (other users of the server). Each N: a fresh "
+        f"database, the tiny space, median pruner, budget N x {args.trials_per_worker} trials, "
+        f"N worker processes (`run_worker`, real storage, heartbeats every "
+        f"{args.heartbeat_interval} s, budget lock, stale-trial watcher); the training step is "
+        f"a {args.trial_seconds:g} s sleep in {args.epochs} epochs, each reported to the pruner "
+        "(a stand-in inside this benchmark only; workers never import TensorFlow).",
+        "",
+        "| workers | trials | wall (s) | claims/s | lock wait p50 / p99 (ms) | lock hold p50 (ms) "
+        "| storage per trial (ms) | calls per trial | peak connections (db / server) "
+        "| heartbeats/s | workers busy | errors | budget exact, no duplicates |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        ok = r["budget_exact"] and r["duplicates"] == 0 and not r["tensorflow_imported"]
+        states = ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items()))
+        lines.append(
+            f"| {r['n']} | {r['trials']} ({states}) | {r['wall_s']:.1f} | "
+            f"{r['claims_per_s']:.2f} | {r['lock_wait_p50_ms']:.0f} / "
+            f"{r['lock_wait_p99_ms']:.0f} | {r['lock_hold_p50_ms']:.0f} | "
+            f"{r['storage_ms_per_trial']:.0f} | {r['storage_calls_per_trial']:.0f} | "
+            f"{r['peak_connections']} / {r['peak_server_connections']} | "
+            f"{r['heartbeats_per_s']:.1f} | {100 * r['busy_share']:.0f} % | "
+            f"{r['error_count']} | {'yes' if ok else 'NO'} |"
+        )
+    lines += [
+        "",
+        "Columns: claims/s = trials created / wall time from the start signal to the last "
+        "worker's exit (start-up and the final polls included); lock wait = time to acquire "
+        "the budget lock, over every acquisition (a worker also takes it to find the budget "
+        "met or all slots running); lock hold = count trials + create the next; storage per "
+        "trial = the worker main thread's storage calls per trial, lock wait excluded "
+        "(heartbeats and the stale-trial watcher run in side threads); peak connections = "
+        "client backends in `pg_stat_activity`, for the study's database and for the whole "
+        "server, sampled every 0.2 s; workers busy = time inside the (sleeping) training step "
+        "/ (N x wall).",
+    ]
+    lines += ["", "Main-thread storage time per trial by call (ms), the four largest:", ""]
+    for r in rows:
+        top = list(r["top_methods_ms_per_trial"].items())[:4]
+        lines.append(f"- N={r['n']}: " + ", ".join(f"`{k}` {v:.0f}" for k, v in top))
+    lines.append(
+        "- peak advisory-lock waiters: "
+        + ", ".join(f"N={r['n']}: {r['peak_lock_waiters']}" for r in rows)
+        + "; peak connections of the study's database by state: "
+        + "; ".join(
+            f"N={r['n']}: " + ", ".join(f"{k or '?'} {v}" for k, v in r["peak_by_state"].items())
+            for r in rows
+        )
+    )
+    problems = [r for r in rows if r["errors"] or r["stderr_tails"]]
+    if problems:
+        lines += ["", "Errors by kind (count):", ""]
+        for r in problems:
+            for text, count in sorted(r["errors"].items(), key=lambda kv: -kv[1])[:6]:
+                lines.append(f"- N={r['n']}: {count} x `{text.replace('`', '')[:300]}`")
+            for tail in r["stderr_tails"]:
+                last = tail.splitlines()[-1] if tail else ""
+                lines.append(f"- N={r['n']}: a worker exited with an error: `{last[:200]}`")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", default=os.environ.get("SWEEP_TEST_POSTGRES_URL"))
+    parser.add_argument("--workers", default="1,4,16,64", help="comma-separated N values")
+    parser.add_argument("--trials-per-worker", type=int, default=3)
+    parser.add_argument("--trial-seconds", type=float, default=2.0)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--heartbeat-interval", type=int, default=1)
+    parser.add_argument("--max-seconds", type=float, default=600.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--label",
+        default="",
+        help="write the block db_scale/LABEL instead of db_scale (e.g. a run before a fix)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="only print the section")
+    parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--study", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    if not args.postgres:
+        parser.error("needs --postgres or $SWEEP_TEST_POSTGRES_URL")
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from sweep.log import quiet_optuna
+    from sweep.names import metric_names
+    from sweep.train.data import load_dataset
+    from sweep.train.synth import write_synthetic
+
+    quiet_optuna()
+    started_at = datetime.datetime.now().astimezone()
+    started = time.perf_counter()
+    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    server = server_facts(admin)
+    print(f"server: {server}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sweep-dbscale-") as tmp_name:
+        tmp = Path(tmp_name)
+        data = write_synthetic(tmp / "synthetic.npz", 200, seed=0)
+        args.metric_names = metric_names([s.name for s in load_dataset(data).sections])
+        with _records.LoadMonitor() as load:
+            for n in [int(x) for x in args.workers.split(",") if x.strip()]:
+                row = run_one(n, args, admin, data, tmp)
+                printable = {k: v for k, v in row.items() if k != "stderr_tails"}
+                print(json.dumps(printable, default=str), flush=True)
+                rows.append(row)
+    admin.dispose()
+    text = render(rows, server, args, load, started_at, time.perf_counter() - started)
+    print(text)
+    if not args.no_write:
+        key = f"{BLOCK}/{args.label}" if args.label else BLOCK
+        _records.write_block(key, text, args.results)
+        print(f"wrote block {key!r} of {args.results}")
+    bad = [r["n"] for r in rows if not r["budget_exact"] or r["duplicates"]]
+    if bad:
+        print(f"budget not exact or duplicate trial numbers at N = {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
