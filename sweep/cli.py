@@ -319,7 +319,7 @@ def worker(
     data: str | None,
     timeout_s: float | None,
     wait_for_db_s: float,
-    reconnect_timeout_s: float,
+    reconnect_timeout_s: float | None,
     worker_index: int | None,
 ) -> None:
     """Join study NAME from any machine that reaches its storage; exit when its budget is met."""

@@ -70,11 +70,12 @@ RESULT_ATTRS = (
 #: Large attributes that reports load only when asked.
 BIG_ATTRS = ("history", "diagnostics")
 
-#: Heartbeat and reconnect defaults (seconds), the same for launch, worker and containers.
+#: Heartbeat and reconnect defaults (seconds), the same for launch, worker and containers. The
+#: reconnect timeout is the longest the default grace period covers (max_reconnect_timeout).
 HEARTBEAT_INTERVAL_S = 10
 GRACE_PERIOD_S = 60
 MAX_RETRY = 3
-RECONNECT_TIMEOUT_S = 120.0
+RECONNECT_TIMEOUT_S = float(GRACE_PERIOD_S - 2 * HEARTBEAT_INTERVAL_S)
 WAIT_FOR_DB_S = 60.0
 
 
@@ -85,6 +86,38 @@ class Heartbeat:
     interval_s: int = HEARTBEAT_INTERVAL_S
     grace_period_s: int = GRACE_PERIOD_S
     max_retry: int = MAX_RETRY
+
+
+def max_reconnect_timeout(heartbeat: Heartbeat) -> float:
+    """The longest reconnect timeout a study's grace period covers: grace - 2 x interval.
+
+    During a database outage shorter than a worker's reconnect timeout its trial must not look
+    stale to the others. The gap between two recorded heartbeats is then at most one interval
+    (since the last beat) + the outage + one pause between retries (capped at the interval by
+    :func:`sweep.store.rdb._retrying`), which stays below the grace period exactly when the
+    reconnect timeout is at most ``grace - 2 * interval``.
+    """
+    return float(heartbeat.grace_period_s - 2 * heartbeat.interval_s)
+
+
+def reconnect_timeout(requested: float | None, heartbeat: Heartbeat, study_name: str) -> float:
+    """A worker's reconnect timeout: ``requested``, or the longest the study allows.
+
+    Raises:
+        OptionError: ``requested`` is longer than the study's grace period covers (exit 2).
+    """
+    limit = max_reconnect_timeout(heartbeat)
+    if requested is None:
+        return limit
+    if requested > limit:
+        raise OptionError(
+            OPTIONS["reconnect_timeout_s"],
+            f"{requested:g} is too long for study {study_name!r}: its grace period "
+            f"({heartbeat.grace_period_s} s) must cover the reconnect timeout plus two heartbeat "
+            f"intervals (2 x {heartbeat.interval_s} s); use at most {limit:g} s, or a study with "
+            "a longer --grace-period",
+        )
+    return requested
 
 
 #: Environment variables the CLI reads (``--storage``, the study ``NAME``/``--study``, ``--data``).
@@ -345,13 +378,13 @@ OPTIONS: dict[str, Option] = {
     "reconnect_timeout_s": Option(
         "--reconnect-timeout",
         "reconnect_timeout_s",
-        default=RECONNECT_TIMEOUT_S,
         type=float,
         minimum=0,
         positive=True,
         metavar=_SECONDS,
-        show_default=True,
-        help="Once running, retry a lost database this long, then exit (the trial is retried).",
+        help="Once running, retry a lost database this long, then exit (the trial is retried). "
+        "At most, and by default, the study's grace period minus two heartbeat intervals "
+        f"({RECONNECT_TIMEOUT_S:g} s with the default heartbeat).",
     ),
     "worker_index": Option("--worker-index", "worker_index", type=int, hidden=True),
     # one trial
@@ -420,7 +453,8 @@ class StudySettings:
 
     Raises:
         OptionError: a value breaks its option's rule (e.g. ``n_trials < 1``).
-        UsageError: the grace period is not longer than the heartbeat interval.
+        UsageError: the grace period is not longer than two heartbeat intervals (it must leave
+            a worker some reconnect timeout: :func:`max_reconnect_timeout`).
     """
 
     n_trials: int = _default("n_trials")
@@ -439,10 +473,12 @@ class StudySettings:
         for name in _SETTING_NAMES:
             if name in OPTIONS:
                 OPTIONS[name].check(getattr(self, name))
-        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s:
+        if self.heartbeat_interval_s < 1 or self.grace_period_s <= 2 * self.heartbeat_interval_s:
             raise UsageError(
-                "the heartbeat interval must be >= 1 s and the grace period longer than it, got "
-                f"{self.heartbeat_interval_s} s and {self.grace_period_s} s"
+                "the heartbeat interval must be >= 1 s and the grace period longer than two "
+                "intervals (the rest is the workers' reconnect timeout), got "
+                f"--heartbeat-interval {self.heartbeat_interval_s} and --grace-period "
+                f"{self.grace_period_s}"
             )
 
     def settings(self) -> StudySettings:

@@ -8,10 +8,14 @@ import optuna
 import pytest
 
 from sweep.config import OPTIONS
+from sweep.config import RECONNECT_TIMEOUT_S
+from sweep.config import Heartbeat
 from sweep.config import OptionError
 from sweep.config import RunOptions
 from sweep.config import StudyConfig
 from sweep.config import StudySettings
+from sweep.config import max_reconnect_timeout
+from sweep.config import reconnect_timeout
 from sweep.config import study_config
 from sweep.errors import UsageError
 from sweep.store.study import make_pruner
@@ -48,9 +52,33 @@ def test_each_rule_is_the_options_rule(make: Any, message: str) -> None:
     assert caught.value.exit_code == 2
 
 
-def test_the_heartbeat_must_be_shorter_than_the_grace_period() -> None:
-    with pytest.raises(UsageError, match="grace period longer"):
-        StudySettings(heartbeat_interval_s=10, grace_period_s=10)
+@pytest.mark.parametrize("grace", [10, 20])
+def test_the_grace_period_must_be_longer_than_two_heartbeats(grace: int) -> None:
+    with pytest.raises(UsageError, match="grace period longer than two intervals") as caught:
+        StudySettings(heartbeat_interval_s=10, grace_period_s=grace)
+    assert caught.value.exit_code == 2
+    assert StudySettings(heartbeat_interval_s=10, grace_period_s=21).grace_period_s == 21
+
+
+def test_the_defaults_survive_an_outage_up_to_the_reconnect_timeout() -> None:
+    """Grace >= reconnect timeout + 2 heartbeat intervals (last beat, one retry pause)."""
+    settings = StudySettings()
+    heartbeat = Heartbeat(settings.heartbeat_interval_s, settings.grace_period_s)
+    assert heartbeat.grace_period_s >= RECONNECT_TIMEOUT_S + 2 * heartbeat.interval_s
+    assert max_reconnect_timeout(heartbeat) == RECONNECT_TIMEOUT_S == 40
+    assert reconnect_timeout(None, heartbeat, "s") == RECONNECT_TIMEOUT_S
+
+
+def test_a_reconnect_timeout_the_grace_period_cannot_cover_is_refused() -> None:
+    heartbeat = Heartbeat(interval_s=10, grace_period_s=60)
+    assert reconnect_timeout(40, heartbeat, "s") == 40
+    assert reconnect_timeout(5, heartbeat, "s") == 5
+    with pytest.raises(OptionError) as caught:
+        reconnect_timeout(120, heartbeat, "s")
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "\n" not in message
+    assert message.startswith("--reconnect-timeout 120 is too long for study 's'")
+    assert "grace period (60 s)" in message and "use at most 40 s" in message
 
 
 def test_replace_checks_again() -> None:

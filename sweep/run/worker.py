@@ -27,6 +27,7 @@ from typing import Any
 
 from sweep.config import RECONNECT_TIMEOUT_S
 from sweep.config import StudyConfig
+from sweep.config import reconnect_timeout
 from sweep.errors import DataError
 from sweep.errors import StorageError
 from sweep.errors import SweepStopped
@@ -63,7 +64,9 @@ class WorkerSettings:
         poll_s: How often to look again while other workers hold the remaining trials.
         env: Extra environment for the trial processes (``CUDA_VISIBLE_DEVICES``...).
         reconnect_timeout_s: How long to keep retrying a lost database before giving up (the
-            worker then exits; its trial is failed and retried by the others).
+            worker then exits; its trial is failed and retried by the others). ``None``: the
+            longest the study's grace period covers; a longer one is refused
+            (:func:`sweep.config.reconnect_timeout`).
     """
 
     study_name: str
@@ -73,7 +76,7 @@ class WorkerSettings:
     timeout_s: float | None = None
     poll_s: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
-    reconnect_timeout_s: float = RECONNECT_TIMEOUT_S
+    reconnect_timeout_s: float | None = None
 
 
 @dataclass
@@ -153,19 +156,24 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
         SweepStopped: too many consecutive failures.
         Interrupted: SIGINT/SIGTERM (after recording the trial in flight).
         StorageError, StudyNotFoundError, DataError: the study or its data cannot be used.
+        OptionError: ``reconnect_timeout_s`` is longer than the study's grace period covers.
     """
     import optuna
 
     quiet_optuna(optuna.logging.ERROR)
-    plain = open_storage(settings.storage_url, reconnect_timeout_s=settings.reconnect_timeout_s)
+    plain = open_storage(
+        settings.storage_url,
+        reconnect_timeout_s=settings.reconnect_timeout_s or RECONNECT_TIMEOUT_S,
+    )
     config = load_config(plain, settings.study_name)
     plain.engine.dispose()  # its idle connection would stay open for the whole run
+    reconnect_s = reconnect_timeout(
+        settings.reconnect_timeout_s, config.heartbeat, settings.study_name
+    )
     data_path = check_data_file(config, settings.data_path)
     check_split(config, data_path, settings.env)
     storage = open_storage(
-        settings.storage_url,
-        heartbeat=config.heartbeat,
-        reconnect_timeout_s=settings.reconnect_timeout_s,
+        settings.storage_url, heartbeat=config.heartbeat, reconnect_timeout_s=reconnect_s
     )
     with storage_errors(settings.storage_url, action="load study from"):
         study = optuna.load_study(
@@ -225,6 +233,7 @@ class _TrialRunner:
         self.settings = settings
         self.summary = WorkerSummary()
         self.started = time.monotonic()
+        self.n_trials = config.n_trials  # read again at each claim (resume may raise it)
 
     def loop(self) -> WorkerSummary:
         import optuna
@@ -266,6 +275,8 @@ class _TrialRunner:
 
         The budget lock is held from counting the trials until Optuna has created the next
         one (the objective then releases it), so several workers never overshoot the budget.
+        The budget itself is read from the study at each claim: ``resume --n-trials`` raises it
+        for workers already running.
         Signals are deferred meanwhile: the objective resumes them once the trial exists and
         defers them again until Optuna has recorded the outcome.
         """
@@ -276,12 +287,13 @@ class _TrialRunner:
             self.signals.defer()
             try:
                 optuna.storages.fail_stale_trials(self.study)
+                self.n_trials = load_config(self.storage, self.study.study_name).n_trials
                 counts = state_counts(self.study)
                 finished = finished_count(counts)
-                if finished >= self.config.n_trials:
+                if finished >= self.n_trials:
                     self.summary.stopped_because = "budget met"
                     return None
-                if finished + counts["RUNNING"] >= self.config.n_trials:
+                if finished + counts["RUNNING"] >= self.n_trials:
                     return False
                 self._optimize_one(claim, finished_trials)
             finally:
@@ -315,7 +327,7 @@ class _TrialRunner:
     def _log_progress(self, trial: optuna.trial.FrozenTrial) -> None:
         counts = state_counts(self.study)
         done = finished_count(counts)
-        total = self.config.n_trials
+        total = self.n_trials
         elapsed = time.monotonic() - self.started
         rate = self.summary.ran / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 and done < total else 0.0

@@ -23,7 +23,12 @@ written by the database's own ``now()`` in both, so their age is measured agains
 ``now()`` and needs no conversion. A database created by 4.x and later written by 5.x workers holds
 both kinds; it is read as 4.x (its ``library_version`` is not updated without a migration).
 
-Nothing here imports Optuna; SQLAlchemy is imported inside the functions.
+Nothing here imports Optuna or SQLAlchemy at import time: both are imported inside the functions
+that need them.
+
+**Stalls this module helps to cure.** :func:`running_without_heartbeat` finds the RUNNING trials
+Optuna's stale check cannot see; :func:`with_claim_token` and :func:`claimed_trial` make trial
+creation idempotent under retries (see :mod:`sweep.store.rdb`).
 """
 
 from __future__ import annotations
@@ -60,7 +65,9 @@ FAIL_REASON_KEY = "fail_reason"
 #: database at once (the loser's insert of the schema version fails); retrying is safe.
 SCHEMA_RACE_MESSAGES = ("alembic_version", "already exists", "duplicate key")
 
-#: ``RDBStorage`` methods that talk to the database, wrapped with reconnect retries.
+#: ``RDBStorage`` methods that talk to the database, wrapped with reconnect retries. The public
+#: ``create_new_trial`` is not among them: it calls ``_create_new_trial``, which is retried with
+#: a claim token (:data:`CREATE_METHOD`), so a retry never inserts a second trial.
 RETRIED_METHODS = (
     "create_new_study",
     "set_study_user_attr",
@@ -71,7 +78,6 @@ RETRIED_METHODS = (
     "get_study_user_attrs",
     "get_study_system_attrs",
     "get_all_studies",
-    "create_new_trial",
     "set_trial_param",
     "get_trial_id_from_study_id_trial_number",
     "set_trial_state_values",
@@ -91,6 +97,14 @@ RETRIED_METHODS = (
 )
 #: The heartbeat method among :data:`RETRIED_METHODS` (it runs in a side thread).
 HEARTBEAT_METHOD = "record_heartbeat"
+#: The method that lists a study's stale RUNNING trials (only those with a heartbeat row).
+STALE_TRIALS_METHOD = "_get_stale_trial_ids"
+#: The method every trial creation goes through (``create_new_trial``, ``_CachedStorage``).
+CREATE_METHOD = "_create_new_trial"
+#: Called inside the creating transaction, once per attempt (Optuna itself retries deadlocks).
+PREPARE_TRIAL_METHOD = "_get_prepared_new_trial"
+#: The trial system attribute holding the claim token of the call that created the trial.
+CLAIM_KEY = "sweep:claim"
 
 
 @dataclass(frozen=True)
@@ -189,6 +203,100 @@ def check_schema(conn: Connection, url: URL | str) -> StoredSchema | None:
             f"{versions} ({TESTED_OPTUNA}); nothing was read or changed"
         )
     return schema
+
+
+def with_claim_token(template: Any, token: str) -> Any:
+    """A creation template (``FrozenTrial``) carrying ``token`` as :data:`CLAIM_KEY`.
+
+    ``None`` becomes the template of a plain new trial: RUNNING, started now, nothing else set,
+    which Optuna creates exactly as it creates a trial without a template. The token is written in
+    the same transaction as the trial, so a retry can find the trial a lost commit created.
+    """
+    import copy
+
+    from optuna.trial import FrozenTrial
+    from optuna.trial import TrialState
+
+    if template is None:
+        return FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=datetime.datetime.now(datetime.timezone.utc),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={CLAIM_KEY: token},
+            intermediate_values={},
+            trial_id=-1,
+        )
+    claimed = copy.copy(template)
+    claimed.system_attrs = {**template.system_attrs, CLAIM_KEY: token}
+    return claimed
+
+
+def claim_token(template: Any) -> str | None:
+    """The claim token a creation template carries, if any."""
+    if template is None:
+        return None
+    token = template.system_attrs.get(CLAIM_KEY)
+    return token if isinstance(token, str) else None
+
+
+def claimed_trial(session: Any, study_id: int, token: str) -> Any:
+    """The ``TrialModel`` of ``study_id`` whose claim token is ``token``, or ``None``."""
+    import json
+
+    from optuna.storages._rdb import models
+
+    attr = models.TrialSystemAttributeModel
+    trial = models.TrialModel
+    return (
+        session.query(trial)
+        .join(attr, attr.trial_id == trial.trial_id)
+        .filter(trial.study_id == study_id)
+        .filter(attr.key == CLAIM_KEY)
+        .filter(attr.value_json == json.dumps(token))
+        .one_or_none()
+    )
+
+
+def running_without_heartbeat(conn: Connection, study_id: int, grace_period_s: float) -> list[int]:
+    """Ids of RUNNING trials of ``study_id`` with no heartbeat row, started over a grace ago.
+
+    Optuna's own stale check skips such trials (a worker killed between creating its trial and
+    its first heartbeat leaves one), so they would hold a budget slot forever. Their age is
+    ``datetime_start`` (naive UTC: every RUNNING trial is written by the running workers' Optuna
+    5) against the database's ``now()`` in UTC, the clock heartbeats are measured with; a
+    ``WAITING`` trial taken by a worker gets a new ``datetime_start``.
+    """
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    t = tables()
+    now = conn.execute(select(func.now())).scalar()
+    if now is None:
+        return []
+    if isinstance(now, str):  # SQLite without a typed result: CURRENT_TIMESTAMP, UTC
+        now = datetime.datetime.fromisoformat(now)
+    now_utc = stored_time_to_utc(now, utc=True)
+    assert now_utc is not None
+    rows = conn.execute(
+        select(t.trials.c.trial_id, t.trials.c.datetime_start)
+        .outerjoin(t.trial_heartbeats, t.trial_heartbeats.c.trial_id == t.trials.c.trial_id)
+        .where(t.trials.c.study_id == study_id)
+        .where(t.trials.c.state == "RUNNING")
+        .where(t.trial_heartbeats.c.trial_heartbeat_id.is_(None))
+    ).all()
+    grace = datetime.timedelta(seconds=grace_period_s)
+    orphans = []
+    for trial_id, started in rows:
+        started_utc = stored_time_to_utc(started, utc=True)
+        if started_utc is not None and now_utc - started_utc > grace:
+            orphans.append(int(trial_id))
+    return orphans
 
 
 def decode_value(value: float | None, value_type: Any) -> float:

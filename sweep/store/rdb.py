@@ -25,10 +25,17 @@ from typing import TypeVar
 from sweep.config import RECONNECT_TIMEOUT_S
 from sweep.config import Heartbeat
 from sweep.errors import StorageError
+from sweep.store._optuna_schema import CREATE_METHOD
 from sweep.store._optuna_schema import HEARTBEAT_METHOD
+from sweep.store._optuna_schema import PREPARE_TRIAL_METHOD
 from sweep.store._optuna_schema import RETRIED_METHODS
 from sweep.store._optuna_schema import SCHEMA_RACE_MESSAGES
+from sweep.store._optuna_schema import STALE_TRIALS_METHOD
 from sweep.store._optuna_schema import check_schema
+from sweep.store._optuna_schema import claim_token
+from sweep.store._optuna_schema import claimed_trial
+from sweep.store._optuna_schema import running_without_heartbeat
+from sweep.store._optuna_schema import with_claim_token
 from sweep.store.urls import mask_url
 from sweep.store.urls import parse_url
 from sweep.store.urls import scrub
@@ -41,8 +48,9 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
-#: Idle connections a PostgreSQL storage keeps open (benchmarks/db_scale.py measures why).
-POSTGRES_POOL_SIZE = 1
+#: The longest pause between two attempts of a retried call (shorter with a shorter heartbeat
+#: interval: see :func:`sweep.config.max_reconnect_timeout`).
+RETRY_PAUSE_MAX_S = 5.0
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,17 +83,15 @@ def open_storage(
     _check_stored_schema(parsed)
     from sqlalchemy.pool import NullPool
 
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool on either backend: a connection lives for one storage call (or one budget-lock
+    # hold) and is closed after it. A pool keeps one idle connection per thread that used it (a
+    # worker's main thread, budget lock, heartbeat and stale-trial threads), so 64 workers
+    # exhausted PostgreSQL's default max_connections (100); benchmarks/db_scale.py measures both.
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True, "poolclass": NullPool}
     if parsed.get_backend_name() == "sqlite":
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        engine_kwargs["poolclass"] = NullPool
     else:
         engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        # Keep one idle connection per process, not one per thread that ever used the pool: a
-        # worker's main thread, budget lock, heartbeat and stale-trial threads would otherwise
-        # keep 4-5 open, and 64 workers exceed PostgreSQL's default max_connections (100).
-        # Extra connections still open when needed (max_overflow) and close when returned.
-        engine_kwargs["pool_size"] = POSTGRES_POOL_SIZE
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": False}
     if heartbeat is not None:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -251,7 +257,9 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
         timeout = getattr(self, "_sweep_reconnect_timeout_s", RECONNECT_TIMEOUT_S)
         lost = getattr(self, "_sweep_lost", False)
         deadline = time.monotonic() + (0.0 if lost else timeout)
-        delay = 0.5
+        # A heartbeat must follow the database's return within one interval.
+        pause_max = min(RETRY_PAUSE_MAX_S, getattr(self, "heartbeat_interval", None) or 5.0)
+        delay = min(0.5, pause_max)
         while True:
             try:
                 result = method(self, *args, **kwargs)
@@ -274,7 +282,7 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
                     delay,
                 )
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, pause_max)
 
     return wrapper
 
@@ -296,14 +304,89 @@ def _heartbeat_or_warn(record: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _with_claim_token(create: Callable[..., T]) -> Callable[..., T]:
+    """Give each trial creation a claim token, written in the creating transaction.
+
+    ``create`` (retried, and retried again by Optuna on deadlocks) may run its insert more than
+    once when a commit succeeded but its acknowledgement was lost; every attempt after the first
+    looks for a trial holding the token and returns it instead of inserting another
+    (:func:`_prepared_once`).
+    """
+
+    @functools.wraps(create)
+    def wrapper(self: Any, study_id: int, template_trial: Any = None) -> T:
+        import uuid
+
+        template = with_claim_token(template_trial, uuid.uuid4().hex)
+        attempts = self.__dict__.setdefault("_sweep_create_attempts", {})
+        token = claim_token(template)
+        attempts[token] = 0
+        try:
+            return create(self, study_id, template)
+        finally:
+            attempts.pop(token, None)
+
+    return wrapper
+
+
+def _prepared_once(prepare: Callable[..., Any]) -> Callable[..., Any]:
+    """Optuna's insert of a new trial, skipped when an earlier attempt's commit went through."""
+
+    @functools.wraps(prepare)
+    def wrapper(self: Any, study_id: int, template_trial: Any, session: Any) -> Any:
+        token = claim_token(template_trial)
+        attempts = self.__dict__.get("_sweep_create_attempts", {})
+        if token is not None and token in attempts:
+            attempts[token] += 1
+            if attempts[token] > 1:
+                existing = claimed_trial(session, study_id, token)
+                if existing is not None:
+                    _logger.warning(
+                        "trial %d was created by a commit whose acknowledgement was lost; "
+                        "using it rather than creating another",
+                        existing.number,
+                    )
+                    return existing
+        return prepare(self, study_id, template_trial, session)
+
+    return wrapper
+
+
+def _with_trials_without_heartbeat(
+    stale_ids: Callable[..., list[int]],
+) -> Callable[..., list[int]]:
+    """Optuna's stale trials plus RUNNING trials that never wrote a heartbeat, a grace ago.
+
+    A worker killed between creating its trial and its first heartbeat leaves such a trial;
+    Optuna's check skips it, and it would hold a budget slot forever. Failed like a stale trial,
+    it is retried with the same parameters by ``RetryHeartbeatStaleTrialCallback``.
+    """
+
+    @functools.wraps(stale_ids)
+    def wrapper(self: Any, study_id: int) -> list[int]:
+        stale = stale_ids(self, study_id)
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        with self.engine.connect() as conn:
+            orphans = running_without_heartbeat(conn, study_id, grace)
+        return stale + [trial_id for trial_id in orphans if trial_id not in stale]
+
+    return wrapper
+
+
 @functools.cache
 def _reconnecting_storage_class() -> type:
-    """Optuna's RDBStorage whose calls retry transient connection errors until a deadline."""
+    """Optuna's RDBStorage whose calls retry transient connection errors until a deadline.
+
+    Trial creation is idempotent under those retries (a claim token), and RUNNING trials without
+    a heartbeat row count as stale once a grace period old.
+    """
     from optuna.storages import RDBStorage
 
-    namespace: dict[str, Any] = {
-        name: _retrying(getattr(RDBStorage, name)) for name in RETRIED_METHODS
-    }
+    methods: dict[str, Any] = {name: getattr(RDBStorage, name) for name in RETRIED_METHODS}
+    methods[STALE_TRIALS_METHOD] = _with_trials_without_heartbeat(methods[STALE_TRIALS_METHOD])
+    namespace: dict[str, Any] = {name: _retrying(method) for name, method in methods.items()}
+    namespace[CREATE_METHOD] = _with_claim_token(namespace[CREATE_METHOD])
+    namespace[PREPARE_TRIAL_METHOD] = _prepared_once(getattr(RDBStorage, PREPARE_TRIAL_METHOD))
     namespace[HEARTBEAT_METHOD] = _heartbeat_or_warn(namespace[HEARTBEAT_METHOD])
     namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.store.rdb)."
     namespace["__module__"] = __name__

@@ -20,7 +20,6 @@ import pytest
 from conftest import _require_postgres
 from conftest import fresh_postgres_database
 
-from .helpers import FAST_HEARTBEAT
 from .helpers import TINY_SPACE
 from .helpers import Processes
 from .helpers import StudyReader
@@ -32,6 +31,12 @@ from .helpers import wait_until
 CLUSTER = ("15", "main")
 BUDGET = 6
 RESTARTS = 2
+#: A grace period that covers a restart: workers may retry up to 30 - 2 x 1 = 28 s (the default
+#: reconnect timeout, sweep.config.max_reconnect_timeout). A restart takes about 2.5 s on a quiet
+#: machine, over 8 s under heavy load.
+RESTART_HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "30")
+#: Room for the explicit 4 s reconnect timeout of the give-up test (at most 10 - 2 x 1 = 8 s).
+GONE_HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "10")
 
 
 def _pg_ctl(action: str) -> subprocess.CompletedProcess[str]:
@@ -110,7 +115,7 @@ def test_workers_survive_a_postgres_restart(
         "random",
         "--workers",
         "2",
-        *FAST_HEARTBEAT,
+        *RESTART_HEARTBEAT,
     )
     reader = wait_until(lambda: _reader(postgres_url), 60, "the study")
     wait_until(
@@ -170,7 +175,7 @@ def test_a_worker_that_cannot_reconnect_exits_and_its_trial_is_retried(
 ) -> None:
     """The database stays down longer than --reconnect-timeout: the worker gives up cleanly."""
     postgres_url = restart_db
-    create_study(postgres_url, "gone", synthetic_npz, 3, "--sampler", "random")
+    create_study(postgres_url, "gone", synthetic_npz, 3, "--sampler", "random", *GONE_HEARTBEAT)
     first = procs.start(postgres_url, "worker", "gone", "--reconnect-timeout", "4")
     reader = wait_until(lambda: _reader(postgres_url, "gone"), 60, "the study")
     wait_until(
