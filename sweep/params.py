@@ -316,3 +316,21 @@ def units_label(units: Iterable[int]) -> str:
 def _check(ok: bool, name: str, expected: str, got: Any) -> None:
     if not ok:
         raise ParamError(f"invalid value for {name}: expected {expected}, got {got!r}")
+
+
+#: The notes' hand-picked configuration, as the notes ran it: Keras was given alpha but not
+#: ``apply_class_balancing``, so alpha was never applied (``focal_alpha=None``).
+NOTES_BASELINE = TrialParams(
+    coding_size=300,
+    encoder_units=(1280, 1024, 768, 512),
+    loss="focal",
+    focal_gamma=2.0,
+    focal_alpha=None,
+    kl_beta=1e-4,
+    dataset="balanced",
+    learning_rate=1e-3,
+    batch_size=32,
+    epochs=10,
+)
+#: Baselines ``sweep launch --baseline NAME`` can enqueue as trial 0, by name.
+BASELINES: dict[str, TrialParams] = {"notes": NOTES_BASELINE}
