@@ -205,6 +205,7 @@ def _run_options(f: F) -> F:
 @option("max_consecutive_failures")
 @option("artifacts_dir")
 @option("force_new")
+@option("baseline")
 @option("no_run")
 def launch(
     space: str,
@@ -227,6 +228,7 @@ def launch(
     max_consecutive_failures: int,
     artifacts_dir: str | None,
     force_new: bool,
+    baseline: str | None,
     no_run: bool,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data."""
@@ -262,6 +264,7 @@ def launch(
         overrides=parse_assignments(assignments),
         artifacts_dir=artifacts_dir,
         force_new=force_new,
+        baseline=baseline,
     )
     if options.gpus:
         from sweep.run.launch import check_gpus

@@ -39,6 +39,9 @@ PRUNERS = ("median", "hyperband", "none")
 #: The study user attribute that holds a sweep's :class:`StudyConfig`.
 STUDY_ATTR = "sweep"
 
+#: The trial user attribute that marks a study's baseline trial; its value is the baseline's name.
+BASELINE_ATTR = "baseline"
+
 #: Trial user attributes a worker writes (all JSON).
 TRIAL_ATTRS = (
     "params_full",  # every TrialParams value, searched and fixed
@@ -326,6 +329,13 @@ OPTIONS: dict[str, Option] = {
         type=bool,
         help="If NAME exists with another space or data, create NAME-2 instead of failing.",
     ),
+    "baseline": Option(
+        "--baseline",
+        "baseline",
+        choices=("notes", "none"),
+        help="Enqueue this configuration as trial 0 (notes: the notes' own); default: the "
+        "space's baseline key (notes for the notes' spaces), none: no baseline.",
+    ),
     "no_run": Option(
         "--no-run",
         "no_run",
@@ -506,6 +516,12 @@ class StudyConfig(StudySettings):
         split_sha256: Hash of the split's row indices (:func:`sweep.train.data.split_digest`);
             workers refuse to run trials on a different split. Empty for older studies.
         artifacts_dir: Where per-trial samples go (``None``: not kept).
+        baseline: The baseline enqueued as trial 0 (a :data:`sweep.params.BASELINES` name,
+            marked on its trial by the user attribute :data:`BASELINE_ATTR`), or ``None``.
+        baseline_params: The searched values it was enqueued with (switches included).
+        baseline_differs: ``{name: [study value, baseline value]}`` for the fixed values of the
+            space (``--set`` included) that the baseline takes as the study says, not as the
+            baseline has them; empty when the study runs it exactly.
         sweep_version: The version of `sweep` that created the study.
     """
 
@@ -516,6 +532,9 @@ class StudyConfig(StudySettings):
     data_summary: dict[str, Any] = field(default_factory=dict)
     split_sha256: str = ""
     artifacts_dir: str | None = None
+    baseline: str | None = None
+    baseline_params: dict[str, Any] = field(default_factory=dict)
+    baseline_differs: dict[str, Any] = field(default_factory=dict)
     sweep_version: str = __version__
 
     @property

@@ -468,7 +468,9 @@ def _parse_spec(name: str, spec: Any, source: str) -> dict[str, Any]:
     return parsed
 
 
-def _parse_distribution(name: str, spec: Mapping[str, Any], kind: str, where: str) -> dict[str, Any]:
+def _parse_distribution(
+    name: str, spec: Mapping[str, Any], kind: str, where: str
+) -> dict[str, Any]:
     if name not in PARAM_NAMES:  # a switch: plain scalar choices, no TrialParams field
         choices = spec.get("choices")
         if kind != "categorical":

@@ -123,7 +123,7 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
 def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None) -> str:
     if not rows:
         return "no COMPLETE trials yet\n"
-    table: list[list[str]] = [["trial"] + [f"#{r.get('number')}" for r in rows]]
+    table: list[list[str]] = [["trial"] + [_trial_label(r) for r in rows]]
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
     for i in range(n_values):
         table.append([_objective_label(i, n_values, objectives)] + [_nth(r, i) for r in rows])
@@ -180,6 +180,11 @@ def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, An
     return _align(table, right_from=1)
 
 
+def _trial_label(row: Mapping[str, Any]) -> str:
+    """``#3``, or ``#0 baseline`` for a study's baseline trial."""
+    return f"#{row.get('number')}" + (" baseline" if row.get("baseline") else "")
+
+
 def _objective_label(i: int, n: int, objectives: Sequence[Mapping[str, Any]] | None) -> str:
     if objectives is not None and i < len(objectives):
         metric = objectives[i].get("metric") or ("value" if n == 1 else f"value_{i}")
@@ -212,7 +217,7 @@ def _trials_table(rows: list[dict[str, Any]]) -> str:
         params = " ".join(f"{k}={_cell(v)}" for k, v in (r.get("params") or {}).items())
         table.append(
             [
-                str(r.get("number")),
+                _trial_label(r).removeprefix("#"),
                 str(r.get("state")),
                 *[_nth(r, i) for i in range(max(n_values, 1))],
                 _num(r.get("seconds")),
@@ -267,6 +272,7 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
         "started",
         "completed",
         "fail_reason",
+        "baseline",
     ]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -288,6 +294,7 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
                 _csv(r.get("started")),
                 _csv(r.get("completed")),
                 _csv(r.get("fail_reason")),
+                _csv(r.get("baseline")),
             ]
         )
     return out.getvalue()

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.config import OPTIONS
@@ -32,12 +33,14 @@ from sweep.errors import StudyConflictError
 from sweep.errors import SweepStopped
 from sweep.errors import UsageError
 from sweep.log import quiet_optuna
+from sweep.params import BASELINES
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
 from sweep.run.worker import run_worker
 from sweep.store.rdb import open_storage
 from sweep.store.study import create_or_reuse_study
+from sweep.store.study import enqueue_baseline
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
 from sweep.store.study import save_config
@@ -46,6 +49,9 @@ from sweep.store.urls import STORAGE_ENV
 from sweep.store.urls import mask_url
 from sweep.store.urls import parse_url
 from sweep.store.urls import sqlite_path
+
+if TYPE_CHECKING:
+    from sweep.space import SearchSpace
 
 _logger = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ __all__ = [
     "check_gpus",
     "create_study",
     "parse_gpus",
+    "plan_baseline",
     "resume_study",
     "run_workers",
 ]
@@ -74,6 +81,8 @@ class LaunchRequest:
         overrides: ``--set`` values (already coerced), applied to the space as fixed values.
         artifacts_dir: Where per-trial samples go; ``None`` picks beside a SQLite file.
         force_new: Create ``NAME-2`` when ``NAME`` exists with another space or data.
+        baseline: ``"notes"`` enqueues the notes' configuration as trial 0 of a new study,
+            ``"none"`` enqueues nothing, ``None`` does what the space's ``baseline`` key says.
     """
 
     storage_url: str
@@ -84,10 +93,15 @@ class LaunchRequest:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     artifacts_dir: str | None = None
     force_new: bool = False
+    baseline: str | None = None
 
 
 def create_study(request: LaunchRequest) -> str:
     """Validate the space and the data, then create (or reuse) the study. Returns its name.
+
+    A new study with a baseline gets it as trial 0 (WAITING, user attribute ``baseline``); a
+    reused study keeps the trials it has, so a repeated launch never enqueues it twice. A
+    baseline the space cannot express is refused before the database is touched.
 
     Raises:
         SpaceError, DataError, StorageError, StudyConflictError, UsageError.
@@ -125,6 +139,9 @@ def create_study(request: LaunchRequest) -> str:
             n_trials = size
     if space.is_multi_objective and settings.pruner != "none":
         raise UsageError("pruning needs a single objective; pass --pruner none for this space")
+    baseline = space.baseline if request.baseline is None else request.baseline
+    baseline = None if baseline == "none" else baseline
+    baseline_params, baseline_differs = plan_baseline(space, baseline) if baseline else ({}, {})
     config = StudyConfig(
         **{**dataclasses.asdict(settings), "n_trials": n_trials},
         space=space.to_json(),
@@ -134,11 +151,22 @@ def create_study(request: LaunchRequest) -> str:
         data_summary=summary,
         split_sha256=dataset.split_sha256,
         artifacts_dir=request.artifacts_dir or _default_artifacts_dir(request.storage_url),
+        baseline=baseline,
+        baseline_params=baseline_params,
+        baseline_differs=baseline_differs,
     )
     storage = open_storage(request.storage_url, create=True)
     name, created = create_or_reuse_study(
         storage, request.study_name, config, force_new=request.force_new
     )
+    if created and baseline:
+        enqueue_baseline(storage, name, config)
+        differs = ", ".join(f"{k}={v[0]} (baseline: {v[1]})" for k, v in baseline_differs.items())
+        _logger.info(
+            "trial 0 is the %s baseline%s",
+            baseline,
+            f", with the study's fixed {differs}" if differs else "",
+        )
     if created:
         _logger.info(
             "created study %r in %s: %d trials, space %s (%s), data %s (%d features)",
@@ -153,6 +181,29 @@ def create_study(request: LaunchRequest) -> str:
     else:
         _logger.info("study %r already exists with this space and data: continuing it", name)
     return name
+
+
+def plan_baseline(space: SearchSpace, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values to enqueue baseline ``name`` with, and where the study's fixed values differ.
+
+    The baseline's searched values are exactly its own (:data:`sweep.params.BASELINES`); the
+    space's fixed values (``--set`` included, e.g. ``epochs=1``) stay as the study says, so the
+    baseline is trained under the same protocol as every other trial and stays comparable.
+
+    Returns:
+        ``(params, differs)``: the searched values for ``study.enqueue_trial`` and
+        ``{name: [study value, baseline value]}`` for each fixed value that differs.
+
+    Raises:
+        SpaceError: one line, when a baseline value lies outside the space's ranges or choices.
+    """
+    import optuna
+
+    wanted = BASELINES[name]
+    params = space.trial_values(wanted, what=f"the {name} baseline")
+    ran = space.suggest(optuna.trial.FixedTrial(params)).to_dict()
+    differs = {k: [v, wanted.to_dict()[k]] for k, v in ran.items() if v != wanted.to_dict()[k]}
+    return params, differs
 
 
 def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> StudyConfig:

@@ -15,8 +15,9 @@ Each trial comes back as a plain dict, the JSON schema scripts rely on:
 ``None``), ``params`` (searched parameters, external values: a categorical choice, not its
 index), ``params_full``, ``metrics`` (``{}`` if none), ``flags`` (``[]`` if none), ``seconds``,
 ``epochs_run``, ``elbo_beta``, ``worker``, ``fail_reason``, ``started``/``completed`` (ISO 8601
-in UTC, or ``None``), ``user_attrs`` (any other user attributes), plus ``history`` and
-``diagnostics`` when asked for.
+in UTC, or ``None``), ``baseline`` (the baseline's name on a study's baseline trial, else
+``None``), ``user_attrs`` (any other user attributes), plus ``history`` and ``diagnostics``
+when asked for.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import BASELINE_ATTR
 from sweep.config import BIG_ATTRS
 from sweep.config import STATES
 from sweep.config import STUDY_ATTR
@@ -64,6 +66,7 @@ KNOWN_ATTRS = (
     "epochs_run",
     "fail_reason",
     "worker",
+    BASELINE_ATTR,
 )
 _CHUNK = 500  # ids per IN (...) list; well under SQLite's variable limit
 
@@ -259,12 +262,13 @@ def study_status(url: str, name: str) -> dict[str, Any]:
 def best_trials(
     url: str, name: str, top: int = 5, *, include_history: bool = False
 ) -> list[dict[str, Any]]:
-    """The best COMPLETE trials of a study, best first.
+    """The best COMPLETE trials of a study, best first, then its baseline if it is not among them.
 
     One objective: the best ``top`` trials, ordered by the objective in the study's direction
     (ties by trial number). Several objectives: the whole Pareto set, ``top`` ignored, sorted by
-    the first objective (best first). Only the selected trials' parameters and attributes are
-    read from the database.
+    the first objective (best first). A study launched with a baseline also returns its baseline
+    trial (``baseline`` set, in any state) last when it is not already listed. Only the selected
+    trials' parameters and attributes are read from the database.
 
     Args:
         url: Storage URL.
@@ -284,6 +288,9 @@ def best_trials(
             ids = [row[0] for row in _top_single(conn, study, top)]
         else:
             ids = _pareto_ids(conn, study)
+        baseline_id = _baseline_id(conn, study)
+        if baseline_id is not None and baseline_id not in ids:
+            ids = [*ids, baseline_id]
         trials = _load_trials(
             conn, study.study_id, study.schema, ids=ids, include_history=include_history
         )
@@ -428,6 +435,24 @@ def _top_single(conn: Connection, study: _Study, limit: int) -> list[tuple[int, 
     return [(r.trial_id, r.number, decode_value(r.value, r.value_type)) for r in rows]
 
 
+def _baseline_id(conn: Connection, study: _Study) -> int | None:
+    """The trial id of the study's baseline, or ``None``; no query when none was enqueued."""
+    from sqlalchemy import select
+
+    if not (study.config or {}).get("baseline"):
+        return None
+    m = tables()
+    trials_t = m.trials
+    uattrs_t = m.trial_user_attributes
+    return conn.execute(
+        select(trials_t.c.trial_id)
+        .select_from(trials_t.join(uattrs_t, uattrs_t.c.trial_id == trials_t.c.trial_id))
+        .where(trials_t.c.study_id == study.study_id, uattrs_t.c.key == BASELINE_ATTR)
+        .order_by(trials_t.c.number)
+        .limit(1)
+    ).scalar()
+
+
 def _pareto_ids(conn: Connection, study: _Study) -> list[int]:
     """Ids of the Pareto set of COMPLETE trials, sorted by the first objective, best first."""
     from sqlalchemy import select
@@ -559,6 +584,7 @@ def _load_trials(
             "elbo_beta": None,
             "worker": None,
             "fail_reason": None,
+            "baseline": None,
             "started": _iso(r.datetime_start, schema),
             "completed": _iso(r.datetime_complete, schema),
             "user_attrs": {},

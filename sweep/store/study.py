@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from sweep.config import BASELINE_ATTR
 from sweep.config import FINISHED_STATES
 from sweep.config import STUDY_ATTR
 from sweep.config import StudyConfig
@@ -83,6 +84,17 @@ def create_or_reuse_study(
     return name, True
 
 
+def enqueue_baseline(storage: optuna.storages.BaseStorage, name: str, config: StudyConfig) -> None:
+    """Enqueue ``config``'s baseline (WAITING, marked by :data:`sweep.config.BASELINE_ATTR`).
+
+    Call it once, right after the study is created, so that it is trial 0.
+    """
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    study.enqueue_trial(config.baseline_params, user_attrs={BASELINE_ATTR: config.baseline})
+
+
 def load_config(storage: optuna.storages.BaseStorage, name: str) -> StudyConfig:
     """The :class:`StudyConfig` of study ``name``.
 
@@ -141,13 +153,17 @@ def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.Base
     multi = len(config.search_space.directions) > 1
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if config.sampler == "grid":
+    if config.sampler == "grid":  # refuses a conditional space (SearchSpace.grid)
         return optuna.samplers.GridSampler(config.search_space.grid(), seed=seed)
     if config.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, constant_liar=True)
+    # group=True samples each set of names that occur together (a conditional space) jointly.
+    group = not multi and config.search_space.is_conditional
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=not multi, group=group, constant_liar=True
+    )
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
