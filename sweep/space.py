@@ -272,15 +272,10 @@ class SearchSpace:
             SpaceError: when a float or log range has no step, so the grid would be infinite,
                 or when the space is conditional.
         """
-        for name, spec in self.search.items():
-            if "when" in spec:
-                raise SpaceError(
-                    f"{self.source}: the grid sampler cannot search a conditional name; "
-                    f"search.{name} has when: (list none among its choices instead, or use "
-                    "--sampler tpe)"
-                )
         grid: dict[str, list[Any]] = {}
         for name, spec in self.search.items():
+            if "when" in spec:
+                continue
             if spec["type"] == "categorical":
                 grid[name] = list(spec["choices"])
             elif spec["step"] is not None and not spec["log"]:
@@ -293,6 +288,13 @@ class SearchSpace:
                 raise SpaceError(
                     f"{self.source}: the grid sampler needs choices or a step for every searched "
                     f"name; search.{name} is a continuous range (add step: or use --sampler tpe)"
+                )
+        for name, spec in self.search.items():
+            if "when" in spec:
+                raise SpaceError(
+                    f"{self.source}: the grid sampler cannot search a conditional name; "
+                    f"search.{name} has when: (list none among its choices instead, or use "
+                    "--sampler tpe)"
                 )
         return grid
 

@@ -147,3 +147,155 @@ def test_file_errors(tmp_path: Path) -> None:
     evil.write_text("!!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(SpaceError, match="not valid YAML"):
         load_space(evil)
+
+
+# --- conditional names: alpha as the notes ran it ---------------------------------------------
+
+_SWITCH = {"type": "categorical", "choices": [False, True]}
+_ALPHA = {"type": "float", "low": 0.25, "high": 0.75, "when": {"focal_alpha_applied": True}}
+
+
+def test_notes_alpha_is_applied_or_not_and_sampled_only_when_applied() -> None:
+    space = load_space("notes")
+    assert space.search["focal_alpha_applied"] == _SWITCH
+    assert space.search["focal_alpha"]["when"] == {"focal_alpha_applied": True}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        params = space.suggest(trial)
+        applied = trial.params["focal_alpha_applied"]
+        seen.add(applied)
+        if applied:
+            assert 0.25 <= trial.params["focal_alpha"] <= 0.75
+            assert params.focal_alpha == trial.params["focal_alpha"]
+        else:
+            assert "focal_alpha" not in trial.params
+            assert params.focal_alpha is None
+        study.tell(trial, 0.5)
+    assert seen == {False, True}
+
+
+def test_conditional_space_runs_with_the_study_sampler() -> None:
+    from sweep.config import study_config
+    from sweep.store.study import make_sampler
+
+    config = study_config(load_space("notes"))
+    study = optuna.create_study(sampler=make_sampler(config, 0), direction="maximize")
+    space = config.search_space
+    for i in range(14):  # past TPE's 10 start-up trials
+        trial = study.ask()
+        params = space.suggest(trial)
+        assert (params.focal_alpha is None) == (not trial.params["focal_alpha_applied"])
+        study.tell(trial, float(i))
+
+
+def test_fingerprint_changes_with_the_condition() -> None:
+    base = load_space("notes").to_json()
+    fp = SearchSpace.from_mapping(base).fingerprint()
+    unconditional = {k: v for k, v in _ALPHA.items() if k != "when"}
+    search = {k: v for k, v in base["search"].items() if k != "focal_alpha_applied"}
+    changed = {**base, "search": {**search, "focal_alpha": unconditional}}
+    assert SearchSpace.from_mapping(changed).fingerprint() != fp
+    flipped = {**base["search"], "focal_alpha": {**_ALPHA, "when": {"focal_alpha_applied": False}}}
+    assert SearchSpace.from_mapping({**base, "search": flipped}).fingerprint() != fp
+    assert SearchSpace.from_mapping({**base, "baseline": None}).fingerprint() == fp
+
+
+def test_grid_refuses_a_conditional_space_in_one_line() -> None:
+    space = load_space("notes").with_fixed({"focal_gamma": 2.0, "kl_beta": 1e-3})
+    with pytest.raises(SpaceError, match="grid sampler cannot search a conditional") as e:
+        space.grid()
+    assert "\n" not in str(e.value)
+
+
+def test_fixing_a_parent_or_the_child_resolves_the_condition() -> None:
+    space = load_space("notes")
+    fixed_alpha = space.with_fixed({"focal_alpha": 0.5})
+    assert "focal_alpha_applied" not in fixed_alpha.search
+    assert fixed_alpha.suggest(optuna.create_study().ask()).focal_alpha == 0.5
+    wide = SearchSpace.from_mapping(
+        _space(
+            loss={"type": "categorical", "choices": ["focal", "bce"]},
+            focal_gamma={"type": "float", "low": 1.0, "high": 2.0, "when": {"loss": "focal"}},
+        )
+    )
+    assert "when" not in wide.with_fixed({"loss": "focal"}).search["focal_gamma"]
+    assert "focal_gamma" not in wide.with_fixed({"loss": "bce"}).search
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        (
+            {
+                "focal_alpha": {**_ALPHA, "when": {"applied": True}},
+                "loss": {"type": "categorical", "choices": ["focal"]},
+            },  # noqa: E501
+            "search.focal_alpha.when: unknown parent 'applied'",
+        ),
+        (
+            {
+                "focal_gamma": {"type": "float", "low": 1, "high": 2},
+                "focal_alpha": {**_ALPHA, "when": {"focal_gamma": 1.5}},
+            },  # fmt: skip
+            "parent 'focal_gamma' is a float range; expected a categorical",
+        ),
+        (
+            {
+                "focal_alpha_applied": _SWITCH,
+                "focal_alpha": {**_ALPHA, "when": {"focal_alpha_applied": "yes"}},
+            },  # fmt: skip
+            r"when.focal_alpha_applied: expected one of \[False, True\], got 'yes'",
+        ),
+        (
+            {
+                "focal_alpha_applied": _SWITCH,
+                "focal_alpha": {**_ALPHA, "when": {"focal_alpha_applied": True, "loss": "x"}},
+            },  # fmt: skip
+            "when: expected one parent and its value",
+        ),
+        (
+            {
+                "focal_alpha_applied": {"type": "float", "low": 0, "high": 1},
+                "focal_alpha": _ALPHA,
+            },  # fmt: skip
+            "focal_alpha_applied is not a hyperparameter, so it can only be a switch",
+        ),
+        (
+            {
+                "focal_alpha_applied": _SWITCH,
+                "loss": {
+                    **_SWITCH,
+                    "choices": ["focal", "bce"],
+                    "when": {"focal_alpha_applied": True},
+                },
+                "focal_alpha": {**_ALPHA, "when": {"loss": "focal"}},
+            },  # fmt: skip
+            "parent 'loss' is itself conditional",
+        ),
+        (
+            {
+                "focal_alpha_applied": _SWITCH,
+                "focal_alpha": {"type": "float", "low": 0.25, "high": 0.75},
+            },  # fmt: skip
+            "search.focal_alpha_applied: unknown hyperparameter",
+        ),
+        (
+            {
+                "loss": {"type": "categorical", "choices": ["focal", "bce"]},
+                "focal_gamma": {"type": "float", "low": 1, "high": 2, "when": {"loss": "mse"}},
+            },  # fmt: skip
+            r"when.loss: expected one of \['focal', 'bce'\], got 'mse'",
+        ),
+    ],
+)
+def test_bad_conditions_are_refused_in_one_line(search: dict[str, object], message: str) -> None:
+    with pytest.raises(SpaceError, match=message) as e:
+        SearchSpace.from_mapping(_space(**search), source="x.yaml")
+    assert str(e.value).startswith("x.yaml: ") and "\n" not in str(e.value)
+
+
+def test_baseline_key_is_checked() -> None:
+    with pytest.raises(SpaceError, match="baseline: expected one of notes, got 'mine'"):
+        SearchSpace.from_mapping({**_space(), "baseline": "mine"}, source="x.yaml")
