@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
 
-TOP_LEVEL_KEYS = ("description", "objective", "baseline", "search", "fixed")
+TOP_LEVEL_KEYS = ("description", "objective", "search", "fixed", "baseline")
 DIRECTIONS = ("maximize", "minimize")
 BUILTIN_SPACES_DIR = Path(__file__).parent / "spaces"
 

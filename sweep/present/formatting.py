@@ -267,12 +267,12 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
         *[f"value_{i}" for i in range(n_values)],
         *[f"param.{p}" for p in params],
         *[f"metric.{m}" for m in metrics],
+        "baseline",
         "seconds",
         "flags",
         "started",
         "completed",
         "fail_reason",
-        "baseline",
     ]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -289,12 +289,12 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
                 *[_csv(v) for v in values],
                 *[_csv(p.get(k)) for k in params],
                 *[_csv(m.get(k)) for k in metrics],
+                _csv(r.get("baseline")),
                 _csv(r.get("seconds")),
                 ";".join(str(f) for f in r.get("flags") or []),
                 _csv(r.get("started")),
                 _csv(r.get("completed")),
                 _csv(r.get("fail_reason")),
-                _csv(r.get("baseline")),
             ]
         )
     return out.getvalue()
