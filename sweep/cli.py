@@ -461,10 +461,15 @@ def data_check(path: str) -> None:
 
 def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
     from sweep.present.formatting import render
+    from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
     from sweep.store.read import study_status
 
     rows = best_trials(url, name, top)
+    if fmt != "json":  # JSON lists the best set only; `trials` marks the baseline there
+        baseline = baseline_trial(url, name)
+        if baseline is not None and baseline["number"] not in {r["number"] for r in rows}:
+            rows.append(baseline)
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None
     if rows or fmt != "table":
         click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)

@@ -14,6 +14,7 @@ from sweep.config import BASELINE_ATTR
 from sweep.params import NOTES_BASELINE
 from sweep.params import TrialParams
 from sweep.space import load_space
+from sweep.store.read import baseline_trial
 from sweep.store.study import load_config
 
 LAUNCH = ("launch", "--no-run", "--n-trials", "3")
@@ -127,8 +128,19 @@ def test_best_and_trials_show_the_baseline(sqlite_url: str, synthetic_npz: Path)
     assert best.returncode == 0, best.stderr
     header = best.stdout.splitlines()[0].split()
     assert header == ["trial", "#2", "#0", "baseline"]
-    rows = json.loads(run_sweep("best", "notes", "--top", "1", "--format", "json",
-                                storage=sqlite_url).stdout)  # fmt: skip
-    assert [(r["number"], r["baseline"]) for r in rows] == [(2, None), (0, "notes")]
+    rows = json.loads(
+        run_sweep("best", "notes", "--top", "1", "--format", "json", storage=sqlite_url).stdout
+    )
+    assert [r["number"] for r in rows] == [2]  # JSON: the best set only
+    baseline = baseline_trial(sqlite_url, "notes")
+    assert baseline is not None and (baseline["number"], baseline["baseline"]) == (0, "notes")
+    assert baseline["values"] == [0.6]
     listing = run_sweep("trials", "notes", storage=sqlite_url).stdout
     assert "0 baseline" in listing
+    csv_rows = run_sweep("trials", "notes", "--format", "csv", storage=sqlite_url).stdout
+    assert csv_rows.splitlines()[1].split(",")[0] == "0" and ",notes," in csv_rows.splitlines()[1]
+
+
+def test_no_baseline_query_without_a_baseline(sqlite_url: str, synthetic_npz: Path) -> None:
+    _launch(sqlite_url, synthetic_npz, "--baseline", "none")
+    assert baseline_trial(sqlite_url, "notes") is None

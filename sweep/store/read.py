@@ -262,13 +262,13 @@ def study_status(url: str, name: str) -> dict[str, Any]:
 def best_trials(
     url: str, name: str, top: int = 5, *, include_history: bool = False
 ) -> list[dict[str, Any]]:
-    """The best COMPLETE trials of a study, best first, then its baseline if it is not among them.
+    """The best COMPLETE trials of a study, best first.
 
     One objective: the best ``top`` trials, ordered by the objective in the study's direction
     (ties by trial number). Several objectives: the whole Pareto set, ``top`` ignored, sorted by
-    the first objective (best first). A study launched with a baseline also returns its baseline
-    trial (``baseline`` set, in any state) last when it is not already listed. Only the selected
-    trials' parameters and attributes are read from the database.
+    the first objective (best first). Only the selected trials' parameters and attributes are
+    read from the database. The study's baseline is marked (``baseline``) when it is among them;
+    :func:`baseline_trial` reads it in any case.
 
     Args:
         url: Storage URL.
@@ -288,14 +288,32 @@ def best_trials(
             ids = [row[0] for row in _top_single(conn, study, top)]
         else:
             ids = _pareto_ids(conn, study)
-        baseline_id = _baseline_id(conn, study)
-        if baseline_id is not None and baseline_id not in ids:
-            ids = [*ids, baseline_id]
         trials = _load_trials(
             conn, study.study_id, study.schema, ids=ids, include_history=include_history
         )
     rows = [trials[i] for i in ids if i in trials]
     return rows
+
+
+def baseline_trial(url: str, name: str, *, include_history: bool = False) -> dict[str, Any] | None:
+    """The study's baseline trial (enqueued by ``launch --baseline``) in any state, or ``None``.
+
+    One indexed query finds it by its user attribute :data:`sweep.config.BASELINE_ATTR`, and
+    none is made for a study launched without a baseline.
+
+    Raises:
+        StudyNotFoundError: no study of that name (the message lists the existing ones).
+        StorageError: the database cannot be reached or used.
+    """
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+        trial_id = _baseline_id(conn, study)
+        if trial_id is None:
+            return None
+        trials = _load_trials(
+            conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
+        )
+    return trials.get(trial_id)
 
 
 def list_trials(
