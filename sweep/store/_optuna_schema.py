@@ -26,9 +26,10 @@ both kinds; it is read as 4.x (its ``library_version`` is not updated without a 
 Nothing here imports Optuna or SQLAlchemy at import time: both are imported inside the functions
 that need them.
 
-**Stalls this module helps to cure.** :func:`running_without_heartbeat` finds the RUNNING trials
-Optuna's stale check cannot see; :func:`with_claim_token` and :func:`claimed_trial` make trial
-creation idempotent under retries (see :mod:`sweep.store.rdb`).
+**Stalls this module helps to cure.** :func:`add_first_heartbeat` gives every trial a worker
+creates RUNNING its heartbeat row at once, so Optuna's stale check sees it;
+:func:`with_claim_token` and :func:`claimed_trial` make trial creation idempotent under retries
+(see :mod:`sweep.store.rdb`).
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ RETRIED_METHODS = (
 )
 #: The heartbeat method among :data:`RETRIED_METHODS` (it runs in a side thread).
 HEARTBEAT_METHOD = "record_heartbeat"
-#: The method that lists a study's stale RUNNING trials (only those with a heartbeat row).
-STALE_TRIALS_METHOD = "_get_stale_trial_ids"
+#: The state change that turns a popped WAITING trial RUNNING.
+STATE_METHOD = "set_trial_state_values"
 #: The method every trial creation goes through (``create_new_trial``, ``_CachedStorage``).
 CREATE_METHOD = "_create_new_trial"
 #: Called inside the creating transaction, once per attempt (Optuna itself retries deadlocks).
@@ -263,40 +264,17 @@ def claimed_trial(session: Any, study_id: int, token: str) -> Any:
     )
 
 
-def running_without_heartbeat(conn: Connection, study_id: int, grace_period_s: float) -> list[int]:
-    """Ids of RUNNING trials of ``study_id`` with no heartbeat row, started over a grace ago.
+def add_first_heartbeat(session: Any, trial: Any) -> None:
+    """Give a new RUNNING trial its heartbeat row in the transaction that creates it.
 
-    Optuna's own stale check skips such trials (a worker killed between creating its trial and
-    its first heartbeat leaves one), so they would hold a budget slot forever. Their age is
-    ``datetime_start`` (naive UTC: every RUNNING trial is written by the running workers' Optuna
-    5) against the database's ``now()`` in UTC, the clock heartbeats are measured with; a
-    ``WAITING`` trial taken by a worker gets a new ``datetime_start``.
+    Optuna's stale check skips trials without a heartbeat row, and the row is otherwise written
+    by the worker's heartbeat thread a moment after the trial exists: a worker killed in between
+    would leave a RUNNING trial no check ever fails, holding a budget slot forever. With the row
+    written at creation (the database's ``now()``), such a trial goes stale like any other.
     """
-    from sqlalchemy import func
-    from sqlalchemy import select
+    from optuna.storages._rdb import models
 
-    t = tables()
-    now = conn.execute(select(func.now())).scalar()
-    if now is None:
-        return []
-    if isinstance(now, str):  # SQLite without a typed result: CURRENT_TIMESTAMP, UTC
-        now = datetime.datetime.fromisoformat(now)
-    now_utc = stored_time_to_utc(now, utc=True)
-    assert now_utc is not None
-    rows = conn.execute(
-        select(t.trials.c.trial_id, t.trials.c.datetime_start)
-        .outerjoin(t.trial_heartbeats, t.trial_heartbeats.c.trial_id == t.trials.c.trial_id)
-        .where(t.trials.c.study_id == study_id)
-        .where(t.trials.c.state == "RUNNING")
-        .where(t.trial_heartbeats.c.trial_heartbeat_id.is_(None))
-    ).all()
-    grace = datetime.timedelta(seconds=grace_period_s)
-    orphans = []
-    for trial_id, started in rows:
-        started_utc = stored_time_to_utc(started, utc=True)
-        if started_utc is not None and now_utc - started_utc > grace:
-            orphans.append(int(trial_id))
-    return orphans
+    session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
 
 
 def decode_value(value: float | None, value_type: Any) -> float:

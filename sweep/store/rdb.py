@@ -30,11 +30,11 @@ from sweep.store._optuna_schema import HEARTBEAT_METHOD
 from sweep.store._optuna_schema import PREPARE_TRIAL_METHOD
 from sweep.store._optuna_schema import RETRIED_METHODS
 from sweep.store._optuna_schema import SCHEMA_RACE_MESSAGES
-from sweep.store._optuna_schema import STALE_TRIALS_METHOD
+from sweep.store._optuna_schema import STATE_METHOD
+from sweep.store._optuna_schema import add_first_heartbeat
 from sweep.store._optuna_schema import check_schema
 from sweep.store._optuna_schema import claim_token
 from sweep.store._optuna_schema import claimed_trial
-from sweep.store._optuna_schema import running_without_heartbeat
 from sweep.store._optuna_schema import with_claim_token
 from sweep.store.urls import mask_url
 from sweep.store.urls import parse_url
@@ -330,7 +330,10 @@ def _with_claim_token(create: Callable[..., T]) -> Callable[..., T]:
 
 
 def _prepared_once(prepare: Callable[..., Any]) -> Callable[..., Any]:
-    """Optuna's insert of a new trial, skipped when an earlier attempt's commit went through."""
+    """Optuna's insert of a new trial, skipped when an earlier attempt's commit went through.
+
+    A trial created RUNNING gets its heartbeat row in the same transaction (with heartbeats on).
+    """
 
     @functools.wraps(prepare)
     def wrapper(self: Any, study_id: int, template_trial: Any, session: Any) -> Any:
@@ -347,28 +350,29 @@ def _prepared_once(prepare: Callable[..., Any]) -> Callable[..., Any]:
                         existing.number,
                     )
                     return existing
-        return prepare(self, study_id, template_trial, session)
+        trial = prepare(self, study_id, template_trial, session)
+        running = template_trial is None or template_trial.state.name == "RUNNING"
+        if running and self.heartbeat_interval:
+            add_first_heartbeat(session, trial)
+        return trial
 
     return wrapper
 
 
-def _with_trials_without_heartbeat(
-    stale_ids: Callable[..., list[int]],
-) -> Callable[..., list[int]]:
-    """Optuna's stale trials plus RUNNING trials that never wrote a heartbeat, a grace ago.
+def _heartbeat_when_popped(set_state: Callable[..., bool]) -> Callable[..., bool]:
+    """Write a trial's first heartbeat as soon as a worker has turned it RUNNING.
 
-    A worker killed between creating its trial and its first heartbeat leaves such a trial;
-    Optuna's check skips it, and it would hold a budget slot forever. Failed like a stale trial,
-    it is retried with the same parameters by ``RetryHeartbeatStaleTrialCallback``.
+    A WAITING trial (enqueued, or re-queued after a failure) becomes RUNNING through this call;
+    recording its heartbeat right away leaves no gap in which a killed worker's trial has no
+    heartbeat row, which Optuna's stale check would never fail.
     """
 
-    @functools.wraps(stale_ids)
-    def wrapper(self: Any, study_id: int) -> list[int]:
-        stale = stale_ids(self, study_id)
-        grace = self.grace_period or 2 * self.heartbeat_interval
-        with self.engine.connect() as conn:
-            orphans = running_without_heartbeat(conn, study_id, grace)
-        return stale + [trial_id for trial_id in orphans if trial_id not in stale]
+    @functools.wraps(set_state)
+    def wrapper(self: Any, trial_id: int, state: Any, *args: Any, **kwargs: Any) -> bool:
+        changed = set_state(self, trial_id, state, *args, **kwargs)
+        if changed and getattr(state, "name", None) == "RUNNING" and self.heartbeat_interval:
+            self.record_heartbeat(trial_id)
+        return changed
 
     return wrapper
 
@@ -377,17 +381,17 @@ def _with_trials_without_heartbeat(
 def _reconnecting_storage_class() -> type:
     """Optuna's RDBStorage whose calls retry transient connection errors until a deadline.
 
-    Trial creation is idempotent under those retries (a claim token), and RUNNING trials without
-    a heartbeat row count as stale once a grace period old.
+    Trial creation is idempotent under those retries (a claim token), and every RUNNING trial a
+    worker creates or pops has a heartbeat row from the start, so Optuna's stale check sees it.
     """
     from optuna.storages import RDBStorage
 
     methods: dict[str, Any] = {name: getattr(RDBStorage, name) for name in RETRIED_METHODS}
-    methods[STALE_TRIALS_METHOD] = _with_trials_without_heartbeat(methods[STALE_TRIALS_METHOD])
     namespace: dict[str, Any] = {name: _retrying(method) for name, method in methods.items()}
     namespace[CREATE_METHOD] = _with_claim_token(namespace[CREATE_METHOD])
     namespace[PREPARE_TRIAL_METHOD] = _prepared_once(getattr(RDBStorage, PREPARE_TRIAL_METHOD))
     namespace[HEARTBEAT_METHOD] = _heartbeat_or_warn(namespace[HEARTBEAT_METHOD])
+    namespace[STATE_METHOD] = _heartbeat_when_popped(namespace[STATE_METHOD])
     namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.store.rdb)."
     namespace["__module__"] = __name__
     return type("ReconnectingRDBStorage", (RDBStorage,), namespace)

@@ -34,14 +34,20 @@ from .helpers import wait_until
 
 
 def _orphan_trial(url: str, name: str) -> tuple[int, dict[str, Any]]:
-    """A RUNNING trial with parameters and no heartbeat row, as a killed worker leaves it."""
+    """A RUNNING trial with parameters, as a worker killed before its first heartbeat leaves it.
+
+    Created through the worker's own storage (the study's heartbeat settings) but with no
+    heartbeat thread, which is what a SIGKILL between creating the trial and starting the thread
+    leaves behind. Optuna's stale check skips a RUNNING trial without a heartbeat row, so before
+    the cure (the row written in the creating transaction) it held its budget slot forever.
+    """
     import optuna
 
     from sweep.store.rdb import open_storage
     from sweep.store.study import load_config
 
-    storage = open_storage(url)  # no heartbeat: Optuna writes no heartbeat row for it
-    config = load_config(storage, name)
+    config = load_config(open_storage(url), name)
+    storage = open_storage(url, heartbeat=config.heartbeat)
     study = optuna.load_study(study_name=name, storage=storage)
     trial = study.ask()
     config.search_space.suggest(trial)
