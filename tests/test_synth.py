@@ -107,7 +107,7 @@ def test_ten_thousand_rows_fast() -> None:
 def test_write_synthetic_loads(tmp_path: Path) -> None:
     path = write_synthetic(tmp_path / "synth.npz", 100, seed=2)
     assert path == tmp_path / "synth.npz"
-    data = load_dataset(path)
+    data = load_dataset(path, test_fraction=0.0)  # every row in train or validation
     assert [(s.name, s.width) for s in data.sections] == list(NOTES_SECTIONS)
     assert data.train.shape == (80, 12001) and data.val.shape == (20, 12001)
     rows = np.concatenate([data.train, data.val])
