@@ -38,8 +38,6 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
     from sweep.params import TrialParams
     from sweep.train.data import check_split_sha256
     from sweep.train.data import load_dataset
-    from sweep.train.engine import EngineOptions
-    from sweep.train.engine import run_trial
 
     params = TrialParams.from_dict(request["params"])
     data = load_dataset(
@@ -51,6 +49,9 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
     if request.get("split_only"):
         return {"split_sha256": data.split_sha256}
     check_split_sha256(data, request.get("split_sha256") or "")
+    from sweep.train.engine import EngineOptions  # not needed to check a split
+    from sweep.train.engine import run_trial
+
     wanted = list(request.get("epoch_metrics") or [])
 
     def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
