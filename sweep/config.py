@@ -35,6 +35,9 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 FINISHED_STATES = ("COMPLETE", "PRUNED")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
+#: Epochs a trial reports before the median pruner may stop it (``n_warmup_steps``); measured
+#: in benchmarks/search_efficiency.py (B2: how early an epoch predicts the final score).
+MEDIAN_WARMUP_EPOCHS = 1
 
 #: The study user attribute that holds a sweep's :class:`StudyConfig`.
 STUDY_ATTR = "sweep"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sweep.config import BASELINE_ATTR
 from sweep.config import FINISHED_STATES
+from sweep.config import MEDIAN_WARMUP_EPOCHS
 from sweep.config import STUDY_ATTR
 from sweep.config import StudyConfig
 from sweep.errors import StudyConflictError
@@ -175,7 +176,9 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     import optuna
 
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
+        )
     if config.pruner == "hyperband":
         epochs = max_epochs(config.search_space)
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
