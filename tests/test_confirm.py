@@ -106,7 +106,9 @@ def confirmed(tmp_path_factory: pytest.TempPathFactory, synthetic_npz: Path) -> 
     return {"url": url, "before": before, "stdout": done.stdout, "folder": folder}
 
 
-def test_each_trial_and_seed_runs_exactly_once_with_val_and_test(confirmed: dict[str, Any]) -> None:
+def test_each_trial_and_seed_runs_exactly_once_with_val_and_test(
+    confirmed: dict[str, Any],
+) -> None:
     url = confirmed["url"]
     trials = trials_of(url, companion_name("t"))
     complete = [t for t in trials if t.state.name == "COMPLETE"]
@@ -186,7 +188,9 @@ def test_best_shows_and_ranks_by_the_confirmed_columns(confirmed: dict[str, Any]
     text = table.stdout
     assert "Confirmed (mean ± sd over seeds)" in text
     for number in (0, 2):
-        cell = f"val {_cell(rows[number]['val'][METRIC])}, test {_cell(rows[number]['test'][METRIC])}"
+        cell = (
+            f"val {_cell(rows[number]['val'][METRIC])}, test {_cell(rows[number]['test'][METRIC])}"
+        )
         assert f"{cell} (2 seeds)" in text
     assert "test gain" in text and "vs #0" in text
     ranked = sorted(rows, key=lambda n: -rows[n]["val"][METRIC]["mean"])
@@ -274,3 +278,54 @@ def test_confirm_on_postgresql(postgres_url: str, synthetic_npz: Path) -> None:
     summary = confirmed_results(postgres_url, "t")
     assert summary is not None and summary["trials"][0]["val"][METRIC]["values"] == [run.value]
     assert len(trials_of(postgres_url, "t")) == 2
+
+
+@pytest.mark.faults
+def test_confirm_survives_kill_9_and_confirm_again(tmp_path: Path, synthetic_npz: Path) -> None:
+    """SIGKILL the confirming process (worker and trial) mid-run; `confirm` again finishes the
+    rest: every (trial, seed) exactly once COMPLETE, the killed run FAIL."""
+    import os
+    import signal
+    import time
+
+    from cli_helpers import TINY_SPACE
+    from faults.helpers import FAST_HEARTBEAT
+    from faults.helpers import Processes
+    from faults.helpers import wait_until
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    launch(url, synthetic_npz, TINY_SPACE, "k", "--set", "epochs=1", *FAST_HEARTBEAT)
+    sources = add_complete(url, "k", [0.7, 0.9])
+    companion = companion_name("k")
+    args = ("confirm", "k", "--top", "2", "--seeds", "2")
+    procs = Processes(tmp_path)
+    try:
+        first = procs.start(url, *args)
+
+        def states() -> list[str]:
+            names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+            return [t.state.name for t in trials_of(url, companion)] if companion in names else []
+
+        wait_until(
+            lambda: "COMPLETE" in states() and "RUNNING" in states() or first.poll() is not None,
+            timeout=300,
+            what="a finished and a running confirmation run",
+        )
+        assert first.poll() is None, procs.output(first)[-3000:]
+        time.sleep(1.0)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        killed = [t.number for t in trials_of(url, companion) if t.state.name == "RUNNING"]
+        assert killed
+    finally:
+        procs.cleanup()
+    again = run_sweep(*args, "--workers", "2", storage=url, process=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = trials_of(url, companion)
+    complete = sorted(t.user_attrs[JOB_ATTR] for t in trials if t.state.name == "COMPLETE")
+    assert complete == sorted(f"{n}:{i}" for n in sources for i in (0, 1))
+    assert all(trials[n].state.name == "FAIL" for n in killed)
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    summary = confirmed_results(url, "k")
+    assert summary is not None and summary["complete"] == 4
+    assert all(r["seeds"] == 2 for r in summary["trials"])
