@@ -215,6 +215,11 @@ def test_confirm_again_adds_only_missing_runs(confirmed: dict[str, Any]) -> None
     again = run_sweep("confirm", "t", "--top", "1", "--seeds", "2", storage=url)
     assert again.returncode == 0, again.stderr
     assert len(trials_of(url, companion_name("t"))) == 4  # nothing new ran
+    for refused in (("resume", "t.confirm", "--n-trials", "9"), ("confirm", "t.confirm")):
+        done = run_sweep(*refused, storage=url)
+        assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "confirm" in done.stderr
+    assert load_config(open_storage(url), companion_name("t")).n_trials == 4
     copy = confirmed["folder"] / "copy.db"
     shutil.copy(confirmed["folder"] / "study.db", copy)
     url2 = f"sqlite:///{copy}"
