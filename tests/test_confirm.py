@@ -334,3 +334,33 @@ def test_confirm_survives_kill_9_and_confirm_again(tmp_path: Path, synthetic_npz
     summary = confirmed_results(url, "k")
     assert summary is not None and summary["complete"] == 4
     assert all(r["seeds"] == 2 for r in summary["trials"])
+
+
+def test_pareto_spread_and_the_reference_slot() -> None:
+    from sweep.present.formatting import render_confirmed
+    from sweep.store.confirm import _spread
+    from sweep.store.confirm_read import summarise
+    from sweep.store.confirm_read import with_reference
+
+    assert _spread(7, 3) == [0, 3, 6] and _spread(5, 1) == [0] and _spread(3, 3) == [0, 1, 2]
+    jobs = [
+        {"key": f"{n}:{i}", "source": n, "seed_index": i, "seed": 1000 + i, "baseline": b}
+        for n, b in ((4, None), (0, "notes"))
+        for i in (0, 1)
+    ]
+    trials = [
+        {
+            "number": k,
+            "state": "COMPLETE",
+            "metrics": {METRIC: v},
+            "user_attrs": {JOB_ATTR: job["key"], "test_metrics": {f"test.{METRIC}": v - 0.1}},
+        }
+        for k, (job, v) in enumerate(zip(jobs, (0.9, 0.8, 0.6, 0.7), strict=True))
+    ]
+    summary = summarise("s", jobs, trials, [{"metric": METRIC, "direction": "maximize"}])
+    gain = summary["trials"][0]["gain"][METRIC]["test"]
+    assert gain["mean"] == pytest.approx(0.2)
+    assert gain["se"] == pytest.approx(math.sqrt(2 * statistics.variance([0.9, 0.8]) / 2))
+    text = render_confirmed(with_reference(summary, "logistic", {METRIC: 0.85}, {}), "table")
+    assert "+0.2 ± 0.07071" in text and "logistic" in text.splitlines()[-1]
+    assert "0.85" in text.splitlines()[-1]
