@@ -270,19 +270,24 @@ def test_unknown_study(tmp_path: Path, synthetic_npz: Path) -> None:
     assert by.returncode != 0 and "no complete confirmation run" in by.stderr
 
 
-def test_confirm_on_postgresql(postgres_url: str, synthetic_npz: Path) -> None:
+def test_launch_confirm_top_on_postgresql(postgres_url: str, synthetic_npz: Path) -> None:
+    """`launch --confirm-top` confirms once the budget is spent, on PostgreSQL."""
     from cli_helpers import TINY_SPACE
 
-    launch(postgres_url, synthetic_npz, TINY_SPACE, "t", "--set", "epochs=1")
-    add_complete(postgres_url, "t", [0.6, 0.8])
-    done = run_sweep("confirm", "t", "--top", "1", "--seeds", "1", storage=postgres_url)
+    done = run_sweep(
+        "launch", "--space", str(TINY_SPACE), "--data", str(synthetic_npz), "--study", "t",
+        "--n-trials", "1", "--pruner", "none", "--set", "epochs=1",
+        "--confirm-top", "1", "--confirm-seeds", "1", storage=postgres_url,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    (main,) = trials_of(postgres_url, "t")
     (run,) = trials_of(postgres_url, companion_name("t"))
-    assert run.state.name == "COMPLETE" and run.user_attrs["confirm_source"] == 1
+    assert run.state.name == "COMPLETE" and run.user_attrs["confirm_source"] == main.number
+    assert run.user_attrs["params_full"] == {**main.user_attrs["params_full"], "seed": 1000}
     assert f"test.{METRIC}" in run.user_attrs["test_metrics"]
     summary = confirmed_results(postgres_url, "t")
     assert summary is not None and summary["trials"][0]["val"][METRIC]["values"] == [run.value]
-    assert len(trials_of(postgres_url, "t")) == 2
+    assert "(1 seed)" in done.stdout  # best, printed after the confirmation
 
 
 @pytest.mark.faults

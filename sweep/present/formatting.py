@@ -508,7 +508,7 @@ def _confirmed_best_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
                 continue
             cells.append(
                 f"val {_mean_sd(c['val'].get(m))}, test {_mean_sd(c['test'].get(m))} "
-                f"({c.get('seeds', 0)} seeds)"
+                f"({c.get('seeds', 0)} seed{'' if c.get('seeds') == 1 else 's'})"
             )
             gain = (c.get("gain") or {}).get(m, {}).get("test")
             gains.append(_gain(gain) + (f" vs #{gain['vs']}" if gain else ""))
