@@ -61,6 +61,7 @@ TRIAL_ATTRS = (
     "worker",  # host:pid of the worker that ran it
     "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
     "samples_artifact",  # artifact id of the latent/reconstruction sample
+    "test_metrics",  # confirmation runs only: "test." + the metrics, on the test split
 )
 #: The attributes the engine's result provides (recorded as they come from the child).
 RESULT_ATTRS = (
@@ -433,6 +434,50 @@ OPTIONS: dict[str, Option] = {
         choices=STATES,
         case_sensitive=False,
         help="Only trials in this state (repeatable).",
+    ),
+    # confirmation runs (sweep confirm, launch --confirm-top)
+    "confirm.top": Option(
+        "--top",
+        "top",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Confirm this many best trials (several objectives: spread over the Pareto set).",
+    ),
+    "confirm.seeds": Option(
+        "--seeds",
+        "seeds",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Fresh seeds per confirmed trial (the baseline is always confirmed too).",
+    ),
+    "confirm_top": Option(
+        "--confirm-top",
+        "confirm_top",
+        type=int,
+        minimum=1,
+        metavar="K",
+        help="When the budget is spent, confirm the K best trials (see `sweep confirm`).",
+    ),
+    "confirm_seeds": Option(
+        "--confirm-seeds",
+        "confirm_seeds",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Seeds per trial for --confirm-top.",
+    ),
+    "by": Option(
+        "--by",
+        "by",
+        default="value",
+        choices=("value", "confirmed"),
+        show_default=True,
+        help="Rank by the trial's own value, or by its confirmed validation mean.",
     ),
     # data files
     "synth.rows": Option("--rows", "rows", type=int, minimum=1, required=True),

@@ -48,6 +48,7 @@ from sweep.store._optuna_schema import direction_name
 from sweep.store._optuna_schema import infinity_sign
 from sweep.store._optuna_schema import tables
 from sweep.store._optuna_schema import value_rank
+from sweep.store.confirm import CONFIRM_ATTR
 from sweep.store.rdb import read_engine
 from sweep.store.rdb import storage_errors
 from sweep.store.urls import mask_url
@@ -79,7 +80,8 @@ def list_studies(url: str) -> list[dict[str, Any]]:
         ``counts`` (trials per state, every state present), ``finished`` (COMPLETE + PRUNED),
         ``budget`` (the sweep's ``n_trials``; ``None`` for a study not made by sweep),
         ``metrics`` (objective metric names, ``None`` entries when unknown), ``created`` (ISO
-        start of the first trial, ``None`` when there is none).
+        start of the first trial, ``None`` when there is none), ``confirms`` (for the companion
+        study of ``sweep confirm``: the study it confirms, else ``None``).
 
     Raises:
         StorageError: the database cannot be reached or is not an Optuna storage.
@@ -128,6 +130,14 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 select(attrs_t.c.study_id, attrs_t.c.value_json).where(attrs_t.c.key == STUDY_ATTR)
             )
         }
+        confirms = {  # companion studies of `sweep confirm`: the study they confirm
+            row.study_id: (_loads(row.value_json) or {}).get("source")
+            for row in conn.execute(
+                select(attrs_t.c.study_id, attrs_t.c.value_json).where(
+                    attrs_t.c.key == CONFIRM_ATTR
+                )
+            )
+        }
     out = []
     for sid, name in names.items():
         config = configs.get(sid)
@@ -142,6 +152,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 "budget": _budget(config),
                 "metrics": [o["metric"] for o in objectives],
                 "created": _iso(created.get(sid), schema),
+                "confirms": confirms.get(sid),
             }
         )
     return out
