@@ -47,7 +47,8 @@ def choose_dims(activity: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.nda
         ``(dims, roles)``, both int arrays, most active first, then sampled, then least.
     """
     k = len(activity)
-    order = np.argsort(-np.nan_to_num(np.asarray(activity, dtype=float), nan=-np.inf), kind="stable")
+    values = np.nan_to_num(np.asarray(activity, dtype=float), nan=-np.inf)
+    order = np.argsort(-values, kind="stable")
     if k <= SAMPLED_DIMS + 2 * EXTREME_DIMS:
         dims = order
         roles = np.full(k, ROLE_SAMPLED)

@@ -39,6 +39,7 @@ def pyplot() -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    plt.style.use("default")  # Optuna's plots switch the global style to ggplot
     plt.rcParams.update(
         {
             "figure.dpi": DPI,
@@ -62,6 +63,14 @@ def save(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", bbox_inches="tight", facecolor="white")
     plt.close(fig)
+
+
+def log_x(ax: Any) -> None:
+    """Put ``ax``'s x axis on a log scale, labelling major ticks only (no overlapping labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:

@@ -14,6 +14,8 @@ import datetime
 import html
 import json
 import math
+import statistics
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -133,11 +135,11 @@ class _Page:
         self.parts.append(f'<section id="summary"><h2>Study</h2><table class="kv">{body}</table>')
         self.parts.append(_space_html(c.get("space") or {}))
         if not self.complete:
+            so_far = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             self.parts.append(
                 '<p class="warn" id="no-complete">No COMPLETE trial yet: there is no best trial, '
                 "and the figures across trials are empty. "
-                f"Trials so far: {_e(', '.join(f'{k} {v}' for k, v in counts.items() if v)) or 'none'}."
-                "</p>"
+                f"Trials so far: {_e(so_far) or 'none'}.</p>"
             )
         self.parts.append("</section>")
 
@@ -145,7 +147,8 @@ class _Page:
         from sweep.present.formatting import best_cells
 
         rows = list(self.best)
-        if self.baseline is not None and self.baseline["number"] not in {r["number"] for r in rows}:
+        numbers = {r["number"] for r in rows}
+        if self.baseline is not None and self.baseline["number"] not in numbers:
             rows.append(self.baseline)
         title = "Best trials" if len(self.objectives) <= 1 else "Pareto set"
         self.parts.append(f'<section id="best"><h2>{title}</h2>')
@@ -210,14 +213,15 @@ class _Page:
         if self.baseline is not None:
             marked[int(self.baseline["number"])] = f"baseline #{self.baseline['number']}"
         objective = self.metric_names[0] if self.metric_names else "objective"
-        drawers = (
-            ("rate-distortion", "Rate-distortion", lambda: rate_distortion(self.trials, figures_dir, marked)),
+        trials, where = self.trials, figures_dir
+        drawers: tuple[tuple[str, str, Callable[[], Figure]], ...] = (
+            ("rate-distortion", "Rate-distortion", lambda: rate_distortion(trials, where, marked)),
             (
                 "balanced",
                 "Balanced vs original",
-                lambda: balanced_vs_original(self.trials, objective, figures_dir),
+                lambda: balanced_vs_original(trials, objective, where),
             ),
-            ("collapse", "Collapse across trials", lambda: collapse_across_trials(self.trials, figures_dir)),
+            ("collapse", "Collapse across trials", lambda: collapse_across_trials(trials, where)),
         )
         for anchor, title, draw in drawers:
             self.parts.append(f'<section id="{anchor}"><h2>{_e(title)}</h2>')
@@ -239,7 +243,8 @@ class _Page:
                     )
                 else:
                     self.parts.append(
-                        '<p id="all-zeros">No COMPLETE trial predicts all zeros in any section.</p>'
+                        '<p id="all-zeros">No COMPLETE trial predicts all zeros in any '
+                        "section.</p>"
                     )
             self.parts.append("</section>")
 
@@ -279,9 +284,9 @@ class _Page:
             )
         )
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>sweep report: {name}</title><style>{_CSS}</style></head><body>"
-            f"<h1>sweep report: {name}</h1><p class=\"meta\">made {made} · {nav}</p>"
+            f'<h1>sweep report: {name}</h1><p class="meta">made {made} · {nav}</p>'
             + "\n".join(self.parts)
             + "</body></html>\n"
         )
@@ -298,6 +303,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}
 table.kv th{text-align:left;background:#f6f6f6;white-space:nowrap}table.kv td{text-align:left}
+#space td{text-align:left;font-family:monospace}
 tr.group th{background:#eef2f7;text-align:left}
 thead th{background:#f0f0f0}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
@@ -332,9 +338,8 @@ def _cells_html(cells: list[list[str]], table_id: str) -> str:
         if not label.startswith("  ") and all(c == "" for c in row[1:]):
             out.append(f'<tr class="group"><th colspan="{len(row)}">{_e(label)}</th></tr>')
         else:
-            out.append(
-                "<tr>" + f"<td>{_e(label.strip())}</td>" + "".join(f"<td>{_e(c)}</td>" for c in row[1:]) + "</tr>"
-            )
+            tds = "".join(f"<td>{_e(c)}</td>" for c in row[1:])
+            out.append(f"<tr><td>{_e(label.strip())}</td>{tds}</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -375,7 +380,7 @@ def _dataset_table(complete: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for name in sorted(groups):
         values = sorted(groups[name])
-        mid = values[len(values) // 2] if len(values) % 2 else sum(values[len(values) // 2 - 1 : len(values) // 2 + 1]) / 2
+        mid = statistics.median(values)
         rows.append([name, len(values), f"{min(values):.4g}", f"{mid:.4g}", f"{max(values):.4g}"])
     return _plain_table(
         ["dataset", "COMPLETE trials", "min objective", "median", "max"], rows, "datasets"
@@ -389,9 +394,7 @@ def _budget_text(status: Mapping[str, Any]) -> str:
 
 
 def _time_spent(trials: Sequence[Mapping[str, Any]], status: Mapping[str, Any]) -> str:
-    total = sum(
-        float(t["seconds"]) for t in trials if isinstance(t.get("seconds"), int | float)
-    )
+    total = sum(float(t["seconds"]) for t in trials if isinstance(t.get("seconds"), int | float))
     text = f"{_duration(total)} of trial time"
     start, end = status.get("created"), status.get("last_completed")
     if start and end:

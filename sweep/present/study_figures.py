@@ -27,6 +27,7 @@ from typing import Any
 from sweep.present.plotting import TRAIN_COLOR
 from sweep.present.plotting import VAL_COLOR
 from sweep.present.plotting import Figure
+from sweep.present.plotting import log_x
 from sweep.present.plotting import pyplot
 from sweep.present.plotting import save
 
@@ -182,13 +183,27 @@ def rate_distortion(
     colors = np.where(finite, betas, np.nan)
     healthy = ~collapsed
     scatter = ax.scatter(
-        xs[healthy], ys[healthy], c=colors[healthy], cmap="viridis", norm=norm, s=36,
-        edgecolors="black", linewidths=0.3, label="trial",
+        xs[healthy],
+        ys[healthy],
+        c=colors[healthy],
+        cmap="viridis",
+        norm=norm,
+        s=36,
+        edgecolors="black",
+        linewidths=0.3,
+        label="trial",
     )
     if collapsed.any():
         ax.scatter(
-            xs[collapsed], ys[collapsed], c=colors[collapsed], cmap="viridis", norm=norm,
-            s=70, marker="X", edgecolors=VAL_COLOR, linewidths=1.0,
+            xs[collapsed],
+            ys[collapsed],
+            c=colors[collapsed],
+            cmap="viridis",
+            norm=norm,
+            s=70,
+            marker="X",
+            edgecolors=VAL_COLOR,
+            linewidths=1.0,
             label="collapsed (a collapse flag)",
         )
     if finite.any():
@@ -197,11 +212,15 @@ def rate_distortion(
         note = (marked or {}).get(int(t.get("number", -1)))
         if note:
             ax.annotate(
-                note, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8,
+                note,
+                (x, y),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize=8,
                 arrowprops={"arrowstyle": "-", "lw": 0.5},
             )
     if (xs > 0).all() and xs.max() / max(xs.min(), 1e-12) > 50:
-        ax.set_xscale("log")
+        log_x(ax)
     ax.set_xlabel(f"rate: KL per row, nats ({RATE})")
     ax.set_ylabel(f"distortion: output MSE ({DISTORTION})")
     ax.set_title(
@@ -218,9 +237,7 @@ def rate_distortion(
     )
 
 
-def balanced_vs_original(
-    trials: Sequence[Mapping[str, Any]], objective: str, out: Path
-) -> Figure:
+def balanced_vs_original(trials: Sequence[Mapping[str, Any]], objective: str, out: Path) -> Figure:
     """The objective and the section score of COMPLETE trials, per ``dataset`` value.
 
     Raises:
@@ -251,8 +268,14 @@ def balanced_vs_original(
             if values:
                 ax.boxplot(values, positions=[i], widths=0.5, showfliers=False)
                 jitter = rng.uniform(-0.12, 0.12, len(values))
-                ax.scatter(np.full(len(values), i) + jitter, values, s=14, color=TRAIN_COLOR,
-                           alpha=0.7, zorder=3)
+                ax.scatter(
+                    np.full(len(values), i) + jitter,
+                    values,
+                    s=14,
+                    color=TRAIN_COLOR,
+                    alpha=0.7,
+                    zorder=3,
+                )
         ax.set_xticks(range(len(names)), [f"{n}\n(n={len(groups[n])})" for n in names])
         ax.set_title(title, fontsize=9)
     fig.suptitle("Balanced vs original training data (COMPLETE trials)")
@@ -295,17 +318,29 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
         if not ok.any():
             ax.text(0.5, 0.5, f"no {xlabel} recorded", ha="center", transform=ax.transAxes)
             continue
-        sc = ax.scatter(xs[ok & ~collapsed], active[ok & ~collapsed],
-                        c=colour_by[ok & ~collapsed], cmap="viridis", s=30,
-                        edgecolors="black", linewidths=0.3)
+        sc = ax.scatter(
+            xs[ok & ~collapsed],
+            active[ok & ~collapsed],
+            c=colour_by[ok & ~collapsed],
+            cmap="viridis",
+            s=30,
+            edgecolors="black",
+            linewidths=0.3,
+        )
         if (ok & collapsed).any():
-            ax.scatter(xs[ok & collapsed], active[ok & collapsed], marker="X", s=60,
-                       color=VAL_COLOR, label="collapsed")
+            ax.scatter(
+                xs[ok & collapsed],
+                active[ok & collapsed],
+                marker="X",
+                s=60,
+                color=VAL_COLOR,
+                label="collapsed",
+            )
             ax.legend()
-        if np.isfinite(colour_by).any():
+        if len(set(colour_by[np.isfinite(colour_by)].tolist())) > 1:
             fig.colorbar(sc, ax=ax, label=clabel)
         if xlabel == "kl_beta" and (xs[ok] > 0).all() and xs[ok].max() > xs[ok].min():
-            ax.set_xscale("log")
+            log_x(ax)
         if xlabel == "coding_size" and ok.any():
             top = float(np.nanmax(xs))
             ax.plot([0, top], [0, top], color="#999999", lw=0.8, ls="--", label="all units")
@@ -341,7 +376,8 @@ def all_zero_sections(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], l
             continue
         m = t.get("metrics") or {}
         hits = [
-            m.get(f"section.{s}.predicted_rate") == 0 and (m.get(f"section.{s}.actual_rate") or 0) > 0
+            m.get(f"section.{s}.predicted_rate") == 0
+            and (m.get(f"section.{s}.actual_rate") or 0) > 0
             for s in sections
         ]
         if any(hits):

@@ -225,7 +225,9 @@ def _reconstruction(
         top = max(1.0, float(actual[:, j].max()), float(predicted[:, j].max()))
         bins = np.linspace(0.0, top, 25) if widths[j] > 1 else np.linspace(0.0, 1.0, 11)
         ax.hist(actual[:, j], bins=bins, color=ACTUAL_COLOR, alpha=0.55, label="data")
-        ax.hist(predicted[:, j], bins=bins, color=PREDICTED_COLOR, alpha=0.55, label="reconstruction")
+        ax.hist(
+            predicted[:, j], bins=bins, color=PREDICTED_COLOR, alpha=0.55, label="reconstruction"
+        )
         ax.set_xlabel("ones per row" if widths[j] > 1 else "value / probability")
         threshold_rate = metrics.get(f"section.{name}.predicted_rate")
         lines = [f"actual rate {rate_actual:.3g}", f"mean probability {rate_mean:.3g}"]
