@@ -41,8 +41,8 @@ def check_port(port: int, host: str = HOST) -> None:
 def live_sqlite_warning(url: str, names: list[str]) -> str | None:
     """A warning when ``url`` is a SQLite file that workers are writing now, else ``None``.
 
-    Live means a RUNNING trial whose heartbeat is younger than its study's grace period (or,
-    without heartbeats, any RUNNING trial).
+    Live means a RUNNING trial whose heartbeat is younger than its study's grace period (every
+    trial a worker runs has one from its start).
     """
     from sweep.store.read import study_config
     from sweep.store.read import study_status
@@ -56,7 +56,7 @@ def live_sqlite_warning(url: str, names: list[str]) -> str | None:
         grace = float(study_config(url, name).get("grace_period_s") or 60)
         for run in status.get("running") or []:
             age = run.get("heartbeat_age_s")
-            if age is None or age < grace:
+            if age is not None and age < grace:
                 live.append(f"{name} #{run['number']}")
     if not live:
         return None
