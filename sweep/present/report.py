@@ -417,7 +417,7 @@ def _duration(seconds: float) -> str:
 def _split_text(config: Mapping[str, Any]) -> str:
     if not config:
         return "-"
-    sizes = (config.get("data_summary") or {}).get("split") or {}
+    sizes = (config.get("data_summary") or {}).get("rows") or {}
     parts = [
         f"validation {config.get('val_fraction', '-')}",
         f"test {config.get('test_fraction', '-')}",

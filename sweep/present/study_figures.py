@@ -135,8 +135,15 @@ def _save_optuna(drawn: Any, path: Path) -> None:
     """Save what an Optuna matplotlib function returned (one Axes, or an array of them)."""
     import numpy as np
 
+    from matplotlib.ticker import NullFormatter
+
     axes = np.atleast_1d(np.asarray(drawn, dtype=object)).ravel()
     fig = axes[0].figure
+    for ax in fig.axes:  # log axes: major labels only, or they overlap
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if ax.get_yscale() == "log":
+            ax.yaxis.set_minor_formatter(NullFormatter())
     width, height = fig.get_size_inches()
     if len(axes) > 1:  # slice plots: one panel per parameter, in a row
         fig.set_size_inches(max(width, 3.2 * len(axes)), max(height, 3.6))

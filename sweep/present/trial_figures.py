@@ -117,6 +117,7 @@ def _losses(history: Mapping[str, Any], label: str, path: Path) -> None:
         if ax.has_data():
             ax.legend()
     fig.suptitle(f"Losses per epoch, {label}")
+    fig.tight_layout()
     save(fig, path)
 
 
