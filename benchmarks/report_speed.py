@@ -94,7 +94,8 @@ def make_study(url: str, trials: int, seed: int) -> None:
         flags = []
         for name, _, _ in sections[:-1]:
             zero = collapse > 0.8 and rng.uniform() < 0.5
-            metrics[f"section.{name}.predicted_rate"] = 0.0 if zero else float(rng.uniform(0, 0.05))
+            rate = 0.0 if zero else float(rng.uniform(0, 0.05))
+            metrics[f"section.{name}.predicted_rate"] = rate
             metrics[f"section.{name}.actual_rate"] = 0.04
             if zero:
                 flags.append(f"section {name} predicted all zeros (actual rate 0.04)")

@@ -134,7 +134,6 @@ def _first_value(trial: Any) -> float:
 def _save_optuna(drawn: Any, path: Path) -> None:
     """Save what an Optuna matplotlib function returned (one Axes, or an array of them)."""
     import numpy as np
-
     from matplotlib.ticker import NullFormatter
 
     axes = np.atleast_1d(np.asarray(drawn, dtype=object)).ravel()
