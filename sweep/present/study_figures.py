@@ -310,6 +310,7 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
         raise FigureUnavailable(f"no COMPLETE trial reports {ACTIVE}")
     plt = pyplot()
     import numpy as np
+    from matplotlib.colors import LogNorm
 
     active = np.array([p[1] for p in points], dtype=float)
     beta = np.array([p[2] if p[2] else math.nan for p in points], dtype=float)
@@ -324,11 +325,14 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
         if not ok.any():
             ax.text(0.5, 0.5, f"no {xlabel} recorded", ha="center", transform=ax.transAxes)
             continue
+        shown = colour_by[np.isfinite(colour_by)]
+        log_colour = clabel == "kl_beta" and len(shown) and (shown > 0).all()
         sc = ax.scatter(
             xs[ok & ~collapsed],
             active[ok & ~collapsed],
             c=colour_by[ok & ~collapsed],
             cmap="viridis",
+            norm=LogNorm() if log_colour else None,
             s=30,
             edgecolors="black",
             linewidths=0.3,
