@@ -147,7 +147,7 @@ def _save_optuna(drawn: Any, path: Path) -> None:
     if len(axes) > 1:  # slice plots: one panel per parameter, in a row
         fig.set_size_inches(max(width, 3.2 * len(axes)), max(height, 3.6))
     else:
-        fig.set_size_inches(max(width, 8.0), max(height, 4.5))
+        fig.set_size_inches(max(width, 10.0), max(height, 5.0))
     save(fig, path)
 
 
