@@ -29,6 +29,7 @@ from conftest import TINY_SPACE
 from conftest import fresh_postgres_database
 from conftest import run_sweep
 from PIL import Image
+from sqlalchemy.engine import make_url
 
 from sweep import figure_data
 from sweep.config import HEADLINE_ATTRS
@@ -204,12 +205,16 @@ def test_postgres_one_trial_study_report_and_show(study: dict[str, Any]) -> None
                 user_attrs=trial.user_attrs,
             )
         )
+        password = str(make_url(url).password)
         out = study["dir"] / "pg-show"
-        run_sweep("show", STUDY, "0", "--out", str(out), storage=url, check=True)
+        shown = run_sweep("show", STUDY, "0", "--out", str(out), storage=url, check=True)
         assert {p.stem for p in out.glob("*.png")} == TRIAL_FIGURES
         report = study["dir"] / "pg-report"
-        run_sweep("report", STUDY, "--out", str(report), storage=url, check=True)
+        done = run_sweep("report", STUDY, "--out", str(report), storage=url, check=True)
         page = (report / "index.html").read_text()
+        for text in (shown.stdout, shown.stderr, done.stdout, done.stderr, page):
+            assert password not in text
+        assert "***@" in page  # the storage, masked
         assert "Parameter importances: needs at least 2 COMPLETE trials" in page
         assert '<table id="best-trials">' in page
         for png in (report / "figures").glob("*.png"):
