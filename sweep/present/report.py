@@ -303,7 +303,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}
 table.kv th{text-align:left;background:#f6f6f6;white-space:nowrap}table.kv td{text-align:left}
-#space td{text-align:left;font-family:monospace}
+#space td,#space th{text-align:left}#space td{font-family:monospace}
 tr.group th{background:#eef2f7;text-align:left}
 thead th{background:#f0f0f0}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
