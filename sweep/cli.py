@@ -506,6 +506,59 @@ def metrics(data: str | None) -> None:
         click.echo(key)
 
 
+# --- figures, report, dashboard ------------------------------------------------------------
+
+
+@cli.command()
+@study_argument
+@click.argument("number", type=click.IntRange(min=0), metavar="N")
+@option("storage")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Where the figures go (default: ./NAME-trial-N).",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def show(name: str, number: int, storage: str | None, out: str | None, force: bool) -> None:
+    """Trial N of study NAME: its full table and flags, and its figures as PNG files."""
+    from sweep.present.show import show_trial
+
+    click.echo(show_trial(_storage(storage), name, number, out, force=force), nl=False)
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    metavar="DIR",
+    help="The folder for index.html and its figures (must not exist, or be empty).",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def report(name: str, storage: str | None, out: str, force: bool) -> None:
+    """Write study NAME as one HTML page with figures (opens from disk, offline)."""
+    from sweep.present.report import write_report
+
+    click.echo(str(write_report(_storage(storage), name, out, force=force)))
+
+
+@cli.command()
+@click.argument("name", required=False, metavar="[NAME]")
+@option("storage")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
+def dashboard(name: str | None, storage: str | None, port: int) -> None:
+    """Serve optuna-dashboard on 127.0.0.1 for the storage (and study NAME's artifacts)."""
+    from sweep.present.dashboard import serve
+
+    serve(_storage(storage), name, port)
+
+
 # --- data ------------------------------------------------------------------------------------
 
 

@@ -62,6 +62,7 @@ TRIAL_ATTRS = (
     "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
     "samples_artifact",  # artifact id of the latent/reconstruction sample
     "test_metrics",  # confirmation runs only: "test." + the metrics, on the test split
+    "figure_sample",  # a small sample of codes and reconstructions (sweep.figure_data)
 )
 #: The attributes the engine's result provides (recorded as they come from the child).
 RESULT_ATTRS = (
@@ -73,9 +74,20 @@ RESULT_ATTRS = (
     "train_seconds",
     "elbo_beta",
     "epochs_run",
+    "figure_sample",
 )
 #: Large attributes that reports load only when asked.
-BIG_ATTRS = ("history", "diagnostics")
+BIG_ATTRS = ("history", "diagnostics", "figure_sample")
+
+#: Headline metrics also stored as scalar trial user attributes (so optuna-dashboard can list
+#: and plot them): attribute name -> metric key.
+HEADLINE_ATTRS = {
+    "f1": "expression.f1",
+    "f1_hidden": "expression_hidden.f1_at_threshold",
+    "section_score": "sections.mean_auprc_lift",
+    "active_units": "latent.active_units",
+    "kl": "latent.kl_mean",
+}
 
 #: Heartbeat and reconnect defaults (seconds), the same for launch, worker and containers. The
 #: reconnect timeout is the longest the default grace period covers (max_reconnect_timeout).

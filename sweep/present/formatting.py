@@ -123,6 +123,15 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
 def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None) -> str:
     if not rows:
         return "no COMPLETE trials yet\n"
+    return _align(best_cells(rows, objectives), right_from=1)
+
+
+def best_cells(
+    rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None = None
+) -> list[list[str]]:
+    """The cells of the ``best`` table: a header row (``trial``, ``#3``...), then one row per
+    value; a group title is a row whose label is not indented and whose other cells are empty,
+    and its rows' labels are indented by two spaces. ``rows`` must not be empty."""
     table: list[list[str]] = [["trial"] + [_trial_label(r) for r in rows]]
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
     for i in range(n_values):
@@ -179,7 +188,7 @@ def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, An
             continue
         table.append([title] + [""] * len(rows))
         table.extend([["  " + line[0]] + line[1:] for line in body])
-    return _align(table, right_from=1)
+    return table
 
 
 def _trial_label(row: Mapping[str, Any]) -> str:

@@ -26,6 +26,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import HEADLINE_ATTRS
 from sweep.config import RESULT_ATTRS
 from sweep.config import StudyConfig
 from sweep.errors import TrialFailed
@@ -172,9 +173,14 @@ class Objective:
                 "seconds": time.monotonic() - started,
             }
             for key in RESULT_ATTRS:
-                trial.set_user_attr(key, result[key])
+                if key in result:
+                    trial.set_user_attr(key, result[key])
             if result.get("test_metrics"):
                 trial.set_user_attr("test_metrics", result["test_metrics"])
+            for attr, metric in HEADLINE_ATTRS.items():
+                value = result["metrics"].get(metric)
+                if isinstance(value, int | float) and math.isfinite(value):
+                    trial.set_user_attr(attr, value)
             if self.artifact_store is not None and os.path.exists(samples):
                 from optuna.artifacts import upload_artifact
 

@@ -362,6 +362,55 @@ def list_trials(
     return sorted(trials.values(), key=lambda t: t["number"])
 
 
+def study_config(url: str, name: str) -> dict[str, Any]:
+    """The sweep's stored settings of one study (``{}`` for a study not made by sweep).
+
+    Returns:
+        The :class:`sweep.config.StudyConfig` JSON (space, data path and SHA-256, split,
+        budget...), plus ``name`` and ``directions``.
+
+    Raises:
+        StudyNotFoundError: no study of that name (the message lists the existing ones).
+        StorageError: the database cannot be reached or used.
+    """
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+    return {**(study.config or {}), "name": study.name, "directions": list(study.directions)}
+
+
+def trial_by_number(
+    url: str, name: str, number: int, *, include_history: bool = True
+) -> dict[str, Any]:
+    """One trial of a study by its number, history, diagnostics and figure sample included.
+
+    Raises:
+        UsageError: the study has no trial of that number (the message gives the range).
+        StudyNotFoundError: no study of that name (the message lists the existing ones).
+        StorageError: the database cannot be reached or used.
+    """
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    trials_t = tables().trials
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+        trial_id = conn.execute(
+            select(trials_t.c.trial_id).where(
+                trials_t.c.study_id == study.study_id, trials_t.c.number == int(number)
+            )
+        ).scalar()
+        if trial_id is None:
+            count = conn.execute(
+                select(func.count()).where(trials_t.c.study_id == study.study_id)
+            ).scalar()
+            have = f"trials 0-{count - 1}" if count else "no trials"
+            raise UsageError(f"study {name!r} has no trial {number} (it has {have})")
+        trials = _load_trials(
+            conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
+        )
+    return trials[trial_id]
+
+
 # --- internals -----------------------------------------------------------------------------
 
 
