@@ -178,9 +178,7 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     import optuna
 
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
-        )
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
     if config.pruner == "hyperband":
         epochs = max_epochs(config.search_space)
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
