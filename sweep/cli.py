@@ -207,6 +207,9 @@ def _run_options(f: F) -> F:
 @option("force_new")
 @option("baseline")
 @option("no_run")
+@option("hypermodel")
+@option("objective")
+@option("direction")
 def launch(
     space: str,
     data: str | None,
@@ -230,8 +233,14 @@ def launch(
     force_new: bool,
     baseline: str | None,
     no_run: bool,
+    hypermodel: str | None,
+    objective: str,
+    direction: str | None,
 ) -> None:
-    """Create a study and run it. With no options: the notes' space on the bundled data."""
+    """Create a study and run it. With no options: the notes' space on the bundled data.
+
+    With --hypermodel: a KerasTuner build_model(hp) or HyperModel instead of the built-in VAE.
+    """
     from sweep.config import RunOptions
     from sweep.config import StudySettings
     from sweep.params import parse_assignments
@@ -261,10 +270,14 @@ def launch(
             grace_period_s=grace_period_s,
             max_consecutive_failures=max_consecutive_failures,
         ),
-        overrides=parse_assignments(assignments),
+        overrides={} if hypermodel else parse_assignments(assignments),
         artifacts_dir=artifacts_dir,
         force_new=force_new,
         baseline=baseline,
+        hypermodel=hypermodel,
+        objective=objective,
+        direction=direction,
+        hp_assignments=tuple(assignments) if hypermodel else (),
     )
     if options.gpus:
         from sweep.run.launch import check_gpus
@@ -382,8 +395,16 @@ def status(name: str, storage: str | None, fmt: str) -> None:
 @option("storage")
 @option("top")
 @option("fmt")
-def best(name: str, storage: str | None, top: int, fmt: str) -> None:
+@option("as_hyperparameters")
+def best(
+    name: str, storage: str | None, top: int, fmt: str, as_hyperparameters: str | None
+) -> None:
     """The best trials (the Pareto set for several objectives) with the notes' metrics."""
+    if as_hyperparameters:
+        from sweep.store.hyperparameters import write_best_hyperparameters
+
+        number = write_best_hyperparameters(_storage(storage), name, as_hyperparameters)
+        click.echo(f"wrote trial {number}'s hyperparameters to {as_hyperparameters}", err=True)
     _print_best(_storage(storage), name, top, fmt)
 
 
