@@ -1,51 +1,37 @@
 """Tiny KerasTuner hypermodels for tests/test_kerastuner.py (a Dense autoencoder, 1 epoch).
 
-``build_model`` uses every ``hp`` call a sweep supports, a conditional scope both ways
-(``conditional_scope`` and ``parent_name``/``parent_values``) included. ``TinyHyperModel`` is a
-``keras_tuner.HyperModel`` with its own ``fit`` that fails on purpose when ``explode`` is drawn.
-``unsupported`` makes a call a sweep cannot search.
+``build_model`` makes every ``hp`` call a sweep supports (:func:`calls.declare`), conditional
+scopes included. ``TinyHyperModel`` is a ``keras_tuner.HyperModel`` with its own ``fit``, which
+fails on purpose when ``explode`` is drawn. ``unsupported`` makes a call a sweep cannot search.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import keras
 import keras_tuner
 
-#: What ``build_model`` declares: name -> (kind, low, high, step) for the range checks.
-RANGES = {
-    "units": ("int", 4, 17, 4),
-    "layers": ("int", 1, 2, 1),
-    "lr": ("float_log", 1e-4, 1e-2, None),
-    "dropout": ("float", 0.0, 0.5, 0.1),
-    "momentum": ("float", 0.0, 0.9, 0.3),
-    "beta_1": ("float", 0.8, 0.95, None),
-}
+sys.path.insert(0, str(Path(__file__).parent))
+from calls import declare  # noqa: E402
+
+N_FEATURES = 12001  # the notes' layout (tests' synthetic data)
 
 
 def build_model(hp: Any) -> keras.Model:
-    units = hp.Int("units", min_value=4, max_value=17, step=4)  # 4, 8, 12, 16
-    layers = hp.Int("layers", 1, 2)
-    lr = hp.Float("lr", 1e-4, 1e-2, sampling="log")
-    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1)
-    activation = hp.Choice("activation", ["relu", "tanh"])
-    use_bias = hp.Boolean("use_bias", default=True)
-    latent = hp.Fixed("latent", 4)
-    optimizer = hp.Choice("optimizer", ["adam", "sgd"])
-    with hp.conditional_scope("optimizer", ["sgd"]):
-        momentum = hp.Float("momentum", 0.0, 0.9, step=0.3)
-    beta_1 = hp.Float("beta_1", 0.8, 0.95, parent_name="optimizer", parent_values=["adam"])
-    model = keras.Sequential()
-    for _ in range(layers):
-        model.add(keras.layers.Dense(units, activation=activation, use_bias=use_bias))
-    model.add(keras.layers.Dropout(dropout))
-    model.add(keras.layers.Dense(latent, activation=activation))
-    model.add(keras.layers.Dense(12001, activation="sigmoid"))
-    if optimizer == "sgd":
-        opt: Any = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+    v = declare(hp)
+    model = keras.Sequential([keras.Input((N_FEATURES,))])
+    for _ in range(v["layers"]):
+        model.add(keras.layers.Dense(v["units"], activation=v["activation"], use_bias=v["use_bias"]))
+    model.add(keras.layers.Dropout(v["dropout"]))
+    model.add(keras.layers.Dense(v["latent"], activation=v["activation"]))
+    model.add(keras.layers.Dense(N_FEATURES, activation="sigmoid"))
+    if v["optimizer"] == "sgd":
+        opt: Any = keras.optimizers.SGD(learning_rate=v["lr"], momentum=v["momentum"])
     else:
-        opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
+        opt = keras.optimizers.Adam(learning_rate=v["lr"], beta_1=v["beta_1"])
     model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["binary_accuracy"])
     return model
 
