@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -307,8 +308,6 @@ def suggest(trial: optuna.trial.BaseTrial, question: Mapping[str, Any]) -> Any:
     Raises:
         HypermodelError: a kind of hyperparameter that is not searched.
     """
-    from sweep.train.hyperparams import grid_high
-
     kind = question["class_name"]
     config = question["config"]
     name = config["name"]
@@ -328,6 +327,13 @@ def suggest(trial: optuna.trial.BaseTrial, question: Mapping[str, Any]) -> Any:
     if kind == "Boolean":
         return trial.suggest_categorical(name, [False, True])
     raise HypermodelError(f"hp.{kind}({name!r}) cannot be searched")
+
+
+def grid_high(low: float, high: float, step: float | None) -> float:
+    """The largest value on ``low + k * step`` that is <= ``high`` (``high`` without a step)."""
+    if step is None:
+        return high
+    return low + math.floor((high - low) / step + 1e-9) * step
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ factor) and any other ``hp`` method. Standard library only (no KerasTuner, no Op
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -48,14 +47,6 @@ def default_value(spec: Mapping[str, Any]) -> Any:
     if kind == "Choice":
         return config["values"][0]
     return False  # Boolean
-
-
-def grid_high(low: float, high: float, step: float | None) -> float:
-    """The largest value on ``low + k * step`` that is <= ``high`` (``high`` without a step)."""
-    if step is None:
-        return high
-    count = math.floor((high - low) / step + 1e-9)
-    return low + count * step
 
 
 class SweepHyperParameters:
