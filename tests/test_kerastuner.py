@@ -124,9 +124,18 @@ def test_defaults_and_set_values_are_honoured() -> None:
 @pytest.mark.parametrize(
     ("call", "named"),
     [
-        (lambda hp: hp.Float("d", 1e-4, 0.1, sampling="reverse_log"), "hp.Float('d', sampling='reverse_log')"),
-        (lambda hp: hp.Int("n", 2, 64, step=2, sampling="log"), "hp.Int('n', sampling='log', step=2)"),
-        (lambda hp: hp.Float("x", 0.1, 1.0, sampling="log", step=2), "hp.Float('x', sampling='log', step=2)"),
+        (
+            lambda hp: hp.Float("d", 1e-4, 0.1, sampling="reverse_log"),
+            "hp.Float('d', sampling='reverse_log')",
+        ),
+        (
+            lambda hp: hp.Int("n", 2, 64, step=2, sampling="log"),
+            "hp.Int('n', sampling='log', step=2)",
+        ),
+        (
+            lambda hp: hp.Float("x", 0.1, 1.0, sampling="log", step=2),
+            "hp.Float('x', sampling='log', step=2)",
+        ),
         (lambda hp: hp.merge([]), "hp.merge is not supported"),
         (lambda hp: hp.Choice("c", [[1], [2]]), "hp.Choice('c') with list values"),
     ],
@@ -159,7 +168,13 @@ def test_a_bad_hypermodel_fails_the_launch_in_one_line_and_stores_nothing(
     ]
     for ref, message in cases:
         done = run_sweep(
-            "launch", "--hypermodel", ref, "--data", str(synthetic_npz), "--study", "hm",
+            "launch",
+            "--hypermodel",
+            ref,
+            "--data",
+            str(synthetic_npz),
+            "--study",
+            "hm",
             storage=url,
         )
         assert done.returncode != 0, ref
@@ -171,8 +186,20 @@ def test_a_bad_hypermodel_fails_the_launch_in_one_line_and_stores_nothing(
 
 def _launch(url: str, ref: str, data: Path, *extra: str) -> Any:
     return run_sweep(
-        "launch", "--hypermodel", ref, "--data", str(data), "--study", "hm",
-        "--set", "epochs=1", "--set", "batch_size=64", "--sampler", "random", *extra,
+        "launch",
+        "--hypermodel",
+        ref,
+        "--data",
+        str(data),
+        "--study",
+        "hm",
+        "--set",
+        "epochs=1",
+        "--set",
+        "batch_size=64",
+        "--sampler",
+        "random",
+        *extra,
         storage=url,
     )
 
@@ -187,8 +214,13 @@ def test_a_hypermodel_runs_as_a_sweep(
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     for t in trials:
         stored = t.user_attrs["hyperparameters"]
-        _check_values({**stored["values"], "momentum": stored["values"].get("momentum"),
-                       "beta_1": stored["values"].get("beta_1")})
+        _check_values(
+            {
+                **stored["values"],
+                "momentum": stored["values"].get("momentum"),
+                "beta_1": stored["values"].get("beta_1"),
+            }
+        )
         assert {k: stored["values"][k] for k in t.params} == t.params
         assert t.user_attrs["metrics"]["val_loss"] == t.value
         assert t.user_attrs["epochs_run"] == 1
@@ -220,8 +252,15 @@ def test_a_hypermodel_that_raises_fails_that_trial_and_the_sweep_goes_on(
 ) -> None:
     # With random sampling and seed 4 the first trial draws explode=True, the second False.
     done = _launch(
-        sqlite_url, f"{TINY}:TinyHyperModel", synthetic_npz, "--n-trials", "1", "--seed", "4",
-        "--max-consecutive-failures", "3",
+        sqlite_url,
+        f"{TINY}:TinyHyperModel",
+        synthetic_npz,
+        "--n-trials",
+        "1",
+        "--seed",
+        "4",
+        "--max-consecutive-failures",
+        "3",
     )
     assert done.returncode == 0, done.stderr
     trials = optuna.load_study(study_name="hm", storage=sqlite_url).get_trials()
@@ -230,8 +269,9 @@ def test_a_hypermodel_that_raises_fails_that_trial_and_the_sweep_goes_on(
     assert trials[0].params["explode"] is True and trials[1].params["explode"] is False
 
 
-def test_a_worker_refuses_a_changed_hypermodel_file(sqlite_url: str, synthetic_npz: Path,
-                                                     tmp_path: Path) -> None:
+def test_a_worker_refuses_a_changed_hypermodel_file(
+    sqlite_url: str, synthetic_npz: Path, tmp_path: Path
+) -> None:
     for name in ("tiny.py", "calls.py"):
         shutil.copy(HYPERMODELS / name, tmp_path / name)
     ref = f"{tmp_path / 'tiny.py'}:build_model"
@@ -316,4 +356,9 @@ def test_keras_tuner_runs_notes_vae_natively(synthetic_npz: Path, tmp_path: Path
     tuner.search(epochs=1, verbose=0)
     (trial,) = tuner.oracle.get_best_trials(1)
     assert 0.0 <= trial.score <= 1.0
-    assert set(trial.hyperparameters.values) == {"coding_size", "focal_gamma", "kl_beta", "dataset"}
+    assert set(trial.hyperparameters.values) == {
+        "coding_size",
+        "focal_gamma",
+        "kl_beta",
+        "dataset",
+    }

@@ -113,7 +113,13 @@ def locate(ref: str) -> dict[str, Any]:
         raise HypermodelError(
             f"--hypermodel expects module:attr or path/to/file.py:attr, got {ref!r}"
         )
-    out: dict[str, Any] = {"ref": ref, "module": module, "attr": attr, "path": None, "sha256": None}
+    out: dict[str, Any] = {
+        "ref": ref,
+        "module": module,
+        "attr": attr,
+        "path": None,
+        "sha256": None,
+    }
     if module.endswith(".py") or "/" in module:
         path = Path(module)
         if not path.is_file():
@@ -196,7 +202,7 @@ def hypermodel_space(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fingerprint(spec: Mapping[str, Any]) -> str:
-    """SHA-256 of what defines the sweep: reference, file hash, objective, values, declared space."""
+    """SHA-256 of what defines the sweep: reference, file hash, objective, values, space."""
     keys = ("ref", "sha256", "objective", "direction", "fixed", "fit", "hyperparameters")
     body = json.dumps({k: spec.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
@@ -313,9 +319,10 @@ def suggest(trial: optuna.trial.BaseTrial, question: Mapping[str, Any]) -> Any:
     name = config["name"]
     log = config.get("sampling") == "log"
     if kind == "Int":
-        step = int(config["step"] or 1)
-        high = int(grid_high(config["min_value"], config["max_value"], step))
-        return trial.suggest_int(name, int(config["min_value"]), high, step=step, log=log)
+        int_step = int(config["step"] or 1)
+        int_high = int(grid_high(config["min_value"], config["max_value"], int_step))
+        low = int(config["min_value"])
+        return trial.suggest_int(name, low, int_high, step=int_step, log=log)
     if kind == "Float":
         step = config["step"]
         high = float(config["max_value"])
@@ -418,4 +425,3 @@ class HypermodelObjective(Objective):
         trial.set_user_attr("train_seconds", result["seconds"])
         trial.set_user_attr("seconds", time.monotonic() - started)
         return self._objective_values(result)
-

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import TrialFailed
-from sweep.train.hyperparams import SweepHyperParameters
 from sweep.train.hyperparams import Suggest
+from sweep.train.hyperparams import SweepHyperParameters
 from sweep.train.hyperparams import default_value
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
@@ -45,9 +45,7 @@ def split_ref(ref: str) -> tuple[str, str]:
     """``"pkg.mod:attr"`` -> ``("pkg.mod", "attr")``; ``ValueError`` without exactly one ``:``."""
     module, sep, attr = ref.rpartition(":")
     if not sep or not module or not attr or not attr.replace(".", "_").isidentifier():
-        raise ValueError(
-            f"--hypermodel expects module:attr or path/to/file.py:attr, got {ref!r}"
-        )
+        raise ValueError(f"--hypermodel expects module:attr or path/to/file.py:attr, got {ref!r}")
     return module, attr
 
 

@@ -190,7 +190,9 @@ class SweepHyperParameters:
         ``parent_values`` (otherwise they return ``None``), as in KerasTuner."""
         if not any(s["config"]["name"] == parent_name for s in self.space):
             raise ValueError(f"hp.conditional_scope: parent {parent_name!r} is not defined yet")
-        wanted = list(parent_values) if isinstance(parent_values, (list, tuple)) else [parent_values]
+        wanted = (
+            list(parent_values) if isinstance(parent_values, (list, tuple)) else [parent_values]
+        )
         self._conditions.append(
             {"class_name": "Parent", "config": {"name": parent_name, "values": wanted}}
         )
@@ -238,7 +240,8 @@ class SweepHyperParameters:
 
     def _active(self, conditions: Sequence[Mapping[str, Any]]) -> bool:
         return all(
-            c["config"]["name"] in self.values and self.values[c["config"]["name"]] in c["config"]["values"]
+            c["config"]["name"] in self.values
+            and self.values[c["config"]["name"]] in c["config"]["values"]
             for c in conditions
         )
 

@@ -83,7 +83,9 @@ class NotesVAE(keras_tuner.HyperModel):  # type: ignore[misc]
     def objective(self) -> keras_tuner.Objective:
         """The space's (first) objective as a ``keras_tuner.Objective``."""
         first = self.space.objectives[0]
-        return keras_tuner.Objective(first.metric, "max" if first.direction == "maximize" else "min")
+        return keras_tuner.Objective(
+            first.metric, "max" if first.direction == "maximize" else "min"
+        )
 
     def declare(self, hp: Any) -> dict[str, Any]:
         """Declare every searched name on ``hp``; the active values (switches included)."""

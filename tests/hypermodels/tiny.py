@@ -24,7 +24,9 @@ def build_model(hp: Any) -> keras.Model:
     v = declare(hp)
     model = keras.Sequential([keras.Input((N_FEATURES,))])
     for _ in range(v["layers"]):
-        model.add(keras.layers.Dense(v["units"], activation=v["activation"], use_bias=v["use_bias"]))
+        model.add(
+            keras.layers.Dense(v["units"], activation=v["activation"], use_bias=v["use_bias"])
+        )
     model.add(keras.layers.Dropout(v["dropout"]))
     model.add(keras.layers.Dense(v["latent"], activation=v["activation"]))
     model.add(keras.layers.Dense(N_FEATURES, activation="sigmoid"))
