@@ -231,8 +231,16 @@ def test_a_hypermodel_runs_as_a_sweep(
     study = optuna.load_study(study_name="hm", storage=storage_url)
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE"] * 3
     out = tmp_path / "best_hp.json"
-    best = run_sweep("best", "hm", "--as-hyperparameters", str(out), storage=storage_url)
+    best = run_sweep(
+        "best",
+        "hm",
+        "--as-hyperparameters",
+        str(out),
+        storage=storage_url,
+        report_heavy_imports=True,
+    )
     assert best.returncode == 0, best.stderr
+    assert "IMPORTED" not in best.stderr  # a read command: no TensorFlow, no KerasTuner
     config = json.loads(out.read_text())
     assert config["values"] == study.best_trial.user_attrs["hyperparameters"]["values"]
 
