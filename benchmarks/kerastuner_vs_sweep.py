@@ -244,9 +244,9 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lines.append(f"- {r['method']}: {points or '-'}")
     lines += [
         "",
-        "- KerasTuner runs in the tuning process (memory grows with every trial there); sweep's "
-        "worker process stays small and each trial's TensorFlow lives in its own process "
-        "(the last column).",
+        "- KerasTuner trains in the tuning process itself; sweep's worker process never "
+        "imports TensorFlow, and each trial's TensorFlow lives in its own process (the last "
+        "column: the largest of them).",
         "- Hyperband (KerasTuner) is stopped once it has spent the epoch budget; the sweep "
         "methods run their trials and prune, so they may spend less.",
     ]
