@@ -221,7 +221,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         ),
         f"Data: {args.data or 'the bundled K562 data'}; space `{args.space}`; budget "
         f"{args.trials} trials x {args.max_epochs} epochs = {budget} epochs; seed {args.seed}; "
-        f"best configurations confirmed with {args.confirm_seeds} other seeds.",
+        f"best configurations confirmed with {args.confirm_seeds} other seed(s).",
         "",
         f"| method | trials | epochs spent | best {METRIC} (search) | confirmed, validation "
         "| confirmed, test | wall time | peak RSS, tuning process | peak RSS, largest trial "
