@@ -330,7 +330,7 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
         # One colour scale over every trial, so that it is valid (vmin < vmax) even when only
         # one trial is drawn as a dot (the others collapsed).
         spread = len(shown) > 0 and shown.min() < shown.max()
-        norm = None
+        norm: Normalize | None = None
         if spread and clabel == "kl_beta" and (shown > 0).all():
             norm = LogNorm(vmin=shown.min(), vmax=shown.max())
         elif spread:

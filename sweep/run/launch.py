@@ -84,6 +84,11 @@ class LaunchRequest:
         force_new: Create ``NAME-2`` when ``NAME`` exists with another space or data.
         baseline: ``"notes"`` enqueues the notes' configuration as trial 0 of a new study,
             ``"none"`` enqueues nothing, ``None`` does what the space's ``baseline`` key says.
+        hypermodel: A KerasTuner hypermodel (``module:attr`` or ``file.py:attr``) to sweep
+            instead of the built-in VAE (:mod:`sweep.run.hypermodel`); ``space`` is then unused.
+        objective: With ``hypermodel``: the Keras metric to optimise.
+        direction: With ``hypermodel``: its direction (``None``: guessed from the name).
+        hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
     """
 
     storage_url: str
@@ -95,6 +100,10 @@ class LaunchRequest:
     artifacts_dir: str | None = None
     force_new: bool = False
     baseline: str | None = None
+    hypermodel: str | None = None
+    objective: str = OPTIONS["objective"].default
+    direction: str | None = None
+    hp_assignments: tuple[str, ...] = ()
 
 
 def create_study(request: LaunchRequest) -> str:
@@ -105,8 +114,12 @@ def create_study(request: LaunchRequest) -> str:
     baseline the space cannot express is refused before the database is touched.
 
     Raises:
-        SpaceError, DataError, StorageError, StudyConflictError, UsageError.
+        SpaceError, DataError, StorageError, StudyConflictError, UsageError, HypermodelError.
     """
+    if request.hypermodel is not None:
+        from sweep.run.hypermodel import create_hypermodel_study
+
+        return create_hypermodel_study(request)
     from sweep.names import metric_names
     from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA

@@ -163,7 +163,8 @@ def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.Base
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     # group=True samples each set of names that occur together (a conditional space) jointly.
-    group = not multi and config.search_space.is_conditional
+    # A KerasTuner hypermodel's space is define-by-run (conditional scopes): group it too.
+    group = not multi and (config.search_space.is_conditional or config.hypermodel is not None)
     return optuna.samplers.TPESampler(
         seed=seed, multivariate=not multi, group=group, constant_liar=True
     )
