@@ -35,9 +35,7 @@ from sweep.run.isolation import _drive
 from sweep.run.isolation import run_in_child
 from sweep.run.launch import worker_commands
 
-TINY = TrialParams(
-    encoder_units=(16,), coding_size=4, epochs=2, batch_size=32, seed=3
-).to_dict()
+TINY = TrialParams(encoder_units=(16,), coding_size=4, epochs=2, batch_size=32, seed=3).to_dict()
 
 
 def _request(data: Path) -> TrialRequest:

@@ -40,9 +40,7 @@ def parse_gpus(text: str | None) -> tuple[str, ...]:
     return tuple(str(int(part)) for part in ids)
 
 
-def check_gpu_options(
-    gpus: Sequence[str], trials_per_gpu: int, gpu_memory_mb: int | None
-) -> None:
+def check_gpu_options(gpus: Sequence[str], trials_per_gpu: int, gpu_memory_mb: int | None) -> None:
     """Refuse values that cannot work, before anything starts.
 
     Raises:
