@@ -38,6 +38,8 @@ DEFAULT_SPACE = (
     "objective: {metric: expression_hidden.auroc, direction: maximize}\n"
     "search:\n  seed: {type: categorical, choices: [0]}\n"
 )
+#: ``--tiny`` (smoke runs): the same, with a toy network.
+TINY_FIXED = "fixed:\n  encoder_units: [32, 16]\n  coding_size: 4\n"
 #: (label, stage keys in ``timing``): the rows of the table, in the order a trial runs.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("process start + imports", ("process_start", "imports")),
@@ -65,12 +67,14 @@ def stage_seconds(timing: dict[str, float]) -> dict[str, float]:
     return rows
 
 
-def run_case(url: str, data: Path, epochs: int, trials: int, spare: bool, tmp: Path) -> dict:
+def run_case(
+    url: str, data: Path, epochs: int, trials: int, spare: bool, tmp: Path, tiny: bool = False
+) -> dict[str, Any]:
     """One ``sweep launch`` of ``trials`` default trials; the steady-state breakdown."""
     import optuna
 
     space = tmp / "default_trial.yaml"
-    space.write_text(DEFAULT_SPACE)
+    space.write_text(DEFAULT_SPACE + (TINY_FIXED if tiny else ""))
     study = f"bd-{time.time_ns()}"
     command = [
         sys.executable, "-m", "sweep", "-q", "launch", "--space", str(space), "--data", str(data),
@@ -143,6 +147,10 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("SWEEP_TEST_POSTGRES_URL"))
     parser.add_argument("--quick", action="store_true", help="2 epochs, 2,000 synthetic rows")
     parser.add_argument("--trials", type=int, default=3, help="trials per case (first: warm-up)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default 10; quick 2)")
+    parser.add_argument("--bundled-only", action="store_true", help="skip the synthetic file")
+    parser.add_argument("--tiny", action="store_true", help="a toy network (smoke runs)")
+    parser.add_argument("--block", default=BLOCK, help="the RESULTS.md block to write")
     parser.add_argument("--no-write", action="store_true", help="only print the section")
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -151,15 +159,17 @@ def main() -> None:
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.synth import write_synthetic
 
-    epochs = 2 if args.quick else 10
+    epochs = args.epochs or (2 if args.quick else 10)
     rows = 2000 if args.quick else 10000
     started_at = datetime.datetime.now().astimezone()
     started = time.perf_counter()
     load = _records.LoadMonitor()
     load.__enter__()
     tmp = Path(tempfile.mkdtemp(prefix="sweep-breakdown-"))
-    synthetic = write_synthetic(tmp / "synthetic.npz", rows, seed=0)
-    datasets = [("bundled K562", Path(BUNDLED_DATA)), (f"synthetic {rows:,} rows", synthetic)]
+    datasets = [("bundled K562", Path(BUNDLED_DATA))]
+    if not args.bundled_only:
+        synthetic = write_synthetic(tmp / "synthetic.npz", rows, seed=0)
+        datasets.append((f"synthetic {rows:,} rows", synthetic))
     storages = [("SQLite", f"sqlite:///{tmp / 'bench.db'}")]
     open_storage(storages[0][1], create=True)
     if args.postgres:
@@ -169,7 +179,7 @@ def main() -> None:
         cases = []
         for storage_label, url in storages:
             for spare in (False, True):
-                result = run_case(url, data, epochs, args.trials, spare, tmp)
+                result = run_case(url, data, epochs, args.trials, spare, tmp, args.tiny)
                 label = f"{storage_label}, spare {'on' if spare else 'off'}"
                 cases.append((label, result))
                 print(f"{data_label} / {label}: cycle {result['cycle']:.2f} s", flush=True)
@@ -185,7 +195,8 @@ def main() -> None:
         _records.provenance(
             command, load, started=started_at, seconds=time.perf_counter() - started
         ),
-        f"The default trial (notes' defaults, {epochs} epochs, pruner's per-epoch scoring on), "
+        f"The default trial (notes' defaults{', toy network' if args.tiny else ''}, {epochs} "
+        "epochs, pruner's per-epoch scoring on), "
         f"{args.trials} trials per column with one worker (`sweep launch`), the first left out "
         "(steady state). Seconds per trial and share of the trial cycle (one trial's start to "
         "the next's). Start-up counts only as long as the trial waited for it: with the spare "
@@ -199,8 +210,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        _records.write_block(BLOCK, text, args.results)
-        print(f"wrote block {BLOCK!r} of {args.results}")
+        _records.write_block(args.block, text, args.results)
+        print(f"wrote block {args.block!r} of {args.results}")
 
 
 if __name__ == "__main__":
