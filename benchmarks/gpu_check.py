@@ -143,7 +143,7 @@ def main() -> None:
     ceiling = matmul_ceiling(256 if smoke else 8192, 2 if smoke else 20)
     step("one default trial's breakdown")
     breakdown = [
-        sys.executable, str(HERE / "trial_breakdown.py"), "--trials", "2" if smoke else "3",
+        sys.executable, str(HERE / "trial_breakdown.py"), "--trials", "3" if smoke else "4",
         "--bundled-only", "--block", f"{block}/breakdown", "--results", str(args.results),
     ]  # fmt: skip
     if smoke:

@@ -3,7 +3,7 @@
 Run by hand (not a test):
 
     .venv/bin/python benchmarks/trial_breakdown.py --postgres "$SWEEP_TEST_POSTGRES_URL"
-    .venv/bin/python benchmarks/trial_breakdown.py --quick      # 2 epochs, 2,000 synthetic rows
+    .venv/bin/python benchmarks/trial_breakdown.py --quick      # 2 epochs, 1,000 synthetic rows
 
 For each storage (SQLite, PostgreSQL when given), each data file (the bundled K562 data and a
 10,000-row synthetic file) and the spare off then on, a real ``sweep launch`` (one worker) runs
@@ -90,10 +90,13 @@ def run_case(
     loaded = optuna.load_study(study_name=study, storage=url)
     done = sorted((t for t in loaded.trials if t.state.name == "COMPLETE"), key=lambda t: t.number)
     starts = [t.datetime_start.timestamp() for t in done]
-    cycles = [b - a for a, b in zip(starts, starts[1:], strict=False)]  # steady state
-    steady = done[1:] if len(done) > 1 else done
-    if not cycles:
-        cycles = [(done[0].datetime_complete - done[0].datetime_start).total_seconds()]
+    # Steady state: the cycles of trials 2..n-1 (start to the next start); the first trial
+    # starts cold, the last has no next start.
+    cycles = [b - a for a, b in zip(starts[1:], starts[2:], strict=False)]
+    steady = done[1:-1]
+    if not cycles:  # fewer than 3 trials: the last trial alone, start to complete
+        steady = done[-1:]
+        cycles = [(done[-1].datetime_complete - done[-1].datetime_start).total_seconds()]
     rows: dict[str, list[float]] = {label: [] for label, _ in STAGES}
     for trial in steady:
         for label, value in stage_seconds(trial.user_attrs.get("timing") or {}).items():
@@ -145,8 +148,12 @@ def table(cases: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=os.environ.get("SWEEP_TEST_POSTGRES_URL"))
-    parser.add_argument("--quick", action="store_true", help="2 epochs, 2,000 synthetic rows")
-    parser.add_argument("--trials", type=int, default=3, help="trials per case (first: warm-up)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 epochs, 1,000 synthetic rows (SQLite only for the synthetic file)",
+    )
+    parser.add_argument("--trials", type=int, default=4, help="trials per case (at least 3)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 10; quick 2)")
     parser.add_argument("--bundled-only", action="store_true", help="skip the synthetic file")
     parser.add_argument("--tiny", action="store_true", help="a toy network (smoke runs)")
@@ -160,7 +167,7 @@ def main() -> None:
     from sweep.train.synth import write_synthetic
 
     epochs = args.epochs or (2 if args.quick else 10)
-    rows = 2000 if args.quick else 10000
+    rows = 1000 if args.quick else 10000
     started_at = datetime.datetime.now().astimezone()
     started = time.perf_counter()
     load = _records.LoadMonitor()
@@ -177,7 +184,8 @@ def main() -> None:
     sections = []
     for data_label, data in datasets:
         cases = []
-        for storage_label, url in storages:
+        synthetic_quick = args.quick and data_label.startswith("synthetic")
+        for storage_label, url in storages[:1] if synthetic_quick else storages:
             for spare in (False, True):
                 result = run_case(url, data, epochs, args.trials, spare, tmp, args.tiny)
                 label = f"{storage_label}, spare {'on' if spare else 'off'}"
@@ -197,9 +205,9 @@ def main() -> None:
         ),
         f"The default trial (notes' defaults{', toy network' if args.tiny else ''}, {epochs} "
         "epochs, pruner's per-epoch scoring on), "
-        f"{args.trials} trials per column with one worker (`sweep launch`), the first left out "
-        "(steady state). Seconds per trial and share of the trial cycle (one trial's start to "
-        "the next's). Start-up counts only as long as the trial waited for it: with the spare "
+        f"{args.trials} trials per column with one worker (`sweep launch`); steady state: "
+        "trials 2 to n-1 (the first starts cold, the last has no next start). Seconds per "
+        "trial and share of the trial cycle (one trial's start to the next's). Start-up counts only as long as the trial waited for it: with the spare "
         "on, the next trial's process imports TensorFlow and loads the data while this one "
         "trains (on this CPU the two compete for the same cores). Stage times come from each "
         "trial's `timing` attribute.",
