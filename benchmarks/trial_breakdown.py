@@ -207,7 +207,8 @@ def main() -> None:
         "epochs, pruner's per-epoch scoring on), "
         f"{args.trials} trials per column with one worker (`sweep launch`); steady state: "
         "trials 2 to n-1 (the first starts cold, the last has no next start). Seconds per "
-        "trial and share of the trial cycle (one trial's start to the next's). Start-up counts only as long as the trial waited for it: with the spare "
+        "trial and share of the trial cycle (one trial's start to the next's). Start-up counts "
+        "only as long as the trial waited for it: with the spare "
         "on, the next trial's process imports TensorFlow and loads the data while this one "
         "trains (on this CPU the two compete for the same cores). Stage times come from each "
         "trial's `timing` attribute.",
