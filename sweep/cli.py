@@ -26,6 +26,7 @@ import click
 from sweep import __version__
 from sweep.config import OPTIONS
 from sweep.config import STUDY_ENV
+from sweep.config import RunOptions
 from sweep.errors import SweepError
 from sweep.log import configure as configure_logging
 from sweep.store.urls import redact
@@ -191,10 +192,9 @@ def _run_options(f: F) -> F:
 
 def _gpu_run_options(
     workers: int, gpus: str | None, timeout_s: float | None, data: str | None, extra: Any
-) -> Any:
+) -> RunOptions:
     """:class:`sweep.config.RunOptions` from the run options' values (``extra``: the
     ``trials_per_gpu``, ``gpu_memory_mb`` and ``no_spare`` keyword arguments)."""
-    from sweep.config import RunOptions
     from sweep.run.gpus import check_gpu_options
     from sweep.run.gpus import parse_gpus
 
