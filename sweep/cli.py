@@ -26,6 +26,7 @@ import click
 from sweep import __version__
 from sweep.config import OPTIONS
 from sweep.config import STUDY_ENV
+from sweep.config import RunOptions
 from sweep.errors import SweepError
 from sweep.log import configure as configure_logging
 from sweep.store.urls import redact
@@ -182,8 +183,32 @@ def trial(
 
 
 def _run_options(f: F) -> F:
-    """``--workers``, ``--gpus``, ``--timeout`` (see :class:`sweep.config.RunOptions`)."""
-    return option("workers")(option("gpus")(option("timeout_s")(f)))
+    """``--workers``, ``--gpus``, ``--timeout``, ``--trials-per-gpu``, ``--gpu-memory-mb``,
+    ``--no-spare`` (see :class:`sweep.config.RunOptions`)."""
+    for key in ("no_spare", "gpu_memory_mb", "trials_per_gpu", "timeout_s", "gpus", "workers"):
+        f = option(key)(f)
+    return f
+
+
+def _gpu_run_options(
+    workers: int, gpus: str | None, timeout_s: float | None, data: str | None, extra: Any
+) -> RunOptions:
+    """:class:`sweep.config.RunOptions` from the run options' values (``extra``: the
+    ``trials_per_gpu``, ``gpu_memory_mb`` and ``no_spare`` keyword arguments)."""
+    from sweep.run.gpus import check_gpu_options
+    from sweep.run.gpus import parse_gpus
+
+    ids = parse_gpus(gpus)
+    check_gpu_options(ids, extra["trials_per_gpu"], extra["gpu_memory_mb"])
+    return RunOptions(
+        workers=workers,
+        gpus=ids,
+        timeout_s=timeout_s,
+        data_path=data,
+        trials_per_gpu=extra["trials_per_gpu"],
+        gpu_memory_mb=extra["gpu_memory_mb"],
+        spare=not extra["no_spare"],
+    )
 
 
 @cli.command()
@@ -240,6 +265,7 @@ def launch(
     hypermodel: str | None,
     objective: str,
     direction: str | None,
+    **run_options: Any,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data.
 
@@ -247,18 +273,14 @@ def launch(
     confirm``) once its workers have spent the budget. With ``--hypermodel``: a KerasTuner
     build_model(hp) or HyperModel instead of the built-in VAE.
     """
-    from sweep.config import RunOptions
     from sweep.config import StudySettings
     from sweep.params import parse_assignments
     from sweep.run.launch import LaunchRequest
     from sweep.run.launch import create_study
-    from sweep.run.launch import parse_gpus
     from sweep.run.launch import run_workers
 
     url = _storage(storage)
-    options = RunOptions(
-        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
-    )
+    options = _gpu_run_options(workers, gpus, timeout_s, data, run_options)
     request = LaunchRequest(
         storage_url=url,
         study_name=study_name,
@@ -315,17 +337,14 @@ def resume(
     workers: int,
     gpus: str | None,
     timeout_s: float | None,
+    **run_options: Any,
 ) -> None:
     """Continue study NAME to its budget; failed and stale trials are retried."""
-    from sweep.config import RunOptions
-    from sweep.run.launch import parse_gpus
     from sweep.run.launch import resume_study
     from sweep.run.launch import run_workers
 
     url = _storage(storage)
-    options = RunOptions(
-        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
-    )
+    options = _gpu_run_options(workers, gpus, timeout_s, data, run_options)
     resume_study(url, name, n_trials)
     run_workers(url, name, options)
     _print_best(url, name)
@@ -339,6 +358,7 @@ def resume(
 @option("wait_for_db_s")
 @option("reconnect_timeout_s")
 @option("worker_index")
+@option("no_spare")
 def worker(
     name: str,
     storage: str | None,
@@ -347,6 +367,7 @@ def worker(
     wait_for_db_s: float,
     reconnect_timeout_s: float | None,
     worker_index: int | None,
+    no_spare: bool,
 ) -> None:
     """Join study NAME from any machine that reaches its storage; exit when its budget is met."""
     import time
@@ -365,6 +386,7 @@ def worker(
         worker_index=index,
         timeout_s=timeout_s,
         reconnect_timeout_s=reconnect_timeout_s,
+        spare=not no_spare,
     )
     deadline = time.monotonic() + max(wait_for_db_s, 0.0)
     while True:  # only the first connection waits; a running worker has --reconnect-timeout
@@ -461,6 +483,7 @@ def confirm(
     timeout_s: float | None,
     no_run: bool,
     fmt: str,
+    **run_options: Any,
 ) -> None:
     """Re-run the best trials of NAME and its baseline with fresh seeds; score val and test.
 
@@ -468,16 +491,12 @@ def confirm(
     them like trials (`sweep worker NAME.confirm` joins). Running it again adds only missing
     (trial, seed) runs and finishes interrupted ones.
     """
-    from sweep.config import RunOptions
     from sweep.present.formatting import render_confirmed
     from sweep.run.confirm import confirm_study
-    from sweep.run.launch import parse_gpus
     from sweep.store.confirm_read import confirmed_results
 
     url = _storage(storage)
-    options = RunOptions(
-        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
-    )
+    options = _gpu_run_options(workers, gpus, timeout_s, data, run_options)
     if options.gpus:
         from sweep.run.launch import check_gpus
 

@@ -60,6 +60,9 @@ TRIAL_ATTRS = (
     "prune_reason",  # why a PRUNED trial was pruned
     "worker",  # host:pid of the worker that ran it
     "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
+    "gpu",  # the same, as the GPU id its worker ran on (None: no --gpus)
+    "trials_per_gpu",  # workers sharing that GPU (None: not started with --gpus)
+    "timing",  # seconds per stage of the trial (benchmarks/trial_breakdown.py)
     "samples_artifact",  # artifact id of the latent/reconstruction sample
     "test_metrics",  # confirmation runs only: "test." + the metrics, on the test split
     "figure_sample",  # a small sample of codes and reconstructions (sweep.figure_data)
@@ -402,7 +405,33 @@ OPTIONS: dict[str, Option] = {
         "--gpus",
         "gpus",
         metavar="IDS",
-        help="One worker per listed GPU, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES).",
+        help="One worker per listed GPU, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES); repeat an id "
+        "(0,0,1,1) for several workers on one GPU.",
+    ),
+    "trials_per_gpu": Option(
+        "--trials-per-gpu",
+        "trials_per_gpu",
+        default=1,
+        type=int,
+        minimum=1,
+        metavar="K",
+        help="Workers (so trials at once) per listed GPU; each allocates GPU memory on demand.",
+    ),
+    "gpu_memory_mb": Option(
+        "--gpu-memory-mb",
+        "gpu_memory_mb",
+        type=int,
+        minimum=1,
+        metavar="MIB",
+        help="Cap each trial process at this much GPU memory instead of growing on demand.",
+    ),
+    "no_spare": Option(
+        "--no-spare",
+        "no_spare",
+        default=False,
+        type=bool,
+        help="Start each trial's process when the trial starts, with no warm spare waiting "
+        "(saves the spare's memory: TensorFlow plus the data).",
     ),
     "timeout_s": Option(
         "--timeout",
@@ -664,17 +693,23 @@ class RunOptions:
     """How to run a study's workers on this machine (not stored with the study).
 
     Raises:
-        OptionError: ``workers < 1`` or ``timeout_s <= 0``.
+        OptionError: ``workers < 1``, ``timeout_s <= 0``, ``trials_per_gpu < 1`` or
+            ``gpu_memory_mb < 1``.
     """
 
     workers: int = _default("workers")
     gpus: tuple[str, ...] = ()
     timeout_s: float | None = _default("timeout_s")
     data_path: str | None = None
+    trials_per_gpu: int = _default("trials_per_gpu")
+    gpu_memory_mb: int | None = None
+    spare: bool = True
 
     def __post_init__(self) -> None:
         OPTIONS["workers"].check(self.workers)
         OPTIONS["timeout_s"].check(self.timeout_s)
+        OPTIONS["trials_per_gpu"].check(self.trials_per_gpu)
+        OPTIONS["gpu_memory_mb"].check(self.gpu_memory_mb)
 
 
 def study_config(space: Mapping[str, Any] | SearchSpace, **fields: Any) -> StudyConfig:

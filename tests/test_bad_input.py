@@ -277,7 +277,25 @@ CASES = [
         "cli-bad-gpu-list",
         _launch("--gpus", "0,x"),
         ("--gpus", "'0,x'"),
-        ("distinct GPU indices like 0,1",),
+        ("GPU indices like 0,1",),
+    ),
+    Case(
+        "cli-zero-trials-per-gpu",
+        _launch("--gpus", "0", "--trials-per-gpu", "0"),
+        ("--trials-per-gpu", "got 0"),
+        ("sweep launch --help",),
+    ),
+    Case(
+        "cli-zero-gpu-memory",
+        _launch("--gpus", "0", "--gpu-memory-mb", "0"),
+        ("--gpu-memory-mb", "got 0"),
+        ("sweep launch --help",),
+    ),
+    Case(
+        "cli-trials-per-gpu-without-gpus",
+        _launch("--trials-per-gpu", "2"),
+        ("--trials-per-gpu and --gpu-memory-mb need --gpus",),
+        (),
     ),
     Case(
         "cli-unknown-set-name",

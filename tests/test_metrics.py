@@ -484,3 +484,29 @@ def test_f1_at_threshold_is_scored_on_the_rows_given() -> None:
     ).metrics
     assert no_threshold["expression_hidden.threshold"] is None
     assert no_threshold["expression_hidden.f1_at_threshold"] is None
+
+
+@pytest.mark.parametrize("rows", [1, 7, 300])
+def test_cell_average_precision_is_scikit_learns_to_the_bit(rows: int) -> None:
+    from sklearn.metrics import average_precision_score
+
+    from sweep.train.metrics import cell_average_precision
+
+    rng = np.random.default_rng(rows)
+    labels = (rng.random((rows, 4000)) < 0.05).astype(np.uint8)
+    labels.flat[0] = 1
+    smooth = rng.random(labels.shape).astype(np.float32)
+    tied = np.round(smooth, 2).astype(np.float32)  # many ties, zeros included
+    tied.flat[1] = np.float32(-0.0)
+    informative = np.clip(tied + 0.3 * labels, 0, 1).astype(np.float32)
+    for scores in (smooth, tied, informative, np.zeros_like(smooth)):
+        expected = average_precision_score(labels.ravel(), scores.astype(np.float64).ravel())
+        assert cell_average_precision(labels.ravel(), scores.ravel()) == expected
+    # inputs outside the fast path (float64, negative scores) are scikit-learn's own
+    assert cell_average_precision(labels.ravel(), smooth.ravel().astype(np.float64)) == (
+        average_precision_score(labels.ravel(), smooth.ravel().astype(np.float64))
+    )
+    shifted = smooth.ravel() - np.float32(0.5)
+    assert cell_average_precision(labels.ravel(), shifted) == average_precision_score(
+        labels.ravel(), shifted.astype(np.float64)
+    )

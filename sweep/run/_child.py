@@ -12,20 +12,41 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 from typing import TextIO
 
+from sweep.run.gpus import GPU_MEMORY_ENV
 
-def main() -> int:
-    """Read one request from stdin, run the trial, write the protocol messages; exit status."""
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare (``--preload``), read one request, run the trial; exit status.
+
+    With ``--preload JSON`` (a :class:`sweep.run.isolation.Preload`) the child imports
+    TensorFlow and loads the data file before reading its request, and says ``ready``: a warm
+    spare. Stdin closed without a request (a spare no longer needed) exits 0.
+    """
+    clock: dict[str, float] = {"main_at": time.time()}
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides how to stop a trial
     channel = _private_stdout()
-    request = json.loads(sys.stdin.readline())
-    run = _run_hypermodel if request.get("kind") == "hypermodel" else _run
+    args = list(sys.argv[1:] if argv is None else argv)
+    preload = json.loads(args[1]) if args[:1] == ["--preload"] and len(args) > 1 else None
+    warm = _prepare(preload, clock) if preload is not None else None
+    if preload is not None:
+        _send(channel, {"type": "ready"})
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    clock["request_at"] = time.time()
+    _send(channel, {"type": "accepted"})
+    request = json.loads(line)
     try:
-        result = run(request, channel)
+        if request.get("kind") == "hypermodel":
+            result = _run_hypermodel(request, channel)
+        else:
+            result = _run(request, channel, warm, clock)
     except Exception as e:  # every failure of the trial itself is reported, not raised
         _send(channel, {"type": "error", "message": _describe(e)})
         return 1
@@ -33,7 +54,50 @@ def main() -> int:
     return 0
 
 
-def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
+def _prepare(preload: Mapping[str, Any], clock: dict[str, float]) -> tuple[Any, Any] | None:
+    """Import the engine (TensorFlow) and load the data: ``(preload, dataset)``, or ``None``
+    when loading failed (the request then loads again and reports the error as its own)."""
+    started = time.perf_counter()
+    _import_engine()
+    clock["imports"] = time.perf_counter() - started
+    started = time.perf_counter()
+    try:
+        from sweep.train.data import load_dataset
+
+        data = load_dataset(
+            preload["data_path"],
+            val_fraction=preload["val_fraction"],
+            test_fraction=preload["test_fraction"],
+            split_seed=preload["split_seed"],
+        )
+    except Exception:
+        return None
+    finally:
+        clock["data_load"] = time.perf_counter() - started
+        clock["prepared_at"] = time.time()
+    return dict(preload), data
+
+
+def _import_engine() -> None:
+    """Import the trial engine and TensorFlow; set GPU memory (growth, or a limit) once."""
+    from sweep.train.engine import EngineOptions
+    from sweep.train.engine import configure_tensorflow
+
+    configure_tensorflow(EngineOptions(gpu_memory_mb=gpu_memory_mb()))
+
+
+def gpu_memory_mb() -> int | None:
+    """The per-process GPU memory limit the worker was given (``SWEEP_GPU_MEMORY_MB``)."""
+    value = os.environ.get(GPU_MEMORY_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _run(
+    request: Mapping[str, Any],
+    channel: TextIO,
+    warm: tuple[Any, Any] | None,
+    clock: dict[str, float],
+) -> dict[str, Any]:
     import numpy as np
 
     from sweep.params import TrialParams
@@ -41,12 +105,22 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
     from sweep.train.data import load_dataset
 
     params = TrialParams.from_dict(request["params"])
-    data = load_dataset(
-        request["data_path"],
-        val_fraction=request["val_fraction"],
-        test_fraction=request["test_fraction"],
-        split_seed=request["split_seed"],
-    )
+    spec = {k: request[k] for k in ("data_path", "val_fraction", "test_fraction", "split_seed")}
+    if request.get("split_only") or warm is None or warm[0] != spec:
+        if not request.get("split_only") and "imports" not in clock:
+            started = time.perf_counter()
+            _import_engine()
+            clock["imports"] = time.perf_counter() - started
+        started = time.perf_counter()
+        data = load_dataset(
+            request["data_path"],
+            val_fraction=request["val_fraction"],
+            test_fraction=request["test_fraction"],
+            split_seed=request["split_seed"],
+        )
+        clock["data_load"] = clock.get("data_load", 0.0) + time.perf_counter() - started
+    else:
+        data = warm[1]
     if request.get("split_only"):
         return {"split_sha256": data.split_sha256}
     check_split_sha256(data, request.get("split_sha256") or "")
@@ -60,12 +134,22 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
         _send(channel, {"type": "epoch", "epoch": epoch, "values": keep})
 
     options = EngineOptions(
-        score_every_epoch=bool(wanted), score_test=bool(request.get("score_test"))
+        score_every_epoch=bool(wanted),
+        score_test=bool(request.get("score_test")),
+        gpu_memory_mb=gpu_memory_mb(),
     )
+    clock["ready_at"] = time.time()
     result = run_trial(params, data, on_epoch=on_epoch, options=options)
+    started = time.perf_counter()
     if request.get("samples_path") and result.samples:
         np.savez_compressed(request["samples_path"], **result.samples)  # type: ignore[arg-type]
-    return result.to_json()
+    out = result.to_json()
+    out["timing"] = {
+        **result.timing,
+        **{k: round(v, 4) if not k.endswith("_at") else v for k, v in clock.items()},
+        "samples_write": round(time.perf_counter() - started, 4),
+    }
+    return out
 
 
 def _run_hypermodel(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from sweep.store.confirm import plan_jobs
 if TYPE_CHECKING:
     import optuna
 
+    from sweep.run.isolation import SparePool
     from sweep.run.signals import signals_as_interrupts
 
 _logger = logging.getLogger(__name__)
@@ -69,9 +70,10 @@ def study_objective(
     *,
     env: Mapping[str, str] | None = None,
     signals: signals_as_interrupts | None = None,
+    spares: SparePool | None = None,
 ) -> Objective:
     """The objective a worker runs for ``study``: confirmation runs for a companion study."""
-    objective = Objective.for_study(config, data_path, env=env, signals=signals)
+    objective = Objective.for_study(config, data_path, env=env, signals=signals, spares=spares)
     if CONFIRM_ATTR not in study.user_attrs:
         return objective
     fields = {f.name: getattr(objective, f.name) for f in dataclasses.fields(Objective)}

@@ -34,6 +34,8 @@ from sweep.errors import SweepStopped
 from sweep.errors import UsageError
 from sweep.log import quiet_optuna
 from sweep.params import BASELINES
+from sweep.run.gpus import parse_gpus
+from sweep.run.gpus import worker_environments
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
@@ -66,6 +68,7 @@ __all__ = [
     "plan_baseline",
     "resume_study",
     "run_workers",
+    "worker_commands",
 ]
 
 
@@ -261,6 +264,7 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
 def run_workers(storage_url: str, name: str, options: RunOptions) -> int:
     """Run the study's workers on this machine until its budget is met. Returns an exit code."""
     if options.gpus:
+        worker_environments(options.gpus, options.trials_per_gpu, options.gpu_memory_mb)
         check_gpus(options.gpus)
     if options.workers == 1 and not options.gpus:
         settings = WorkerSettings(
@@ -268,6 +272,7 @@ def run_workers(storage_url: str, name: str, options: RunOptions) -> int:
             storage_url=storage_url,
             data_path=options.data_path,
             timeout_s=options.timeout_s,
+            spare=options.spare,
         )
         summary = run_worker(settings)
         _logger.info(
@@ -301,7 +306,7 @@ def check_gpus(gpus: Sequence[str]) -> None:
         check=False,
     )
     present = {line.strip() for line in listing.stdout.splitlines() if line.strip()}
-    missing = [g for g in gpus if g not in present]
+    missing = sorted({g for g in gpus if g not in present}, key=int)
     if missing:
         raise UsageError(
             f"--gpus: GPU {', '.join(missing)} not found; this machine has "
@@ -309,28 +314,26 @@ def check_gpus(gpus: Sequence[str]) -> None:
         )
 
 
-def parse_gpus(text: str | None) -> tuple[str, ...]:
-    """``"0,1"`` -> ``("0", "1")``; rejects anything but distinct non-negative integers."""
-    if not text:
-        return ()
-    ids = tuple(part.strip() for part in text.split(","))
-    if not all(part.isdigit() for part in ids) or len(set(ids)) != len(ids):
-        raise UsageError(f"--gpus expects distinct GPU indices like 0,1, got {text!r}")
-    return ids
+def worker_commands(
+    name: str, options: RunOptions, base_env: Mapping[str, str]
+) -> list[tuple[list[str], dict[str, str]]]:
+    """The ``sweep worker`` command line and environment of each local worker process.
 
-
-def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> int:
+    With ``options.gpus``: each listed GPU ``trials_per_gpu`` times
+    (:func:`sweep.run.gpus.worker_environments`); else ``options.workers`` CPU workers. The
+    storage URL is not included (the caller puts it in the environment).
+    """
     slots: list[dict[str, str]] = (
-        [{"CUDA_VISIBLE_DEVICES": gpu} for gpu in options.gpus]
+        worker_environments(options.gpus, options.trials_per_gpu, options.gpu_memory_mb)
         if options.gpus
         else [
-            {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+            {"CUDA_VISIBLE_DEVICES": base_env.get("CUDA_VISIBLE_DEVICES", "")}
             for _ in range(options.workers)
         ]
     )
-    processes: list[subprocess.Popen[bytes]] = []
+    commands = []
     for index, extra_env in enumerate(slots):
-        env = {**os.environ, **extra_env, STORAGE_ENV: storage_url}
+        env = {**base_env, **extra_env}
         if not extra_env["CUDA_VISIBLE_DEVICES"]:
             env.pop("CUDA_VISIBLE_DEVICES")
         command = [sys.executable, "-m", "sweep", "worker", name, "--worker-index", str(index)]
@@ -338,12 +341,22 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
             command += ["--data", options.data_path]
         if options.timeout_s:
             command += ["--timeout", str(options.timeout_s)]
+        if not options.spare:
+            command.append("--no-spare")
+        commands.append((command, env))
+    return commands
+
+
+def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> int:
+    processes: list[subprocess.Popen[bytes]] = []
+    base_env = {**os.environ, STORAGE_ENV: storage_url}
+    for index, (command, env) in enumerate(worker_commands(name, options, base_env)):
         processes.append(subprocess.Popen(command, env=env))
         _logger.info(
             "started worker %d (pid %d)%s",
             index,
             processes[-1].pid,
-            f" on GPU {extra_env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "",
+            f" on GPU {env['CUDA_VISIBLE_DEVICES']}" if options.gpus else "",
         )
     try:
         with signals_as_interrupts():  # SIGTERM too, else it kills us and orphans the workers

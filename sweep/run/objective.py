@@ -32,7 +32,10 @@ from sweep.config import StudyConfig
 from sweep.errors import TrialFailed
 from sweep.names import quick_metric_names
 from sweep.params import TrialParams
+from sweep.run.gpus import TRIALS_PER_GPU_ENV
 from sweep.run.isolation import EpochHandler
+from sweep.run.isolation import Preload
+from sweep.run.isolation import SparePool
 from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import run_in_child
 from sweep.run.signals import Interrupted
@@ -71,6 +74,8 @@ class Objective:
             its budget slot over here (releases the budget lock) before training starts.
         score_test: Also score the test split and record it as ``test_metrics`` (confirmation
             runs only, :mod:`sweep.run.confirm`; a sweep's trials never see the test split).
+        spares: The worker's trial processes with a warm spare; ``None``: a cold child per
+            trial (:func:`sweep.run.isolation.run_in_child`).
     """
 
     space: SearchSpace
@@ -86,6 +91,7 @@ class Objective:
     signals: signals_as_interrupts | None = None
     on_trial_created: Callable[[], None] | None = None
     score_test: bool = False
+    spares: SparePool | None = None
 
     @classmethod
     def for_study(
@@ -95,6 +101,7 @@ class Objective:
         *,
         env: Mapping[str, str] | None = None,
         signals: signals_as_interrupts | None = None,
+        spares: SparePool | None = None,
     ) -> Objective:
         """The objective of a study: its space, split, pruning metric and artifact store.
 
@@ -118,6 +125,7 @@ class Objective:
             env=dict(env or {}),
             artifact_store=artifact_store(config),
             signals=signals,
+            spares=spares,
         )
 
     def with_hook(self, on_trial_created: Callable[[], None] | None) -> Objective:
@@ -158,11 +166,16 @@ class Objective:
         return self.space.suggest(trial)
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
-        params = self.trial_params(trial)
-        trial.set_user_attr("worker", self.worker_id)
-        trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
-        trial.set_user_attr("params_full", params.to_dict())
         started = time.monotonic()
+        params = self.trial_params(trial)
+        gpu = {**os.environ, **self.env}.get("CUDA_VISIBLE_DEVICES")
+        sharing = {**os.environ, **self.env}.get(TRIALS_PER_GPU_ENV)
+        trial.set_user_attr("worker", self.worker_id)
+        trial.set_user_attr("cuda_visible_devices", gpu)
+        trial.set_user_attr("gpu", gpu if sharing else None)
+        trial.set_user_attr("trials_per_gpu", int(sharing) if sharing else None)
+        trial.set_user_attr("params_full", params.to_dict())
+        storage_s = time.monotonic() - started
         with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
             samples = os.path.join(tmp, f"trial-{trial.number}-samples.npz")
             request = TrialRequest(
@@ -176,12 +189,18 @@ class Objective:
                 samples_path=samples if self.artifact_store is not None else None,
                 score_test=self.score_test,
             )
-            result = run_in_child(request, on_epoch=self._pruning_reporter(trial), env=self.env)
+            on_epoch = self._pruning_reporter(trial)
+            if self.spares is not None:
+                result = self.spares.run(request, on_epoch=on_epoch)
+            else:
+                result = run_in_child(request, on_epoch=on_epoch, env=self.env)
+            child_s = time.monotonic() - started - storage_s
             result = {
                 **result,
                 "train_seconds": result["seconds"],
                 "seconds": time.monotonic() - started,
             }
+            stamp = time.monotonic()
             for key in RESULT_ATTRS:
                 if key in result:
                     trial.set_user_attr(key, result[key])
@@ -191,6 +210,8 @@ class Objective:
                 value = result["metrics"].get(metric)
                 if isinstance(value, int | float) and math.isfinite(value):
                     trial.set_user_attr(attr, value)
+            storage_s += time.monotonic() - stamp
+            stamp = time.monotonic()
             if self.artifact_store is not None and os.path.exists(samples):
                 from optuna.artifacts import upload_artifact
 
@@ -200,6 +221,15 @@ class Objective:
                     study_or_trial=trial,
                 )
                 trial.set_user_attr("samples_artifact", artifact_id)
+            artifact_s = time.monotonic() - stamp
+        timing = dict(result.get("timing") or {})
+        timing.update(
+            child=round(child_s, 4),
+            storage_writes=round(storage_s, 4),
+            artifact_writes=round(artifact_s + float(timing.get("samples_write", 0.0)), 4),
+            objective=round(time.monotonic() - started, 4),
+        )
+        trial.set_user_attr("timing", timing)
         return self._objective_values(result)
 
     def _pruning_reporter(self, trial: optuna.Trial) -> EpochHandler:
@@ -228,6 +258,14 @@ class Objective:
                 raise TrialFailed(f"objective metric {metric} is undefined for this trial")
             values.append(float(value))
         return values[0] if len(values) == 1 else values
+
+
+def spare_pool(
+    config: StudyConfig, data_path: str, env: Mapping[str, str] | None = None, *, spare: bool
+) -> SparePool:
+    """The worker's trial processes for ``config``'s data and split (close it when done)."""
+    preload = Preload(data_path, config.val_fraction, config.test_fraction, config.split_seed)
+    return SparePool(preload, env, spare=spare)
 
 
 def pruning_metrics(config: StudyConfig) -> tuple[str, ...]:

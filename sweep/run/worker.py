@@ -35,6 +35,7 @@ from sweep.errors import TrialFailed
 from sweep.log import quiet_optuna
 from sweep.run.confirm import study_objective
 from sweep.run.objective import Objective
+from sweep.run.objective import spare_pool
 from sweep.run.signals import signals_as_interrupts
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
@@ -68,6 +69,8 @@ class WorkerSettings:
             worker then exits; its trial is failed and retried by the others). ``None``: the
             longest the study's grace period covers; a longer one is refused
             (:func:`sweep.config.reconnect_timeout`).
+        spare: Keep the next trial's process warm while a trial trains
+            (:class:`sweep.run.isolation.SparePool`); ``False``: ``--no-spare``.
     """
 
     study_name: str
@@ -78,6 +81,7 @@ class WorkerSettings:
     poll_s: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
     reconnect_timeout_s: float | None = None
+    spare: bool = True
 
 
 @dataclass
@@ -183,8 +187,14 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             sampler=make_sampler(config, settings.worker_index),
             pruner=make_pruner(config),
         )
-    with signals_as_interrupts() as signals, _StaleTrialWatcher(study, config.grace_period_s):
-        objective = study_objective(study, config, data_path, env=settings.env, signals=signals)
+    with (
+        signals_as_interrupts() as signals,
+        _StaleTrialWatcher(study, config.grace_period_s),
+        spare_pool(config, data_path, settings.env, spare=settings.spare) as spares,
+    ):
+        objective = study_objective(
+            study, config, data_path, env=settings.env, signals=signals, spares=spares
+        )
         runner = _TrialRunner(study, storage, config, objective, settings, signals)
         return runner.loop()
 

@@ -69,6 +69,8 @@ class EngineOptions:
             three extra validation passes per epoch.
         score_test: After training, also score the test split (``TrialResult.test_metrics``);
             for ``sweep trial --score-test`` only, never in a sweep.
+        gpu_memory_mb: Cap each visible GPU at this many MiB for this process (a logical
+            device); ``None``: memory growth (allocate on demand).
     """
 
     jit_compile: bool | str = "auto"
@@ -81,6 +83,7 @@ class EngineOptions:
     sample_rows: int = 64
     score_every_epoch: bool = False
     score_test: bool = False
+    gpu_memory_mb: int | None = None
 
 
 @dataclass
@@ -104,6 +107,7 @@ class TrialResult:
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     figure_sample: dict[str, Any] = field(default_factory=dict, repr=False)
+    timing: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         test = {"test_metrics": self.test_metrics} if self.test_metrics else {}
@@ -119,6 +123,7 @@ class TrialResult:
             "elbo_beta": self.elbo_beta,
             "data": self.data_summary,
             "figure_sample": self.figure_sample,
+            "timing": self.timing,
             **test,
         }
 
@@ -147,7 +152,8 @@ def run_trial(
         callbacks: Extra Keras callbacks for ``fit`` (e.g. KerasTuner's own).
 
     Returns:
-        The trial's metrics, per-epoch history, diagnostics and a small sample of codes.
+        The trial's metrics, per-epoch history, diagnostics, a small sample of codes and the
+        seconds spent in each stage (``timing``, see :data:`ENGINE_STAGES`).
 
     Raises:
         TrialFailed: when the loss or the outputs become NaN or infinite.
@@ -162,12 +168,16 @@ def run_trial(
     if not isinstance(data, Dataset):
         data = load_dataset(data if data is not None else _bundled())
 
-    keras = _configure_tensorflow(options)
+    clock = _Clock()
+    keras = configure_tensorflow(options)
+    from sweep.train.plan import EpochClock
     from sweep.train.plan import EpochReport
     from sweep.train.plan import build_vae
     from sweep.train.plan import training_callbacks
 
+    clock.lap("imports")
     train_rows = data.training_rows(params.dataset, params.seed)
+    clock.lap("balance")
     if model is None:
         keras.backend.clear_session()
         model = build_vae(
@@ -182,9 +192,17 @@ def run_trial(
 
     callbacks = [*training_callbacks(params), *callbacks]
     per_epoch: dict[str, list[float]] = {}
+    scoring = _Clock()
     if on_epoch is not None or options.score_every_epoch:
-        score = partial(_quick_score, data=data) if options.score_every_epoch else None
+        score = (
+            scoring.timed("epoch_scoring", partial(_quick_score, data=data))
+            if options.score_every_epoch
+            else None
+        )
         callbacks.append(EpochReport(on_epoch, score, per_epoch))
+    epoch_clock = EpochClock()
+    callbacks.insert(0, epoch_clock)
+    clock.lap("build")
 
     history = model.fit(
         _batches(train_rows, params.batch_size, params.seed, shuffle=True),
@@ -194,6 +212,7 @@ def run_trial(
         callbacks=callbacks,
         verbose=0,
     )
+    clock.lap("fit")
     threshold = _hidden_threshold(model, data)
     evaluation = _score(model, data, data.val, threshold, "validation")
     test_metrics: dict[str, Any] = {}
@@ -202,8 +221,10 @@ def run_trial(
         test_metrics = {f"test.{k}": v for k, v in tested.metrics.items()}
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     curves.update(per_epoch)
+    clock.lap("final_metrics")
     samples = _samples(model, data, options.sample_rows)
     figure_sample = _figure_sample(model, data, evaluation.diagnostics, params.seed)
+    clock.lap("samples")
     return TrialResult(
         params=params,
         metrics=evaluation.metrics,
@@ -218,7 +239,76 @@ def run_trial(
         samples=samples,
         test_metrics=test_metrics,
         figure_sample=figure_sample,
+        timing=_stages(clock.seconds, scoring.seconds, epoch_clock.seconds),
     )
+
+
+ENGINE_STAGES = (
+    "imports",
+    "balance",
+    "build",
+    "first_step",
+    "training",
+    "epoch_scoring",
+    "final_metrics",
+    "samples",
+)
+"""The stages of ``TrialResult.timing``, in order (seconds each):
+
+``imports`` (TensorFlow and the plan, when not yet imported), ``balance`` (the training rows of
+``params.dataset``), ``build`` (model and optimizer), ``first_step`` (how much longer the first
+epoch took than the median later one: graph tracing), ``training`` (the rest of ``fit``,
+validation loss included), ``epoch_scoring`` (per-epoch validation scores for the pruner),
+``final_metrics`` (threshold, metrics, diagnostics) and ``samples`` (the kept codes)."""
+
+
+class _Clock:
+    """Seconds per named stage, from cheap ``perf_counter`` laps."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def timed(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function``, adding its run time to ``stage``."""
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+
+        return run
+
+
+def _stages(
+    laps: Mapping[str, float], scoring: Mapping[str, float], epochs: list[float]
+) -> dict[str, float]:
+    """Split ``fit`` into first-step tracing, per-epoch scoring and the rest (training)."""
+    epoch_scoring = scoring.get("epoch_scoring", 0.0)
+    first_step = 0.0
+    if len(epochs) > 1:
+        later = sorted(epochs[1:])
+        first_step = max(0.0, epochs[0] - later[len(later) // 2])
+    training = max(0.0, laps.get("fit", 0.0) - epoch_scoring - first_step)
+    timing = {
+        "imports": laps.get("imports", 0.0),
+        "balance": laps.get("balance", 0.0),
+        "build": laps.get("build", 0.0),
+        "first_step": first_step,
+        "training": training,
+        "epoch_scoring": epoch_scoring,
+        "final_metrics": laps.get("final_metrics", 0.0),
+        "samples": laps.get("samples", 0.0),
+    }
+    return {k: round(v, 4) for k, v in timing.items()}
 
 
 def _bundled() -> Path:
@@ -227,21 +317,36 @@ def _bundled() -> Path:
     return BUNDLED_DATA
 
 
-def _configure_tensorflow(options: EngineOptions) -> Any:
-    """Import Keras on TensorFlow quietly; set threads and GPU memory growth once per process."""
+_CONFIGURED: list[bool] = []
+
+
+def configure_tensorflow(options: EngineOptions) -> Any:
+    """Import Keras on TensorFlow quietly; set threads and GPU memory once per process.
+
+    GPU memory: a logical device of ``options.gpu_memory_mb`` MiB per visible GPU, else memory
+    growth. Returns the ``keras`` module.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
     import tensorflow as tf
 
+    if _CONFIGURED:
+        return keras
+    _CONFIGURED.append(True)
     try:
         if options.intra_op_threads:
             tf.config.threading.set_intra_op_parallelism_threads(options.intra_op_threads)
         if options.inter_op_threads:
             tf.config.threading.set_inter_op_parallelism_threads(options.inter_op_threads)
         for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    except RuntimeError:
+            if options.gpu_memory_mb:
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=options.gpu_memory_mb)]
+                )
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+    except (RuntimeError, ValueError):
         pass  # TensorFlow already initialised in this process: settings are fixed by then.
     return keras
 

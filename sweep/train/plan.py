@@ -17,6 +17,7 @@ This module imports keras and tensorflow, never optuna or sqlalchemy.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -174,6 +175,24 @@ class EpochReport(keras.callbacks.Callback):
                     self._curves.setdefault(f"epoch.{key}", []).append(float(value))
         if self._on_epoch is not None:
             self._on_epoch(epoch, values)
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Wall seconds of each epoch (``seconds``), callbacks at the epoch's end included.
+
+    Epoch hooks only: no per-batch hook, so Keras' training loop runs as without it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._started)
 
 
 def kl_schedule(params: TrialParams) -> KLWarmup:
