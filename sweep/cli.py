@@ -206,6 +206,7 @@ def _run_options(f: F) -> F:
 @option("artifacts_dir")
 @option("force_new")
 @option("baseline")
+@option("reference")
 @option("no_run")
 def launch(
     space: str,
@@ -229,6 +230,7 @@ def launch(
     artifacts_dir: str | None,
     force_new: bool,
     baseline: str | None,
+    reference: str,
     no_run: bool,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data."""
@@ -265,6 +267,7 @@ def launch(
         artifacts_dir=artifacts_dir,
         force_new=force_new,
         baseline=baseline,
+        reference=reference,
     )
     if options.gpus:
         from sweep.run.launch import check_gpus
@@ -470,9 +473,23 @@ def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
         baseline = baseline_trial(url, name)
         if baseline is not None and baseline["number"] not in {r["number"] for r in rows}:
             rows.append(baseline)
+    reference = _reference_column(url, name) if rows and fmt != "json" else None
+    if reference is not None:
+        rows.append(reference)
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None
     if rows or fmt != "table":
         click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)
+
+
+def _reference_column(url: str, name: str) -> dict[str, Any] | None:
+    """The study's supervised reference for ``best``; a failed one is one line on stderr."""
+    from sweep.store.read import reference_row
+
+    reference = reference_row(url, name)
+    if reference is not None and reference.get("error"):
+        click.echo(f"reference ({reference['reference']}) failed: {reference['error']}", err=True)
+        return None
+    return reference
 
 
 def _default_worker_index() -> int:

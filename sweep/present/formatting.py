@@ -181,7 +181,10 @@ def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, An
 
 
 def _trial_label(row: Mapping[str, Any]) -> str:
-    """``#3``, or ``#0 baseline`` for a study's baseline trial."""
+    """``#3``, ``#0 baseline`` for a study's baseline trial, ``reference (LABEL)`` for its
+    supervised reference (:func:`sweep.store.read.reference_row`)."""
+    if row.get("reference"):
+        return f"reference ({row['reference']})"
     return f"#{row.get('number')}" + (" baseline" if row.get("baseline") else "")
 
 
