@@ -116,8 +116,7 @@ def fit_and_store_reference(
     else:
         metrics = result.get("metrics") or {}
         _logger.info(
-            "supervised reference (%s, C=%g; %s): validation AUROC %.4g, %d training rows, "
-            "%.1f s",
+            "supervised reference (%s, C=%g; %s): validation AUROC %.4g, %d training rows, %.1f s",
             result.get("label"),
             C,
             result.get("features"),

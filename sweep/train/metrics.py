@@ -331,9 +331,7 @@ def label_metrics(
     if not np.isin(y, (0, 1)).all():
         raise DataError("label_metrics: labels must hold only 0 and 1")
     if s.shape != y.shape or not np.isfinite(s).all() or (s.size and (s.min() < 0 or s.max() > 1)):
-        raise DataError(
-            f"label_metrics: scores must be {y.size} finite probabilities in [0, 1]"
-        )
+        raise DataError(f"label_metrics: scores must be {y.size} finite probabilities in [0, 1]")
     out = _expression_metrics(y, s, float(threshold))
     out["threshold"] = chosen_threshold
     out["f1_at_threshold"] = (

@@ -80,14 +80,10 @@ def describe_features(
     sections: Sequence[SectionLike], bin_width: int = REFERENCE_BIN_WIDTH
 ) -> str:
     """``"per mark section, the mean of each 100-bp bin: H3K4me1 40, ... (200 features)"``."""
-    counts = [
-        (s.name, len(bin_starts(s.stop - s.start, bin_width))) for s in sections[:-1]
-    ]
+    counts = [(s.name, len(bin_starts(s.stop - s.start, bin_width))) for s in sections[:-1]]
     listed = ", ".join(f"{name} {n}" for name, n in counts)
     total = sum(n for _, n in counts)
-    return (
-        f"per mark section, the mean of each {bin_width}-bp bin: {listed} ({total} features)"
-    )
+    return f"per mark section, the mean of each {bin_width}-bp bin: {listed} ({total} features)"
 
 
 @dataclass(frozen=True)
