@@ -29,6 +29,7 @@ from sweep.config import StudyConfig
 from sweep.errors import SweepError
 from sweep.errors import TrialFailed
 from sweep.store.study import save_reference
+from sweep.store.urls import STORAGE_ENV
 
 if TYPE_CHECKING:
     import optuna
@@ -74,7 +75,8 @@ def run_reference(
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            env={**os.environ, **(env or {})},
+            # The child never needs the database: its URL (and password) stays here.
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != STORAGE_ENV},
             check=False,
         )
     except subprocess.TimeoutExpired:
