@@ -208,6 +208,8 @@ def _run_options(f: F) -> F:
 @option("baseline")
 @option("reference")
 @option("no_run")
+@option("confirm_top")
+@option("confirm_seeds")
 def launch(
     space: str,
     data: str | None,
@@ -232,8 +234,14 @@ def launch(
     baseline: str | None,
     reference: str,
     no_run: bool,
+    confirm_top: int | None,
+    confirm_seeds: int,
 ) -> None:
-    """Create a study and run it. With no options: the notes' space on the bundled data."""
+    """Create a study and run it. With no options: the notes' space on the bundled data.
+
+    With ``--confirm-top K`` the launching process confirms the K best trials (``sweep
+    confirm``) once its workers have spent the budget.
+    """
     from sweep.config import RunOptions
     from sweep.config import StudySettings
     from sweep.params import parse_assignments
@@ -278,6 +286,10 @@ def launch(
         click.echo(name)
         return
     run_workers(url, name, options)
+    if confirm_top is not None:
+        from sweep.run.confirm import confirm_study
+
+        confirm_study(url, name, confirm_top, confirm_seeds, options)
     _print_best(url, name)
 
 
@@ -375,9 +387,25 @@ def worker(
 def status(name: str, storage: str | None, fmt: str) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA."""
     from sweep.present.formatting import render_status
+    from sweep.store.confirm_read import confirmed_results
     from sweep.store.read import study_status
 
-    click.echo(render_status(study_status(_storage(storage), name), fmt), nl=False)
+    url = _storage(storage)
+    info = study_status(url, name)
+    confirmed = confirmed_results(url, name)
+    if fmt == "json":
+        info["confirm"] = None
+        if confirmed is not None:
+            info["confirm"] = {
+                k: confirmed[k] for k in ("companion", "jobs", "complete", "counts")
+            }
+    click.echo(render_status(info, fmt), nl=False)
+    if confirmed is not None and fmt == "table":
+        running = confirmed["counts"].get("RUNNING", 0)
+        click.echo(
+            f"confirm: {confirmed['complete']}/{confirmed['jobs']} runs complete, {running} "
+            f"running ({confirmed['companion']}; `sweep best {name}` shows them)"
+        )
 
 
 @cli.command()
@@ -385,9 +413,64 @@ def status(name: str, storage: str | None, fmt: str) -> None:
 @option("storage")
 @option("top")
 @option("fmt")
-def best(name: str, storage: str | None, top: int, fmt: str) -> None:
-    """The best trials (the Pareto set for several objectives) with the notes' metrics."""
-    _print_best(_storage(storage), name, top, fmt)
+@option("by")
+def best(name: str, storage: str | None, top: int, fmt: str, by: str) -> None:
+    """The best trials (the Pareto set for several objectives) with the notes' metrics.
+
+    Confirmed trials (``sweep confirm``) show val and test mean ± sd over seeds and the gain
+    over the baseline on test; ``--by confirmed`` ranks by the confirmed validation mean.
+    """
+    _print_best(_storage(storage), name, top, fmt, by=by)
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@option("confirm.top")
+@option("confirm.seeds")
+@option("worker.data")
+@_run_options
+@option("no_run")
+@option("fmt")
+def confirm(
+    name: str,
+    storage: str | None,
+    top: int,
+    seeds: int,
+    data: str | None,
+    workers: int,
+    gpus: str | None,
+    timeout_s: float | None,
+    no_run: bool,
+    fmt: str,
+) -> None:
+    """Re-run the best trials of NAME and its baseline with fresh seeds; score val and test.
+
+    The runs go to the companion study NAME.confirm (never to NAME's sampler); workers share
+    them like trials (`sweep worker NAME.confirm` joins). Running it again adds only missing
+    (trial, seed) runs and finishes interrupted ones.
+    """
+    from sweep.config import RunOptions
+    from sweep.present.formatting import render_confirmed
+    from sweep.run.confirm import confirm_study
+    from sweep.run.launch import parse_gpus
+    from sweep.store.confirm_read import confirmed_results
+
+    url = _storage(storage)
+    options = RunOptions(
+        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
+    )
+    if options.gpus:
+        from sweep.run.launch import check_gpus
+
+        check_gpus(options.gpus)
+    companion = confirm_study(url, name, top, seeds, options, run=not no_run)
+    if no_run:
+        click.echo(companion)
+        return
+    click.echo(
+        render_confirmed(_with_reference(confirmed_results(url, name), url, name), fmt), nl=False
+    )
 
 
 @cli.command()
@@ -428,6 +511,59 @@ def metrics(data: str | None) -> None:
         click.echo(key)
 
 
+# --- figures, report, dashboard ------------------------------------------------------------
+
+
+@cli.command()
+@study_argument
+@click.argument("number", type=click.IntRange(min=0), metavar="N")
+@option("storage")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Where the figures go (default: ./NAME-trial-N).",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def show(name: str, number: int, storage: str | None, out: str | None, force: bool) -> None:
+    """Trial N of study NAME: its full table and flags, and its figures as PNG files."""
+    from sweep.present.show import show_trial
+
+    click.echo(show_trial(_storage(storage), name, number, out, force=force), nl=False)
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    metavar="DIR",
+    help="The folder for index.html and its figures (must not exist, or be empty).",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def report(name: str, storage: str | None, out: str, force: bool) -> None:
+    """Write study NAME as one HTML page with figures (opens from disk, offline)."""
+    from sweep.present.report import write_report
+
+    click.echo(str(write_report(_storage(storage), name, out, force=force)))
+
+
+@cli.command()
+@click.argument("name", required=False, metavar="[NAME]")
+@option("storage")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
+def dashboard(name: str | None, storage: str | None, port: int) -> None:
+    """Serve optuna-dashboard on 127.0.0.1 for the storage (and study NAME's artifacts)."""
+    from sweep.present.dashboard import serve
+
+    serve(_storage(storage), name, port)
+
+
 # --- data ------------------------------------------------------------------------------------
 
 
@@ -462,34 +598,93 @@ def data_check(path: str) -> None:
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
-def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
+def _print_best(url: str, name: str, top: int = 5, fmt: str = "table", by: str = "value") -> None:
     from sweep.present.formatting import render
+    from sweep.store.confirm_read import confirmed_results
+    from sweep.store.confirm_read import rank_by_confirmed
+    from sweep.store.confirm_read import trials_by_number
+    from sweep.store.confirm_read import with_confirmed
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
     from sweep.store.read import study_status
 
-    rows = best_trials(url, name, top)
+    confirmed = confirmed_results(url, name)
+    if by == "confirmed":
+        if confirmed is None or not confirmed["complete"]:
+            from sweep.errors import UsageError
+
+            raise UsageError(
+                f"--by confirmed: study {name!r} has no complete confirmation run yet; run "
+                f"`sweep confirm {name}` first"
+            )
+        rows = trials_by_number(url, name, rank_by_confirmed(confirmed, top))
+    else:
+        rows = best_trials(url, name, top)
     if fmt != "json":  # JSON lists the best set only; `trials` marks the baseline there
         baseline = baseline_trial(url, name)
         if baseline is not None and baseline["number"] not in {r["number"] for r in rows}:
             rows.append(baseline)
+    rows = with_confirmed(rows, confirmed)
     reference = _reference_column(url, name) if rows and fmt != "json" else None
     if reference is not None:
         rows.append(reference)
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None
+    if by == "confirmed" and fmt == "table":
+        metric = (objectives or [{}])[0].get("metric") or "the first objective"
+        click.echo(
+            f"ranked by the confirmed validation mean of {metric} over seeds "
+            "(not by the trials' single-seed values)"
+        )
     if rows or fmt != "table":
         click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)
 
 
 def _reference_column(url: str, name: str) -> dict[str, Any] | None:
-    """The study's supervised reference for ``best``; a failed one is one line on stderr."""
+    """The study's supervised reference for ``best``; a failed one is one line on stderr.
+
+    Once ``confirm`` has scored it on test, it carries a ``confirmed`` entry (one fit: its
+    validation and test values) for the Confirmed rows.
+    """
     from sweep.store.read import reference_row
 
     reference = reference_row(url, name)
     if reference is not None and reference.get("error"):
         click.echo(f"reference ({reference['reference']}) failed: {reference['error']}", err=True)
         return None
+    test = _reference_test(reference)
+    if reference is not None and test:
+        one = lambda v: {"mean": v, "sd": None, "n": 1, "values": [v]}  # noqa: E731
+        val = {k: one(v) for k, v in (reference.get("metrics") or {}).items()}
+        reference["confirmed"] = {
+            "number": None, "seeds": 1, "planned": 1, "gain": None,
+            "val": val, "test": {k: one(v) for k, v in test.items()},
+        }  # fmt: skip
     return reference
+
+
+def _reference_test(reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The reference's test metrics (keys without ``test.``), once ``confirm`` scored them."""
+    details = (reference or {}).get("details") or {}
+    test = details.get("test_metrics") if isinstance(details, dict) else None
+    return {k.removeprefix("test."): v for k, v in test.items()} if isinstance(test, dict) else {}
+
+
+def _with_reference(summary: dict[str, Any] | None, url: str, name: str) -> dict[str, Any] | None:
+    """The confirmation summary with the study's reference in its ``reference`` slot."""
+    from sweep.store.confirm_read import with_reference
+    from sweep.store.read import reference_row
+
+    if summary is None:
+        return None
+    reference = reference_row(url, name)
+    if reference is None or reference.get("error"):
+        return summary
+    return with_reference(
+        summary,
+        f"reference ({reference['reference']})",
+        reference.get("metrics") or {},
+        _reference_test(reference),
+    )
 
 
 def _default_worker_index() -> int:

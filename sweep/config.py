@@ -35,6 +35,9 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 FINISHED_STATES = ("COMPLETE", "PRUNED")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
+#: Epochs a trial reports before the median pruner may stop it (``n_warmup_steps``); measured
+#: in benchmarks/search_efficiency.py (B2: how early an epoch predicts the final score).
+MEDIAN_WARMUP_EPOCHS = 1
 
 #: The study user attribute that holds a sweep's :class:`StudyConfig`.
 STUDY_ATTR = "sweep"
@@ -70,6 +73,8 @@ TRIAL_ATTRS = (
     "worker",  # host:pid of the worker that ran it
     "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
     "samples_artifact",  # artifact id of the latent/reconstruction sample
+    "test_metrics",  # confirmation runs only: "test." + the metrics, on the test split
+    "figure_sample",  # a small sample of codes and reconstructions (sweep.figure_data)
 )
 #: The attributes the engine's result provides (recorded as they come from the child).
 RESULT_ATTRS = (
@@ -81,9 +86,20 @@ RESULT_ATTRS = (
     "train_seconds",
     "elbo_beta",
     "epochs_run",
+    "figure_sample",
 )
 #: Large attributes that reports load only when asked.
-BIG_ATTRS = ("history", "diagnostics")
+BIG_ATTRS = ("history", "diagnostics", "figure_sample")
+
+#: Headline metrics also stored as scalar trial user attributes (so optuna-dashboard can list
+#: and plot them): attribute name -> metric key.
+HEADLINE_ATTRS = {
+    "f1": "expression.f1",
+    "f1_hidden": "expression_hidden.f1_at_threshold",
+    "section_score": "sections.mean_auprc_lift",
+    "active_units": "latent.active_units",
+    "kl": "latent.kl_mean",
+}
 
 #: Heartbeat and reconnect defaults (seconds), the same for launch, worker and containers. The
 #: reconnect timeout is the longest the default grace period covers (max_reconnect_timeout).
@@ -451,6 +467,50 @@ OPTIONS: dict[str, Option] = {
         choices=STATES,
         case_sensitive=False,
         help="Only trials in this state (repeatable).",
+    ),
+    # confirmation runs (sweep confirm, launch --confirm-top)
+    "confirm.top": Option(
+        "--top",
+        "top",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Confirm this many best trials (several objectives: spread over the Pareto set).",
+    ),
+    "confirm.seeds": Option(
+        "--seeds",
+        "seeds",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Fresh seeds per confirmed trial (the baseline is always confirmed too).",
+    ),
+    "confirm_top": Option(
+        "--confirm-top",
+        "confirm_top",
+        type=int,
+        minimum=1,
+        metavar="K",
+        help="When the budget is spent, confirm the K best trials (see `sweep confirm`).",
+    ),
+    "confirm_seeds": Option(
+        "--confirm-seeds",
+        "confirm_seeds",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Seeds per trial for --confirm-top.",
+    ),
+    "by": Option(
+        "--by",
+        "by",
+        default="value",
+        choices=("value", "confirmed"),
+        show_default=True,
+        help="Rank by the trial's own value, or by its confirmed validation mean.",
     ),
     # data files
     "synth.rows": Option("--rows", "rows", type=int, minimum=1, required=True),

@@ -223,3 +223,37 @@ def test_a_failed_reference_is_a_warning_not_a_failed_launch(
     best = run_sweep("best", "notes", storage=sqlite_url)
     assert best.returncode == 0 and COLUMN not in best.stdout
     assert f"{COLUMN} failed:" in best.stderr
+
+
+def test_confirm_scores_it_on_test_and_keeps_the_launch_numbers(
+    sqlite_url: str, synthetic_npz: Path
+) -> None:
+    from sweep.run.reference import score_reference_on_test
+
+    assert _launch(sqlite_url, synthetic_npz).returncode == 0
+    storage = optuna.storages.get_storage(sqlite_url)
+    launched = load_reference(storage, "notes")
+    assert launched is not None and "test_metrics" not in launched
+    scored = score_reference_on_test(sqlite_url, "notes")
+    assert scored is not None and load_reference(storage, "notes") == scored
+    assert scored["metrics"] == launched["metrics"]  # the same fit, the same numbers
+    assert set(scored["test_metrics"]) == {f"test.{k}" for k in launched["metrics"]}
+    assert scored["test_rows"] == 48
+    _complete_one_trial(sqlite_url)
+    table = run_sweep("best", "notes", storage=sqlite_url).stdout
+    test_auroc = scored["test_metrics"]["test.expression_hidden.auroc"]
+    assert f"test {test_auroc:.4g} (1 seed)" in table
+
+
+def test_the_report_shows_it_beside_the_baseline(sqlite_url: str, synthetic_npz: Path) -> None:
+    from sweep.present.report import _Page
+    from sweep.store.read import best_trials
+    from sweep.store.read import reference_row
+    from sweep.store.read import study_status
+
+    assert _launch(sqlite_url, synthetic_npz).returncode == 0
+    _complete_one_trial(sqlite_url)
+    page = _Page(study_status(sqlite_url, "notes"), {}, [], best_trials(sqlite_url, "notes"), None)
+    page.reference = reference_row(sqlite_url, "notes")  # as write_report sets it
+    page.best_table()
+    assert COLUMN in "".join(page.parts)

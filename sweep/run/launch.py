@@ -39,6 +39,7 @@ from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
 from sweep.run.worker import run_worker
+from sweep.store.confirm import is_companion
 from sweep.store.rdb import open_storage
 from sweep.store.study import create_or_reuse_study
 from sweep.store.study import enqueue_baseline
@@ -232,6 +233,11 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     config = load_config(storage, name)
     study = optuna.load_study(study_name=name, storage=storage)
     finished = finished_count(state_counts(study))
+    if n_trials is not None and is_companion(study.user_attrs):
+        raise UsageError(
+            f"--n-trials: study {name!r} holds confirmation runs, whose budget is their number; "
+            "run `sweep confirm` with a larger --top or --seeds instead"
+        )
     if n_trials is not None:
         raised = config.replace(n_trials=n_trials)  # checks n_trials >= 1
         if n_trials < finished:

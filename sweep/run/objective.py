@@ -26,10 +26,12 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import HEADLINE_ATTRS
 from sweep.config import RESULT_ATTRS
 from sweep.config import StudyConfig
 from sweep.errors import TrialFailed
 from sweep.names import quick_metric_names
+from sweep.params import TrialParams
 from sweep.run.isolation import EpochHandler
 from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import run_in_child
@@ -67,6 +69,8 @@ class Objective:
             deferred again before returning, so Optuna records the outcome uninterrupted.
         on_trial_created: Called first, once Optuna has created the trial: the worker hands
             its budget slot over here (releases the budget lock) before training starts.
+        score_test: Also score the test split and record it as ``test_metrics`` (confirmation
+            runs only, :mod:`sweep.run.confirm`; a sweep's trials never see the test split).
     """
 
     space: SearchSpace
@@ -81,6 +85,7 @@ class Objective:
     worker_id: str = field(default_factory=_worker_id)
     signals: signals_as_interrupts | None = None
     on_trial_created: Callable[[], None] | None = None
+    score_test: bool = False
 
     @classmethod
     def for_study(
@@ -138,8 +143,12 @@ class Objective:
             if self.signals is not None:
                 self.signals.defer()  # until Optuna has recorded this trial's outcome
 
+    def trial_params(self, trial: optuna.Trial) -> TrialParams:
+        """The parameters ``trial`` runs with: suggested from the space."""
+        return self.space.suggest(trial)
+
     def _run(self, trial: optuna.Trial) -> float | list[float]:
-        params = self.space.suggest(trial)
+        params = self.trial_params(trial)
         trial.set_user_attr("worker", self.worker_id)
         trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
         trial.set_user_attr("params_full", params.to_dict())
@@ -155,6 +164,7 @@ class Objective:
                 split_sha256=self.split_sha256,
                 epoch_metrics=self.epoch_metrics,
                 samples_path=samples if self.artifact_store is not None else None,
+                score_test=self.score_test,
             )
             result = run_in_child(request, on_epoch=self._pruning_reporter(trial), env=self.env)
             result = {
@@ -163,7 +173,14 @@ class Objective:
                 "seconds": time.monotonic() - started,
             }
             for key in RESULT_ATTRS:
-                trial.set_user_attr(key, result[key])
+                if key in result:
+                    trial.set_user_attr(key, result[key])
+            if result.get("test_metrics"):
+                trial.set_user_attr("test_metrics", result["test_metrics"])
+            for attr, metric in HEADLINE_ATTRS.items():
+                value = result["metrics"].get(metric)
+                if isinstance(value, int | float) and math.isfinite(value):
+                    trial.set_user_attr(attr, value)
             if self.artifact_store is not None and os.path.exists(samples):
                 from optuna.artifacts import upload_artifact
 

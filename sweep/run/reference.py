@@ -128,3 +128,49 @@ def fit_and_store_reference(
         )
     save_reference(storage, name, result)
     return result
+
+
+def score_reference_on_test(
+    storage_url: str,
+    name: str,
+    data_path: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """Score study ``name``'s reference on its test split (``confirm``) and store the result.
+
+    The reference is fitted again on the training split (deterministic: the launch's numbers)
+    with the stored C and bins, then scored on validation and test; the stored attribute gains
+    ``test_rows`` and ``test_metrics`` (``test.expression_hidden.*``). A study without a
+    reference, with a failed one, or already scored on test is left as it is; a failure is a
+    warning.
+
+    Returns:
+        The stored reference afterwards, or ``None`` when the study has none.
+    """
+    from sweep.store.rdb import open_storage
+    from sweep.store.study import load_config
+    from sweep.store.study import load_reference
+
+    storage = open_storage(storage_url)
+    try:
+        config = load_config(storage, name)
+        stored = load_reference(storage, name)
+        if stored is None or stored.get("error") or stored.get("test_metrics"):
+            return stored
+        try:
+            result = run_reference(
+                config,
+                data_path or config.data_path,
+                C=float(stored.get("C") or REFERENCE_C),
+                bin_width=int(stored.get("bin_width") or REFERENCE_BIN_WIDTH),
+                score_test=True,
+                env=env,
+            )
+        except SweepError as e:
+            _logger.warning("the supervised reference could not be scored on test (%s)", e)
+            return stored
+        save_reference(storage, name, result)
+        return result
+    finally:
+        storage.engine.dispose()

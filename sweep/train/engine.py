@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep import figure_data
 from sweep.errors import TrialFailed
 from sweep.params import TrialParams
 from sweep.train.data import Dataset
@@ -101,6 +102,7 @@ class TrialResult:
     data_summary: dict[str, Any]
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     test_metrics: dict[str, Any] = field(default_factory=dict)
+    figure_sample: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         test = {"test_metrics": self.test_metrics} if self.test_metrics else {}
@@ -115,6 +117,7 @@ class TrialResult:
             "n_features": self.n_features,
             "elbo_beta": self.elbo_beta,
             "data": self.data_summary,
+            "figure_sample": self.figure_sample,
             **test,
         }
 
@@ -193,6 +196,7 @@ def run_trial(
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     curves.update(per_epoch)
     samples = _samples(model, data, options.sample_rows)
+    figure_sample = _figure_sample(model, data, evaluation.diagnostics, params.seed)
     return TrialResult(
         params=params,
         metrics=evaluation.metrics,
@@ -206,6 +210,7 @@ def run_trial(
         data_summary=data.summary(),
         samples=samples,
         test_metrics=test_metrics,
+        figure_sample=figure_sample,
     )
 
 
@@ -300,3 +305,28 @@ def _samples(model: Any, data: Dataset, rows: int) -> dict[str, np.ndarray]:
         "z_log_var": z_log_var.astype(np.float32),
         "reconstruction": model.reconstruct(x).astype(np.float16),
     }
+
+
+def _figure_sample(
+    model: Any, data: Dataset, diagnostics: Mapping[str, Any], seed: int
+) -> dict[str, Any]:
+    """The small sample behind the trial's figures (:mod:`sweep.figure_data`)."""
+    rows = data.val[: figure_data.SAMPLE_ROWS]
+    if len(rows) == 0:
+        return {}
+    z_mean, z_log_var = model.encode(rows)
+    activity = np.asarray(
+        [np.nan if v is None else v for v in diagnostics.get("latent_variance") or []],
+        dtype=float,
+    )
+    if activity.shape != (z_mean.shape[1],):
+        activity = np.var(z_mean, axis=0)
+    return figure_data.build(
+        rows,
+        model.reconstruct(rows),
+        z_mean,
+        z_log_var,
+        [(s.name, s.start, s.stop) for s in data.sections],
+        activity,
+        seed=seed,
+    )
