@@ -653,13 +653,17 @@ def _reference_column(url: str, name: str) -> dict[str, Any] | None:
         return None
     test = _reference_test(reference)
     if reference is not None and test:
-        one = lambda v: {"mean": v, "sd": None, "n": 1, "values": [v]}  # noqa: E731
-        val = {k: one(v) for k, v in (reference.get("metrics") or {}).items()}
+        val = {k: _one_fit(v) for k, v in (reference.get("metrics") or {}).items()}
         reference["confirmed"] = {
             "number": None, "seeds": 1, "planned": 1, "gain": None,
-            "val": val, "test": {k: one(v) for k, v in test.items()},
+            "val": val, "test": {k: _one_fit(v) for k, v in test.items()},
         }  # fmt: skip
     return reference
+
+
+def _one_fit(value: Any) -> dict[str, Any]:
+    """A value as a confirmed statistic of one run (no spread)."""
+    return {"mean": value, "sd": None, "n": 1, "values": [value]}
 
 
 def _reference_test(reference: dict[str, Any] | None) -> dict[str, Any]:
