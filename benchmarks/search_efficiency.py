@@ -36,11 +36,13 @@ import argparse
 import datetime
 import itertools
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +81,18 @@ def grid_points(space: Any) -> list[dict[str, Any]]:
 
 
 def train_point(
-    space: Any, data: Any, values: dict[str, Any], epochs: int, seed: int
+    fixed: dict[str, Any], values: dict[str, Any], epochs: int, seed: int
 ) -> dict[str, Any]:
     """One real trial of ``values``: per-epoch validation objective, final val and test metrics."""
     from sweep.params import TrialParams
+    from sweep.train.data import BUNDLED_DATA
+    from sweep.train.data import load_dataset
     from sweep.train.engine import EngineOptions
     from sweep.train.engine import run_trial
 
-    params = TrialParams.from_dict({**space.fixed, **values, "epochs": epochs, "seed": seed})
+    data = load_dataset(BUNDLED_DATA)
+
+    params = TrialParams.from_dict({**fixed, **values, "epochs": epochs, "seed": seed})
     curve: list[float] = []
 
     def on_epoch(epoch: int, logs: Any) -> None:
@@ -129,8 +135,7 @@ def load_cache(path: Path, epochs: int) -> dict[tuple[str, int], dict[str, Any]]
 
 
 def ensure_trained(
-    space: Any,
-    data: Any,
+    fixed: dict[str, Any],
     points: list[dict[str, Any]],
     seeds: list[int],
     epochs: int,
@@ -139,7 +144,11 @@ def ensure_trained(
 ) -> None:
     todo = [(p, s) for p in points for s in seeds if (point_key(p), s) not in cache]
     for i, (values, seed) in enumerate(todo, 1):
-        row = {**train_point(space, data, values, epochs, seed), "epochs": epochs}
+        # A fresh process per trial, as a sweep runs it: TensorFlow does not give back the
+        # memory of a finished model (in one process, 22 trials of this model grew to 17 GB).
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            trained = pool.submit(train_point, fixed, values, epochs, seed).result()
+        row = {**trained, "epochs": epochs}
         cache[(point_key(values), seed)] = row
         with cache_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -296,20 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import file_sha256
-    from sweep.train.data import load_dataset
 
     quiet_optuna()
     space = load_space(SPACE)
     if args.quick:  # 6 points: beta x {balanced, original}
         space = space.with_fixed({"coding_size": 300, "focal_gamma": 2.0, "focal_alpha": 0.25})
-    data = load_dataset(BUNDLED_DATA)
     points = grid_points(space)
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     cache = load_cache(args.cache, args.epochs)
     started_at = datetime.datetime.now().astimezone()
     started = time.perf_counter()
     with _records.LoadMonitor() as load:
-        ensure_trained(space, data, points, [0], args.epochs, cache, args.cache)
+        ensure_trained(dict(space.fixed), points, [0], args.epochs, cache, args.cache)
         table = {point_key(p): cache[(point_key(p), 0)] for p in points}
         rows = list(table.values())
         budget = len(points) * args.epochs
@@ -322,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         ranked = sorted(rows, key=lambda r: -r["final"])[: args.confirm_top]
         confirm_points = [r["values"] for r in ranked]
-        ensure_trained(space, data, confirm_points, [1, 2], args.epochs, cache, args.cache)
+        ensure_trained(dict(space.fixed), confirm_points, [1, 2], args.epochs, cache, args.cache)
         warmups = {
             w: [
                 replay(space, table, "tpe", "median", args.epochs, budget, seed, warmup=w)

@@ -210,6 +210,9 @@ def _run_options(f: F) -> F:
 @option("no_run")
 @option("confirm_top")
 @option("confirm_seeds")
+@option("hypermodel")
+@option("objective")
+@option("direction")
 def launch(
     space: str,
     data: str | None,
@@ -236,11 +239,15 @@ def launch(
     no_run: bool,
     confirm_top: int | None,
     confirm_seeds: int,
+    hypermodel: str | None,
+    objective: str,
+    direction: str | None,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data.
 
     With ``--confirm-top K`` the launching process confirms the K best trials (``sweep
-    confirm``) once its workers have spent the budget.
+    confirm``) once its workers have spent the budget. With ``--hypermodel``: a KerasTuner
+    build_model(hp) or HyperModel instead of the built-in VAE.
     """
     from sweep.config import RunOptions
     from sweep.config import StudySettings
@@ -271,11 +278,15 @@ def launch(
             grace_period_s=grace_period_s,
             max_consecutive_failures=max_consecutive_failures,
         ),
-        overrides=parse_assignments(assignments),
+        overrides={} if hypermodel else parse_assignments(assignments),
         artifacts_dir=artifacts_dir,
         force_new=force_new,
         baseline=baseline,
         reference=reference,
+        hypermodel=hypermodel,
+        objective=objective,
+        direction=direction,
+        hp_assignments=tuple(assignments) if hypermodel else (),
     )
     if options.gpus:
         from sweep.run.launch import check_gpus
@@ -414,12 +425,22 @@ def status(name: str, storage: str | None, fmt: str) -> None:
 @option("top")
 @option("fmt")
 @option("by")
-def best(name: str, storage: str | None, top: int, fmt: str, by: str) -> None:
+@option("as_hyperparameters")
+def best(
+    name: str, storage: str | None, top: int, fmt: str, by: str, as_hyperparameters: str | None
+) -> None:
     """The best trials (the Pareto set for several objectives) with the notes' metrics.
 
     Confirmed trials (``sweep confirm``) show val and test mean ± sd over seeds and the gain
     over the baseline on test; ``--by confirmed`` ranks by the confirmed validation mean.
+    ``--as-hyperparameters FILE`` also writes the best trial as a KerasTuner
+    ``HyperParameters`` config.
     """
+    if as_hyperparameters:
+        from sweep.store.hyperparameters import write_best_hyperparameters
+
+        number = write_best_hyperparameters(_storage(storage), name, as_hyperparameters)
+        click.echo(f"wrote trial {number}'s hyperparameters to {as_hyperparameters}", err=True)
     _print_best(_storage(storage), name, top, fmt, by=by)
 
 

@@ -285,6 +285,28 @@ OPTIONS: dict[str, Option] = {
     ),
     "data": Option("--data", "data", envvar=DATA_ENV, help=_BUNDLED_DATA_HELP, file=True),
     "worker.data": Option("--data", "data", envvar=DATA_ENV, help=_COPY_DATA_HELP, file=True),
+    # a user's KerasTuner hypermodel (sweep.run.hypermodel)
+    "hypermodel": Option(
+        "--hypermodel",
+        "hypermodel",
+        metavar="MODULE:ATTR",
+        help="Sweep a KerasTuner build_model(hp) function or HyperModel (module:attr or "
+        "path/to/file.py:attr) instead of the built-in VAE; --space is then ignored.",
+    ),
+    "objective": Option(
+        "--objective",
+        "objective",
+        default="val_loss",
+        show_default=True,
+        help="With --hypermodel: the Keras metric to optimise, as KerasTuner's objective=.",
+    ),
+    "direction": Option(
+        "--direction",
+        "direction",
+        choices=("minimize", "maximize"),
+        help="With --hypermodel: the objective's direction (default: maximize for metrics "
+        "named like accuracy/auc, else minimize).",
+    ),
     # the study's settings (StudySettings)
     "n_trials": Option(
         "--n-trials",
@@ -456,6 +478,14 @@ OPTIONS: dict[str, Option] = {
     ),
     # read-only commands
     "top": Option("--top", "top", default=5, type=int, minimum=1, show_default=True),
+    "as_hyperparameters": Option(
+        "--as-hyperparameters",
+        "as_hyperparameters",
+        metavar="FILE",
+        file=True,
+        help="Also write the best trial as a keras_tuner.HyperParameters config (JSON), for "
+        "hypermodel.build(HyperParameters.from_config(...)).",
+    ),
     "fmt": Option("--format", "fmt", default="table", choices=FORMATS, show_default=True),
     "status.fmt": Option(
         "--format", "fmt", default="table", choices=("table", "json"), show_default=True
@@ -604,6 +634,9 @@ class StudyConfig(StudySettings):
             space (``--set`` included) that the baseline takes as the study says, not as the
             baseline has them; empty when the study runs it exactly.
         sweep_version: The version of `sweep` that created the study.
+        hypermodel: For a study of a user's KerasTuner hypermodel (``launch --hypermodel``):
+            its reference, file SHA-256, objective, ``--set`` values, fit settings and the space
+            its dry build declared (:mod:`sweep.run.hypermodel`); ``None`` for the built-in VAE.
     """
 
     space: dict[str, Any]
@@ -617,6 +650,7 @@ class StudyConfig(StudySettings):
     baseline_params: dict[str, Any] = field(default_factory=dict)
     baseline_differs: dict[str, Any] = field(default_factory=dict)
     sweep_version: str = __version__
+    hypermodel: dict[str, Any] | None = None
 
     @property
     def search_space(self) -> SearchSpace:

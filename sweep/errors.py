@@ -57,3 +57,8 @@ class TrialFailed(SweepError):
 
 class SweepStopped(SweepError):
     """The sweep stopped early on purpose (too many consecutive failures, interruption)."""
+
+
+class HypermodelError(SweepError, ValueError):
+    """A KerasTuner hypermodel cannot be found, differs from the study's, or makes an ``hp``
+    call a sweep cannot search (``sweep launch --hypermodel``)."""

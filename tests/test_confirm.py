@@ -369,3 +369,21 @@ def test_pareto_spread_and_the_reference_slot() -> None:
     text = render_confirmed(with_reference(summary, "logistic", {METRIC: 0.85}, {}), "table")
     assert "+0.2 ± 0.07071" in text and "logistic" in text.splitlines()[-1]
     assert "0.85" in text.splitlines()[-1]
+
+
+def test_the_report_shows_the_confirmed_trials(confirmed: dict[str, Any]) -> None:
+    out = confirmed["folder"] / "report"
+    done = run_sweep("report", "t", "--out", str(out), storage=confirmed["url"])
+    assert done.returncode == 0, done.stderr
+    page = (out / "index.html").read_text()
+    table = page[page.index('<table id="confirmed-trials">') :]
+    table = table[: table.index("</table>")]
+    summary = confirmed_results(confirmed["url"], "t")
+    assert summary is not None
+    rows = table.split("<tr>")[2:]  # after the header row
+    assert len(rows) == len(summary["trials"]) == 2
+    for row, trial in zip(rows, summary["trials"], strict=True):
+        test = trial["test"][METRIC]
+        assert f"#{trial['number']}" in row
+        assert f"{test['mean']:.4g} ± {test['sd']:.4g}" in row
+    assert "test gain vs #0" in table

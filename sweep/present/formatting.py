@@ -461,10 +461,8 @@ def render_confirmed(summary: Mapping[str, Any] | None, fmt: str) -> str:
     if not summary:
         return "" if fmt == "csv" else "no confirmation runs (run `sweep confirm NAME`)\n"
     metrics = list(summary.get("metrics") or [])
-    trials = summary.get("trials") or []
     if fmt == "csv":
         return _confirmed_summary_csv(summary, metrics)
-    shown = metrics[: max(1, len(summary.get("objectives") or []))]
     counts = summary.get("counts") or {}
     seeds = summary.get("seeds") or []
     lines = [
@@ -473,6 +471,24 @@ def render_confirmed(summary: Mapping[str, Any] | None, fmt: str) -> str:
         f"(running {counts.get('RUNNING', 0)}, failed {counts.get('FAIL', 0)}); seeds "
         f"{', '.join(str(s) for s in seeds)}; mean ± sd over seeds"
     ]
+    table = confirmed_cells(summary)
+    head = table[0]
+    return "\n".join(lines) + "\n" + _align(table, right=set(range(1, len(head))))
+
+
+def confirmed_cells(
+    summary: Mapping[str, Any], metrics: Sequence[str] | None = None
+) -> list[list[str]]:
+    """The cells of the confirmed table: a header, then one row per confirmed trial.
+
+    Per metric (default: the objectives) ``val mean ± sd`` and ``test mean ± sd``, then the
+    gain over the baseline on test; the supervised reference, when present, is a last row.
+    """
+    if metrics is None:
+        names = list(summary.get("metrics") or [])
+        metrics = names[: max(1, len(summary.get("objectives") or []))]
+    shown = list(metrics)
+    trials = summary.get("trials") or []
     base = summary.get("baseline")
     head = ["trial", "seeds"]
     for m in shown:
@@ -497,7 +513,7 @@ def render_confirmed(summary: Mapping[str, Any] | None, fmt: str) -> str:
             ]
         cells += ["-"] * (len(head) - len(cells))
         table.append(cells)
-    return "\n".join(lines) + "\n" + _align(table, right=set(range(1, len(head))))
+    return table
 
 
 def _confirmed_best_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:

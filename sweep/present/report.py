@@ -28,8 +28,12 @@ from sweep.present.plotting import prepare_out_dir
 
 FIGURES = "figures"
 TOP = 5
-#: Trial user attributes whose name starts with this mark a confirmed trial (``sweep confirm``).
-CONFIRMED_PREFIX = "confirmed"
+#: Shown for confirmed trials besides the objectives.
+REPORT_CONFIRMED_METRICS = (
+    "expression_hidden.f1_at_threshold",
+    "sections.mean_auprc_lift",
+    "latent.active_units",
+)
 
 
 def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -> Path:
@@ -43,6 +47,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
         StudyNotFoundError: no study of that name.
         StorageError: the database cannot be reached or used.
     """
+    from sweep.store.confirm_read import confirmed_results
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
     from sweep.store.read import list_trials
@@ -58,6 +63,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     best = best_trials(url, name, TOP)
     baseline = baseline_trial(url, name)
     reference = reference_row(url, name)
+    confirmed = confirmed_results(url, name)
     detailed = trial_by_number(url, name, best[0]["number"]) if best else None
     study = _load_optuna_study(url, name)
 
@@ -67,7 +73,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     page.reference = reference if reference and not reference.get("error") else None
     page.summary()
     page.best_table()
-    page.confirmed()
+    page.confirmed(confirmed)
     page.optuna(study, figures_dir)
     page.across_trials(figures_dir)
     page.trial_figures(detailed, figures_dir)
@@ -179,20 +185,22 @@ class _Page:
                 self.parts.append(f"<p>Collapse flags:</p><ul>{items}</ul>")
         self.parts.append("</section>")
 
-    def confirmed(self) -> None:
-        # Confirmed trials (`sweep confirm`, built separately): trials carrying a user attribute
-        # named confirmed* are shown here in the notes' table. Until that command lands, the
-        # section says none are confirmed.
-        from sweep.present.formatting import best_cells
+    def confirmed(self, summary: Mapping[str, Any] | None) -> None:
+        from sweep.present.formatting import confirmed_cells
 
-        rows = [
-            t
-            for t in self.trials
-            if any(str(k).startswith(CONFIRMED_PREFIX) for k in (t.get("user_attrs") or {}))
-        ]
         self.parts.append('<section id="confirmed"><h2>Confirmed trials</h2>')
-        if rows:
-            self.parts.append(_cells_html(best_cells(rows, self.objectives), "confirmed-trials"))
+        if summary and summary.get("trials"):
+            self.parts.append(
+                f"<p>Re-run with fresh seeds {_e(', '.join(map(str, summary.get('seeds') or [])))}"
+                f" ({summary.get('complete', 0)}/{summary.get('jobs', 0)} runs complete), scored "
+                "on validation and on the test split nobody tuned on: mean ± sd over seeds; the "
+                "gain over the baseline is the difference of means ± its standard error.</p>"
+            )
+            names = list(summary.get("metrics") or [])
+            shown = names[: max(1, len(summary.get("objectives") or []))]
+            shown += [m for m in REPORT_CONFIRMED_METRICS if m in names and m not in shown]
+            table = confirmed_cells(summary, shown)
+            self.parts.append(_plain_table(table[0], table[1:], "confirmed-trials"))
         else:
             self.parts.append(
                 "<p>No confirmed trials: none was re-run on new seeds (<code>sweep confirm"

@@ -311,6 +311,7 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
     plt = pyplot()
     import numpy as np
     from matplotlib.colors import LogNorm
+    from matplotlib.colors import Normalize
 
     active = np.array([p[1] for p in points], dtype=float)
     beta = np.array([p[2] if p[2] else math.nan for p in points], dtype=float)
@@ -326,13 +327,20 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
             ax.text(0.5, 0.5, f"no {xlabel} recorded", ha="center", transform=ax.transAxes)
             continue
         shown = colour_by[np.isfinite(colour_by)]
-        log_colour = clabel == "kl_beta" and len(shown) and (shown > 0).all()
+        # One colour scale over every trial, so that it is valid (vmin < vmax) even when only
+        # one trial is drawn as a dot (the others collapsed).
+        spread = len(shown) > 0 and shown.min() < shown.max()
+        norm: Normalize | None = None
+        if spread and clabel == "kl_beta" and (shown > 0).all():
+            norm = LogNorm(vmin=shown.min(), vmax=shown.max())
+        elif spread:
+            norm = Normalize(vmin=shown.min(), vmax=shown.max())
         sc = ax.scatter(
             xs[ok & ~collapsed],
             active[ok & ~collapsed],
             c=colour_by[ok & ~collapsed],
             cmap="viridis",
-            norm=LogNorm() if log_colour else None,
+            norm=norm,
             s=30,
             edgecolors="black",
             linewidths=0.3,
@@ -347,7 +355,7 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
                 label="collapsed",
             )
             ax.legend()
-        if len(set(colour_by[np.isfinite(colour_by)].tolist())) > 1:
+        if norm is not None and (ok & ~collapsed).any():
             fig.colorbar(sc, ax=ax, label=clabel)
         if xlabel == "kl_beta" and (xs[ok] > 0).all() and xs[ok].max() > xs[ok].min():
             log_x(ax)

@@ -88,6 +88,11 @@ class LaunchRequest:
         reference: ``"logistic"`` fits the supervised reference when a new study is created
             (:mod:`sweep.run.reference`; seconds, in a child process), ``"none"`` skips it.
         reference_c: The reference's inverse regularisation strength C.
+        hypermodel: A KerasTuner hypermodel (``module:attr`` or ``file.py:attr``) to sweep
+            instead of the built-in VAE (:mod:`sweep.run.hypermodel`); ``space`` is then unused.
+        objective: With ``hypermodel``: the Keras metric to optimise.
+        direction: With ``hypermodel``: its direction (``None``: guessed from the name).
+        hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
     """
 
     storage_url: str
@@ -101,6 +106,10 @@ class LaunchRequest:
     baseline: str | None = None
     reference: str = OPTIONS["reference"].default
     reference_c: float = REFERENCE_C
+    hypermodel: str | None = None
+    objective: str = OPTIONS["objective"].default
+    direction: str | None = None
+    hp_assignments: tuple[str, ...] = ()
 
 
 def create_study(request: LaunchRequest) -> str:
@@ -113,8 +122,12 @@ def create_study(request: LaunchRequest) -> str:
     baseline the space cannot express is refused before the database is touched.
 
     Raises:
-        SpaceError, DataError, StorageError, StudyConflictError, UsageError.
+        SpaceError, DataError, StorageError, StudyConflictError, UsageError, HypermodelError.
     """
+    if request.hypermodel is not None:
+        from sweep.run.hypermodel import create_hypermodel_study
+
+        return create_hypermodel_study(request)
     from sweep.names import metric_names
     from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA

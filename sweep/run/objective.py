@@ -96,7 +96,17 @@ class Objective:
         env: Mapping[str, str] | None = None,
         signals: signals_as_interrupts | None = None,
     ) -> Objective:
-        """The objective of a study: its space, split, pruning metric and artifact store."""
+        """The objective of a study: its space, split, pruning metric and artifact store.
+
+        A study of a KerasTuner hypermodel gets its own kind of trial
+        (:class:`sweep.run.hypermodel.HypermodelObjective`).
+        """
+        if config.hypermodel is not None:
+            from sweep.run.hypermodel import HypermodelObjective
+
+            return HypermodelObjective.for_hypermodel_study(
+                config, data_path, env=env, signals=signals
+            )
         return cls(
             space=config.search_space,
             data_path=data_path,

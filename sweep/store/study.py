@@ -185,7 +185,8 @@ def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.Base
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     # group=True samples each set of names that occur together (a conditional space) jointly.
-    group = not multi and config.search_space.is_conditional
+    # A KerasTuner hypermodel's space is define-by-run (conditional scopes): group it too.
+    group = not multi and (config.search_space.is_conditional or config.hypermodel is not None)
     return optuna.samplers.TPESampler(
         seed=seed, multivariate=not multi, group=group, constant_liar=True
     )
@@ -200,9 +201,7 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     import optuna
 
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
-        )
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
     if config.pruner == "hyperband":
         epochs = max_epochs(config.search_space)
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))

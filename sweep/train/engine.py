@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from functools import partial
@@ -128,6 +129,8 @@ def run_trial(
     *,
     on_epoch: EpochCallback | None = None,
     options: EngineOptions | None = None,
+    model: Any = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrialResult:
     """Train the VAE described by ``params`` on ``data`` and score it on the validation split.
 
@@ -139,6 +142,9 @@ def run_trial(
             validation metric when ``options.score_every_epoch`` is set. It may raise to stop
             the trial (``optuna.TrialPruned``, say); the exception propagates unchanged.
         options: Engine options; defaults to :class:`EngineOptions`.
+        model: A VAE already built for ``params`` (:func:`sweep.train.plan.build_vae`, e.g. by
+            a KerasTuner ``build``) to train instead of building one.
+        callbacks: Extra Keras callbacks for ``fit`` (e.g. KerasTuner's own).
 
     Returns:
         The trial's metrics, per-epoch history, diagnostics and a small sample of codes.
@@ -161,19 +167,20 @@ def run_trial(
     from sweep.train.plan import build_vae
     from sweep.train.plan import training_callbacks
 
-    keras.backend.clear_session()
     train_rows = data.training_rows(params.dataset, params.seed)
-    model = build_vae(
-        params,
-        data.n_features,
-        jit_compile=options.jit_compile,
-        fused_adam=options.fused_adam,
-        sparse_input=options.sparse_input,
-        mixed_bfloat16=options.mixed_bfloat16,
-        steps_per_execution=options.steps_per_execution,
-    )
+    if model is None:
+        keras.backend.clear_session()
+        model = build_vae(
+            params,
+            data.n_features,
+            jit_compile=options.jit_compile,
+            fused_adam=options.fused_adam,
+            sparse_input=options.sparse_input,
+            mixed_bfloat16=options.mixed_bfloat16,
+            steps_per_execution=options.steps_per_execution,
+        )
 
-    callbacks = training_callbacks(params)
+    callbacks = [*training_callbacks(params), *callbacks]
     per_epoch: dict[str, list[float]] = {}
     if on_epoch is not None or options.score_every_epoch:
         score = partial(_quick_score, data=data) if options.score_every_epoch else None
