@@ -231,6 +231,7 @@ def _gpu_run_options(
 @option("artifacts_dir")
 @option("force_new")
 @option("baseline")
+@option("reference")
 @option("no_run")
 @option("confirm_top")
 @option("confirm_seeds")
@@ -259,6 +260,7 @@ def launch(
     artifacts_dir: str | None,
     force_new: bool,
     baseline: str | None,
+    reference: str,
     no_run: bool,
     confirm_top: int | None,
     confirm_seeds: int,
@@ -302,6 +304,7 @@ def launch(
         artifacts_dir=artifacts_dir,
         force_new=force_new,
         baseline=baseline,
+        reference=reference,
         hypermodel=hypermodel,
         objective=objective,
         direction=direction,
@@ -505,7 +508,9 @@ def confirm(
     if no_run:
         click.echo(companion)
         return
-    click.echo(render_confirmed(confirmed_results(url, name), fmt), nl=False)
+    click.echo(
+        render_confirmed(_with_reference(confirmed_results(url, name), url, name), fmt), nl=False
+    )
 
 
 @cli.command()
@@ -660,6 +665,9 @@ def _print_best(url: str, name: str, top: int = 5, fmt: str = "table", by: str =
         if baseline is not None and baseline["number"] not in {r["number"] for r in rows}:
             rows.append(baseline)
     rows = with_confirmed(rows, confirmed)
+    reference = _reference_column(url, name) if rows and fmt != "json" else None
+    if reference is not None:
+        rows.append(reference)
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None
     if by == "confirmed" and fmt == "table":
         metric = (objectives or [{}])[0].get("metric") or "the first objective"
@@ -669,6 +677,58 @@ def _print_best(url: str, name: str, top: int = 5, fmt: str = "table", by: str =
         )
     if rows or fmt != "table":
         click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)
+
+
+def _reference_column(url: str, name: str) -> dict[str, Any] | None:
+    """The study's supervised reference for ``best``; a failed one is one line on stderr.
+
+    Once ``confirm`` has scored it on test, it carries a ``confirmed`` entry (one fit: its
+    validation and test values) for the Confirmed rows.
+    """
+    from sweep.store.read import reference_row
+
+    reference = reference_row(url, name)
+    if reference is not None and reference.get("error"):
+        click.echo(f"reference ({reference['reference']}) failed: {reference['error']}", err=True)
+        return None
+    test = _reference_test(reference)
+    if reference is not None and test:
+        val = {k: _one_fit(v) for k, v in (reference.get("metrics") or {}).items()}
+        reference["confirmed"] = {
+            "number": None, "seeds": 1, "planned": 1, "gain": None,
+            "val": val, "test": {k: _one_fit(v) for k, v in test.items()},
+        }  # fmt: skip
+    return reference
+
+
+def _one_fit(value: Any) -> dict[str, Any]:
+    """A value as a confirmed statistic of one run (no spread)."""
+    return {"mean": value, "sd": None, "n": 1, "values": [value]}
+
+
+def _reference_test(reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The reference's test metrics (keys without ``test.``), once ``confirm`` scored them."""
+    details = (reference or {}).get("details") or {}
+    test = details.get("test_metrics") if isinstance(details, dict) else None
+    return {k.removeprefix("test."): v for k, v in test.items()} if isinstance(test, dict) else {}
+
+
+def _with_reference(summary: dict[str, Any] | None, url: str, name: str) -> dict[str, Any] | None:
+    """The confirmation summary with the study's reference in its ``reference`` slot."""
+    from sweep.store.confirm_read import with_reference
+    from sweep.store.read import reference_row
+
+    if summary is None:
+        return None
+    reference = reference_row(url, name)
+    if reference is None or reference.get("error"):
+        return summary
+    return with_reference(
+        summary,
+        f"reference ({reference['reference']})",
+        reference.get("metrics") or {},
+        _reference_test(reference),
+    )
 
 
 def _default_worker_index() -> int:

@@ -45,6 +45,18 @@ STUDY_ATTR = "sweep"
 #: The trial user attribute that marks a study's baseline trial; its value is the baseline's name.
 BASELINE_ATTR = "baseline"
 
+#: The study user attribute that holds the supervised reference fitted at launch (JSON: see
+#: :func:`sweep.train.reference.reference_result`), absent when launched with ``--reference none``.
+REFERENCE_ATTR = "reference"
+#: The supervised reference: L2-regularised logistic regression with this inverse strength C, on
+#: the mean of each bin of this many columns (base pairs) of every mark section.
+REFERENCE_C = 0.1
+REFERENCE_BIN_WIDTH = 100
+#: How ``sweep best`` names the reference (a column beside the notes' baseline).
+REFERENCE_LABEL = "logistic, 100-bp bins"
+#: Seconds the reference's child process may take at launch before it is given up (a warning).
+REFERENCE_TIMEOUT_S = 600.0
+
 #: Trial user attributes a worker writes (all JSON).
 TRIAL_ATTRS = (
     "params_full",  # every TrialParams value, searched and fixed
@@ -376,6 +388,15 @@ OPTIONS: dict[str, Option] = {
         choices=("notes", "none"),
         help="Enqueue this configuration as trial 0 (notes: the notes' own); default: the "
         "space's baseline key (notes for the notes' spaces), none: no baseline.",
+    ),
+    "reference": Option(
+        "--reference",
+        "reference",
+        default="logistic",
+        choices=("logistic", "none"),
+        show_default=True,
+        help="Fit the supervised reference when the study is created (logistic regression on "
+        "100-bp bin densities; seconds); none: skip it.",
     ),
     "no_run": Option(
         "--no-run",

@@ -52,6 +52,13 @@ class TrialParams:
         reduce_lr_on_plateau: Halve the learning rate when the validation loss stalls.
         early_stopping_patience: Stop after this many epochs without validation improvement;
             0 disables early stopping.
+        label_weight: Weight of the label (expression) bit in the reconstruction loss, whose
+            per-row mean over features becomes ``(sum of mark terms + label_weight * label
+            term) / n_features``; 1 is the notes' loss, where the bit is 1/n_features of it.
+        label_dropout: Share of training rows whose *input* label bit is hidden at each step
+            (replaced by a fair coin, the two values the label-hidden probe averages over), so
+            the model learns the label from the marks; targets keep the true bit, and
+            validation and test rows are never hidden. 0 hides nothing.
         seed: Seed for weights, sampling noise, balancing and batch order.
     """
 
@@ -72,6 +79,8 @@ class TrialParams:
     epochs: int = 10
     reduce_lr_on_plateau: bool = True
     early_stopping_patience: int = 0
+    label_weight: float = 1.0
+    label_dropout: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -123,6 +132,13 @@ class TrialParams:
             "early_stopping_patience",
             "an integer >= 0 (0 = off)",
             self.early_stopping_patience,
+        )
+        _check(self.label_weight >= 0.0, "label_weight", "a number >= 0", self.label_weight)
+        _check(
+            0.0 <= self.label_dropout <= 1.0,
+            "label_dropout",
+            "a share in [0, 1]",
+            self.label_dropout,
         )
 
     @property

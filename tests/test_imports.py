@@ -32,6 +32,8 @@ FOUNDATION = {
     "sweep.names",
     "sweep.space",
 }
+#: The child processes' entry points: the only run/ modules that reach training code.
+CHILDREN = ("sweep.run._child", "sweep.run._reference_child")
 HEAVY = ("tensorflow", "keras", "keras_tuner", "sklearn", "scipy")
 DATABASE = ("optuna", "sqlalchemy", "psycopg")
 
@@ -119,7 +121,7 @@ def _violations() -> list[str]:
                 if root in DATABASE or target_layer in ("store", "run", "present", "cli"):
                     problems.append(f"{where}: train/ is a leaf (no Optuna, no database)")
             elif layer == "run":
-                child = module == "sweep.run._child"
+                child = module in CHILDREN
                 if target_layer in ("present", "cli"):
                     problems.append(f"{where}: run/ does not import present/ or the CLI")
                 if not child and root in HEAVY:
@@ -177,7 +179,7 @@ def _loaded_after_import(modules: list[str]) -> set[str]:
 
 
 def _layer_modules(*layers: str) -> list[str]:
-    skip = ("sweep.run._child", "sweep.__main__")  # both run a program when imported
+    skip = (*CHILDREN, "sweep.__main__")  # child entry points and the CLI's __main__
     return [m for m in _modules() if _layer(m) in layers and m not in skip]
 
 

@@ -148,12 +148,14 @@ def test_the_report_opens_from_disk_in_a_browser(study: dict[str, Any]) -> None:
     for src in sources:
         _valid_png(out / src)
     assert {p.name for p in (out / "figures").glob("*.png")} == {Path(s).name for s in sources}
-    # The best-trials table: a column per COMPLETE trial (two, best first).
+    # The best-trials table: a column per COMPLETE trial (two, best first), then the
+    # supervised reference fitted at launch.
     table = re.search(r'<table id="best-trials">(.*?)</table>', page, re.S)
     assert table is not None
     header = re.findall(r"<th>([^<]*)</th>", table.group(1).split("</thead>")[0])
     numbers = [t["number"] for t in list_trials(study["url"], STUDY, ["COMPLETE"])]
-    assert header[0] == "trial" and sorted(header[1:]) == sorted(f"#{n}" for n in numbers)
+    assert header[0] == "trial" and header[-1] == "reference (logistic, 100-bp bins)"
+    assert sorted(header[1:-1]) == sorted(f"#{n}" for n in numbers)
     assert 'id="confirmed"' in page and "Balanced vs original" in page
 
     shot = study["dir"] / "report.png"

@@ -192,7 +192,10 @@ def best_cells(
 
 
 def _trial_label(row: Mapping[str, Any]) -> str:
-    """``#3``, or ``#0 baseline`` for a study's baseline trial."""
+    """``#3``, ``#0 baseline`` for a study's baseline trial, ``reference (LABEL)`` for its
+    supervised reference (:func:`sweep.store.read.reference_row`)."""
+    if row.get("reference"):
+        return f"reference ({row['reference']})"
     return f"#{row.get('number')}" + (" baseline" if row.get("baseline") else "")
 
 

@@ -51,6 +51,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
     from sweep.store.read import list_trials
+    from sweep.store.read import reference_row
     from sweep.store.read import study_config
     from sweep.store.read import study_status
     from sweep.store.read import trial_by_number
@@ -61,6 +62,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     trials = list_trials(url, name)
     best = best_trials(url, name, TOP)
     baseline = baseline_trial(url, name)
+    reference = reference_row(url, name)
     confirmed = confirmed_results(url, name)
     detailed = trial_by_number(url, name, best[0]["number"]) if best else None
     study = _load_optuna_study(url, name)
@@ -68,6 +70,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     make_out_dir(target)
     figures_dir = make_out_dir(target / FIGURES)
     page = _Page(status, config, trials, best, baseline)
+    page.reference = reference if reference and not reference.get("error") else None
     page.summary()
     page.best_table()
     page.confirmed(confirmed)
@@ -105,6 +108,8 @@ class _Page:
         self.trials = trials
         self.best = best
         self.baseline = baseline
+        #: The supervised reference (:func:`sweep.store.read.reference_row`): a last column.
+        self.reference: dict[str, Any] | None = None
         self.parts: list[str] = []
         self.objectives = list(status.get("objectives") or [])
         self.metric_names = [
@@ -156,6 +161,8 @@ class _Page:
         numbers = {r["number"] for r in rows}
         if self.baseline is not None and self.baseline["number"] not in numbers:
             rows.append(self.baseline)
+        if rows and self.reference is not None:
+            rows.append(self.reference)
         title = "Best trials" if len(self.objectives) <= 1 else "Pareto set"
         self.parts.append(f'<section id="best"><h2>{title}</h2>')
         if not self.best:
@@ -164,7 +171,8 @@ class _Page:
             note = (
                 "The notes' table on the validation split, best first; the study's baseline "
                 "(trial with the user attribute <code>baseline</code>) is the last column when "
-                "it is not among them."
+                "it is not among them; the supervised reference (logistic regression on 100-bp "
+                "bin densities, fitted on the same training rows) is the very last."
             )
             self.parts.append(f"<p>{note}</p>")
             self.parts.append(_cells_html(best_cells(rows, self.objectives), "best-trials"))

@@ -101,6 +101,7 @@ def confirm_study(
         OptionError, StudyNotFoundError, StudyConflictError: nothing is written then.
     """
     from sweep.run.launch import run_workers
+    from sweep.run.reference import score_reference_on_test
     from sweep.store.rdb import open_storage
 
     config, jobs = plan_jobs(url, name, top, seeds)
@@ -112,10 +113,11 @@ def confirm_study(
         finished, budget = confirm_progress(storage, companion)
     finally:
         storage.engine.dispose()
-    if finished >= budget:
+    if finished < budget:
+        run_workers(url, companion, options or RunOptions())
+    else:
         _logger.info("study %r: all %d confirmation runs are done", companion, budget)
-        return companion
-    run_workers(url, companion, options or RunOptions())
+    score_reference_on_test(url, name, (options or RunOptions()).data_path)
     return companion
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.config import OPTIONS
+from sweep.config import REFERENCE_C
 from sweep.config import RunOptions
 from sweep.config import StudyConfig
 from sweep.config import StudySettings
@@ -87,6 +88,9 @@ class LaunchRequest:
         force_new: Create ``NAME-2`` when ``NAME`` exists with another space or data.
         baseline: ``"notes"`` enqueues the notes' configuration as trial 0 of a new study,
             ``"none"`` enqueues nothing, ``None`` does what the space's ``baseline`` key says.
+        reference: ``"logistic"`` fits the supervised reference when a new study is created
+            (:mod:`sweep.run.reference`; seconds, in a child process), ``"none"`` skips it.
+        reference_c: The reference's inverse regularisation strength C.
         hypermodel: A KerasTuner hypermodel (``module:attr`` or ``file.py:attr``) to sweep
             instead of the built-in VAE (:mod:`sweep.run.hypermodel`); ``space`` is then unused.
         objective: With ``hypermodel``: the Keras metric to optimise.
@@ -103,6 +107,8 @@ class LaunchRequest:
     artifacts_dir: str | None = None
     force_new: bool = False
     baseline: str | None = None
+    reference: str = OPTIONS["reference"].default
+    reference_c: float = REFERENCE_C
     hypermodel: str | None = None
     objective: str = OPTIONS["objective"].default
     direction: str | None = None
@@ -113,7 +119,9 @@ def create_study(request: LaunchRequest) -> str:
     """Validate the space and the data, then create (or reuse) the study. Returns its name.
 
     A new study with a baseline gets it as trial 0 (WAITING, user attribute ``baseline``); a
-    reused study keeps the trials it has, so a repeated launch never enqueues it twice. A
+    reused study keeps the trials it has, so a repeated launch never enqueues it twice. A new
+    study also gets its supervised reference (unless ``reference="none"``); one that fails is
+    a warning, not a failed launch. A
     baseline the space cannot express is refused before the database is touched.
 
     Raises:
@@ -184,6 +192,10 @@ def create_study(request: LaunchRequest) -> str:
             baseline,
             f", with the study's fixed {differs}" if differs else "",
         )
+    if created and request.reference != "none":
+        from sweep.run.reference import fit_and_store_reference
+
+        fit_and_store_reference(storage, name, config, C=request.reference_c)
     if created:
         _logger.info(
             "created study %r in %s: %d trials, space %s (%s), data %s (%d features)",

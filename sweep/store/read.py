@@ -35,6 +35,7 @@ from typing import Any
 
 from sweep.config import BASELINE_ATTR
 from sweep.config import BIG_ATTRS
+from sweep.config import REFERENCE_ATTR
 from sweep.config import STATES
 from sweep.config import STUDY_ATTR
 from sweep.config import check as check_option
@@ -325,6 +326,50 @@ def baseline_trial(url: str, name: str, *, include_history: bool = False) -> dic
             conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
         )
     return trials.get(trial_id)
+
+
+def reference_row(url: str, name: str) -> dict[str, Any] | None:
+    """The study's supervised reference as a ``best`` column, or ``None`` when it has none.
+
+    One query for the study user attribute :data:`sweep.config.REFERENCE_ATTR` (written at
+    launch by :mod:`sweep.run.reference`). The dict has a trial dict's keys: ``number`` and
+    ``state`` are ``None`` and ``"REFERENCE"``, ``reference`` is its label (``"logistic,
+    100-bp bins"``), ``values`` the objectives where the reference reports that metric (else
+    ``None``), ``metrics`` its validation metrics (``expression_hidden.*``), ``seconds`` its
+    fitting time, ``flags`` ``None``; plus ``error`` when it failed at launch, and
+    ``details`` (the stored JSON: C, features, rows, split).
+
+    Raises:
+        StudyNotFoundError: no study of that name (the message lists the existing ones).
+        StorageError: the database cannot be reached or used.
+    """
+    from sqlalchemy import select
+
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+        attrs_t = tables().study_user_attributes
+        raw = conn.execute(
+            select(attrs_t.c.value_json).where(
+                attrs_t.c.study_id == study.study_id, attrs_t.c.key == REFERENCE_ATTR
+            )
+        ).scalar()
+    stored = _loads(raw) if raw is not None else None
+    if not isinstance(stored, dict):
+        return None
+    metrics = stored.get("metrics") if isinstance(stored.get("metrics"), dict) else {}
+    objectives = _objectives(study.config, study.directions)
+    return {
+        "number": None,
+        "state": "REFERENCE",
+        "reference": str(stored.get("label") or "logistic"),
+        "values": [metrics.get(o["metric"]) for o in objectives] if metrics else None,
+        "params": {},
+        "metrics": metrics,
+        "flags": None,
+        "seconds": stored.get("seconds"),
+        "error": stored.get("error"),
+        "details": {k: v for k, v in stored.items() if k not in ("metrics", "error")},
+    }
 
 
 def list_trials(

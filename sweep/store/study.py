@@ -14,10 +14,12 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from typing import Any
 
 from sweep.config import BASELINE_ATTR
 from sweep.config import FINISHED_STATES
 from sweep.config import MEDIAN_WARMUP_EPOCHS
+from sweep.config import REFERENCE_ATTR
 from sweep.config import STUDY_ATTR
 from sweep.config import StudyConfig
 from sweep.errors import StudyConflictError
@@ -127,6 +129,26 @@ def save_config(storage: optuna.storages.BaseStorage, name: str, config: StudyCo
     """Replace the stored :class:`StudyConfig` (used to raise the budget on resume)."""
     study_id = storage.get_study_id_from_name(name)
     storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())
+
+
+def save_reference(
+    storage: optuna.storages.BaseStorage, name: str, reference: dict[str, Any]
+) -> None:
+    """Store the study's supervised reference (:data:`sweep.config.REFERENCE_ATTR`)."""
+    study_id = storage.get_study_id_from_name(name)
+    storage.set_study_user_attr(study_id, REFERENCE_ATTR, reference)
+
+
+def load_reference(storage: optuna.storages.BaseStorage, name: str) -> dict[str, Any] | None:
+    """The study's stored supervised reference, or ``None`` (launched with ``--reference none``).
+
+    Raises:
+        StudyNotFoundError: no such study.
+    """
+    load_config(storage, name)  # one clear error for a missing study
+    attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    value = attrs.get(REFERENCE_ATTR)
+    return dict(value) if isinstance(value, dict) else None
 
 
 def check_study_name(name: str) -> None:

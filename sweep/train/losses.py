@@ -95,6 +95,36 @@ def reconstruction(
     )
 
 
+def weighted_reconstruction(
+    y_true: Tensor,
+    y_pred: Tensor,
+    *,
+    loss: str,
+    gamma: float,
+    alpha: float | None,
+    label_weight: float = 1.0,
+) -> Tensor:
+    """:func:`reconstruction` with the label (the **last** column) weighted by ``label_weight``.
+
+    Per row: ``(sum over marks of l_j + label_weight * l_label) / n_features``, where ``l`` is
+    the per-cell loss :func:`reconstruction` averages; the denominator stays ``n_features``, so
+    ``label_weight = 1`` is exactly :func:`reconstruction` (the notes' loss, computed the same
+    way) and any other weight adds ``(label_weight - 1) * l_label / n_features``.
+
+    Returns:
+        Tensor of shape ``(batch,)``.
+    """
+    base = reconstruction(y_true, y_pred, loss=loss, gamma=gamma, alpha=alpha)
+    if label_weight == 1.0:
+        return base
+    y_pred = ops.convert_to_tensor(y_pred)
+    n_features = ops.cast(ops.shape(y_pred)[-1], y_pred.dtype)
+    label = reconstruction(
+        y_true[:, -1:], y_pred[:, -1:], loss=loss, gamma=gamma, alpha=alpha
+    )  # a mean over one column: the label's own term
+    return base + (float(label_weight) - 1.0) / n_features * label
+
+
 def kl_divergence(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
     """KL(q(z|x) || N(0, I)) per row for a diagonal Gaussian posterior.
 
@@ -134,6 +164,7 @@ def vae_loss(
     gamma: float,
     alpha: float | None,
     kl_weight: Tensor,
+    label_weight: float = 1.0,
 ) -> LossOutput:
     """The VAE loss of one batch: reconstruction of ``x`` by ``probs`` plus weighted KL.
 
@@ -146,6 +177,8 @@ def vae_loss(
         gamma: Focal-loss focusing parameter.
         alpha: Focal-loss weight of the ones; ``None``: no class balancing.
         kl_weight: Weight of the KL term (a float or a scalar variable), cast to float32.
+        label_weight: Weight of the label bit (the last column) in the reconstruction, see
+            :func:`weighted_reconstruction`; 1 is the notes' loss.
 
     Returns:
         The :class:`LossOutput` with batch means of both terms.
@@ -153,7 +186,11 @@ def vae_loss(
     Raises:
         ValueError: ``loss`` is not one of :data:`LOSSES`.
     """
-    recon = ops.mean(reconstruction(x, probs, loss=loss, gamma=gamma, alpha=alpha))
+    recon = ops.mean(
+        weighted_reconstruction(
+            x, probs, loss=loss, gamma=gamma, alpha=alpha, label_weight=label_weight
+        )
+    )
     kl = ops.mean(kl_divergence(z_mean, z_log_var))
     total = recon + ops.cast(kl_weight, "float32") * kl
     return LossOutput(total=total, reconstruction=recon, kl=kl)

@@ -308,6 +308,40 @@ def symmetric_label_probe(
     return 0.5 * (off + on)
 
 
+def label_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    chosen_threshold: float | None = None,
+) -> dict[str, MetricValue]:
+    """The expression metrics of any score of the label, as :func:`evaluate` reports them.
+
+    Keys (without a prefix): ``mse``, ``accuracy``, ``f1``, ``precision``, ``recall`` (at
+    ``threshold``), ``auroc``, ``auprc``, ``threshold`` (``chosen_threshold``, picked on the
+    training rows by :func:`choose_threshold`) and ``f1_at_threshold`` (None without one): the
+    same definitions as ``expression_hidden.*``, so another model's scores (the supervised
+    reference, say) compare key by key with a trial's.
+
+    Raises:
+        DataError: ``labels`` is not 0/1, or ``scores`` is not finite in [0, 1] of its length.
+    """
+    y = np.asarray(labels).astype(np.int64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not np.isin(y, (0, 1)).all():
+        raise DataError("label_metrics: labels must hold only 0 and 1")
+    if s.shape != y.shape or not np.isfinite(s).all() or (s.size and (s.min() < 0 or s.max() > 1)):
+        raise DataError(f"label_metrics: scores must be {y.size} finite probabilities in [0, 1]")
+    out = _expression_metrics(y, s, float(threshold))
+    out["threshold"] = chosen_threshold
+    out["f1_at_threshold"] = (
+        None
+        if chosen_threshold is None
+        else _finite(f1_score(y, (s > chosen_threshold).astype(np.int64), zero_division=0))
+    )
+    return out
+
+
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """The threshold that maximises F1 of ``scores > threshold`` against ``labels``.
 

@@ -33,6 +33,8 @@ _SAMPLING_SEED_OFFSET = 0
 _ENCODER_SEED_OFFSET = 1_000
 _DECODER_SEED_OFFSET = 2_000
 _DROPOUT_SEED_OFFSET = 3_000
+LABEL_SEED_OFFSET = 4_000
+"""``build_vae`` seeds the label-bit hiding (``label_dropout``) with ``params.seed`` plus this."""
 
 
 @keras.saving.register_keras_serializable(package="sweep")
@@ -204,6 +206,33 @@ def build_decoder(
     return keras.Model(inputs, outputs, name="decoder")
 
 
+def hide_label_bits(x: Any, share: float, seed: keras.random.SeedGenerator) -> tuple[Any, Any]:
+    """Hide the input label bit (the **last** column) of a share of the rows of a batch.
+
+    Each row is hidden with probability ``share``, independently; a hidden bit is replaced by
+    a fair coin, 0 or 1 with probability 1/2 each: the two values the symmetric label-hidden
+    probe (:func:`sweep.train.metrics.symmetric_label_probe`) decodes and averages, so a hidden
+    row looks to the model exactly like a probe's input, and only the marks tell the label.
+    The other columns are unchanged. Deterministic for a seed: the same ``SeedGenerator`` seed
+    gives the same rows and coins, batch after batch.
+
+    Args:
+        x: ``(batch, n_features)`` float rows.
+        share: Probability in [0, 1] that a row's bit is hidden (``TrialParams.label_dropout``).
+        seed: The generator the draws come from.
+
+    Returns:
+        ``(inputs, hidden)``: the rows with hidden bits replaced, and the ``(batch,)`` boolean
+        mask of the hidden rows.
+    """
+    x = ops.convert_to_tensor(x)
+    n = ops.shape(x)[0]
+    hidden = keras.random.uniform((n,), seed=seed) < share
+    coin = ops.cast(keras.random.uniform((n,), seed=seed) < 0.5, x.dtype)
+    label = ops.where(hidden, coin, x[:, -1])
+    return ops.concatenate([x[:, :-1], ops.expand_dims(label, -1)], axis=-1), hidden
+
+
 class VAE(keras.Model):
     """Variational autoencoder over binary rows, trained with a custom step.
 
@@ -221,6 +250,12 @@ class VAE(keras.Model):
         focal_alpha: Focal-loss weight of the ones; ``None``: no class balancing.
         kl_weight: Initial KL weight; a KL schedule (:class:`sweep.train.plan.KLWarmup`) may
             change it between epochs.
+        label_weight: Weight of the label bit (the last column) in the reconstruction loss
+            (:func:`sweep.train.losses.weighted_reconstruction`); 1: the notes' loss.
+        label_dropout: Share of training rows whose input label bit is hidden at each training
+            step (:func:`hide_label_bits`); the targets keep the true bit, and evaluation,
+            validation and inference (``test_step``, ``encode``, ``reconstruct``) never hide.
+        label_seed: Seed of the hiding.
 
     Attributes:
         kl_weight: Non-trainable float32 variable, the current KL weight.
@@ -240,6 +275,9 @@ class VAE(keras.Model):
         focal_gamma: float,
         focal_alpha: float | None,
         kl_weight: float,
+        label_weight: float = 1.0,
+        label_dropout: float = 0.0,
+        label_seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         check_n_features(n_features)
@@ -256,6 +294,12 @@ class VAE(keras.Model):
         self.loss_name = loss
         self.focal_gamma = float(focal_gamma)
         self.focal_alpha = None if focal_alpha is None else float(focal_alpha)
+        self.label_weight = float(label_weight)
+        self.label_dropout = float(label_dropout)
+        # Only a model that hides bits has the generator (and its state variable).
+        self.label_seed = (
+            keras.random.SeedGenerator(label_seed) if self.label_dropout > 0.0 else None
+        )
         self.kl_weight = keras.Variable(
             float(kl_weight), trainable=False, dtype="float32", name="kl_weight"
         )
@@ -275,8 +319,9 @@ class VAE(keras.Model):
         z_mean, _, z = self.encoder(x, training=training)
         return self.decoder(z if training else z_mean, training=training)
 
-    def _loss(self, x: Any, training: bool) -> LossOutput:
-        z_mean, z_log_var, z = self.encoder(x, training=training)
+    def _loss(self, x: Any, training: bool, inputs: Any = None) -> LossOutput:
+        """The loss of reconstructing ``x`` from ``inputs`` (default: ``x`` itself)."""
+        z_mean, z_log_var, z = self.encoder(x if inputs is None else inputs, training=training)
         probs = self.decoder(z, training=training)
         return vae_loss(
             x,
@@ -287,6 +332,7 @@ class VAE(keras.Model):
             gamma=self.focal_gamma,
             alpha=self.focal_alpha,
             kl_weight=self.kl_weight,
+            label_weight=self.label_weight,
         )
 
     def _update_trackers(self, out: LossOutput, n: Any) -> dict[str, Any]:
@@ -302,8 +348,11 @@ class VAE(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, Any]:
         x = self._batch_x(data)
+        inputs = None
+        if self.label_seed is not None:  # training rows only; the targets keep the true bit
+            inputs, _ = hide_label_bits(x, self.label_dropout, self.label_seed)
         with tf.GradientTape() as tape:
-            out = self._loss(x, training=True)
+            out = self._loss(x, training=True, inputs=inputs)
         grads = tape.gradient(out.total, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         n = ops.cast(ops.shape(x)[0], "float32")

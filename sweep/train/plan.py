@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from sweep.errors import TrialFailed
 from sweep.params import TrialParams
+from sweep.train.model import LABEL_SEED_OFFSET
 from sweep.train.model import VAE
 from sweep.train.model import build_decoder
 from sweep.train.model import build_encoder
@@ -251,6 +252,9 @@ def build_vae(
         focal_gamma=params.focal_gamma,
         focal_alpha=params.focal_alpha,
         kl_weight=kl_schedule(params).initial_weight,
+        label_weight=params.label_weight,
+        label_dropout=params.label_dropout,
+        label_seed=params.seed + LABEL_SEED_OFFSET,
         name="vae",
     )
     vae.compile(
