@@ -399,6 +399,32 @@ def test_a_bit_copier_scores_chance_on_the_symmetric_probe_but_fools_the_old_one
     assert roc_auc_score(y, copier(rows)[:, width]) == 1.0
 
 
+def test_a_float32_copier_ties_exactly_despite_round_off() -> None:
+    """Keras outputs float32: a copier's c and 1 - c average to 0.5 only up to round-off, which
+    an AUROC would rank (0.43 seen on real runs); the probe rounds it away."""
+    rng = np.random.default_rng(1)
+    n, width = 200, 6
+    y = np.arange(n) % 2
+    marks = (rng.uniform(size=(n, width)) < np.where(y[:, None] == 1, 0.7, 0.3)).astype(np.uint8)
+    rows = np.column_stack([marks, y]).astype(np.uint8)
+    logits = rng.normal(size=n).astype(np.float32)
+
+    def copier(x: np.ndarray) -> np.ndarray:
+        c = (1.0 / (1.0 + np.exp(-(logits + x[:, :width].sum(axis=1) / 3.7)))).astype(np.float32)
+        out = np.full(x.shape, 0.5, dtype=np.float32)
+        out[:, width] = np.where(x[:, width] == 1, c, np.float32(1.0) - c)
+        return out
+
+    from sklearn.metrics import roc_auc_score
+
+    x0, x1 = rows.copy(), rows.copy()
+    x0[:, width], x1[:, width] = 0, 1
+    raw = 0.5 * (copier(x0)[:, width].astype(np.float64) + copier(x1)[:, width])
+    assert len(np.unique(raw)) > 1  # the round-off the probe must remove
+    probe = symmetric_label_probe(copier, rows, width)
+    assert roc_auc_score(y, probe) == 0.5
+
+
 # ---------------------------------------------------------------------------------------------
 # AUPRC lift per section
 
