@@ -496,7 +496,7 @@ def confirm(
     """
     from sweep.present.formatting import render_confirmed
     from sweep.run.confirm import confirm_study
-    from sweep.store.confirm_read import confirmed_results
+    from sweep.store.confirm_read import confirmed_with_reference
 
     url = _storage(storage)
     options = _gpu_run_options(workers, gpus, timeout_s, data, run_options)
@@ -508,9 +508,7 @@ def confirm(
     if no_run:
         click.echo(companion)
         return
-    click.echo(
-        render_confirmed(_with_reference(confirmed_results(url, name), url, name), fmt), nl=False
-    )
+    click.echo(render_confirmed(confirmed_with_reference(url, name), fmt), nl=False)
 
 
 @cli.command()
@@ -685,13 +683,14 @@ def _reference_column(url: str, name: str) -> dict[str, Any] | None:
     Once ``confirm`` has scored it on test, it carries a ``confirmed`` entry (one fit: its
     validation and test values) for the Confirmed rows.
     """
+    from sweep.store.confirm_read import reference_test_metrics
     from sweep.store.read import reference_row
 
     reference = reference_row(url, name)
     if reference is not None and reference.get("error"):
         click.echo(f"reference ({reference['reference']}) failed: {reference['error']}", err=True)
         return None
-    test = _reference_test(reference)
+    test = reference_test_metrics(reference)
     if reference is not None and test:
         val = {k: _one_fit(v) for k, v in (reference.get("metrics") or {}).items()}
         reference["confirmed"] = {
@@ -704,31 +703,6 @@ def _reference_column(url: str, name: str) -> dict[str, Any] | None:
 def _one_fit(value: Any) -> dict[str, Any]:
     """A value as a confirmed statistic of one run (no spread)."""
     return {"mean": value, "sd": None, "n": 1, "values": [value]}
-
-
-def _reference_test(reference: dict[str, Any] | None) -> dict[str, Any]:
-    """The reference's test metrics (keys without ``test.``), once ``confirm`` scored them."""
-    details = (reference or {}).get("details") or {}
-    test = details.get("test_metrics") if isinstance(details, dict) else None
-    return {k.removeprefix("test."): v for k, v in test.items()} if isinstance(test, dict) else {}
-
-
-def _with_reference(summary: dict[str, Any] | None, url: str, name: str) -> dict[str, Any] | None:
-    """The confirmation summary with the study's reference in its ``reference`` slot."""
-    from sweep.store.confirm_read import with_reference
-    from sweep.store.read import reference_row
-
-    if summary is None:
-        return None
-    reference = reference_row(url, name)
-    if reference is None or reference.get("error"):
-        return summary
-    return with_reference(
-        summary,
-        f"reference ({reference['reference']})",
-        reference.get("metrics") or {},
-        _reference_test(reference),
-    )
 
 
 def _default_worker_index() -> int:

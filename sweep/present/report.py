@@ -47,7 +47,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
         StudyNotFoundError: no study of that name.
         StorageError: the database cannot be reached or used.
     """
-    from sweep.store.confirm_read import confirmed_results
+    from sweep.store.confirm_read import confirmed_with_reference
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
     from sweep.store.read import list_trials
@@ -63,7 +63,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     best = best_trials(url, name, TOP)
     baseline = baseline_trial(url, name)
     reference = reference_row(url, name)
-    confirmed = confirmed_results(url, name)
+    confirmed = confirmed_with_reference(url, name)
     detailed = trial_by_number(url, name, best[0]["number"]) if best else None
     study = _load_optuna_study(url, name)
 

@@ -227,6 +227,33 @@ def with_reference(
     return {**summary, "reference": {"label": label, "val": dict(val), "test": dict(test)}}
 
 
+def reference_test_metrics(reference: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A :func:`sweep.store.read.reference_row`'s test metrics (keys without ``test.``), once
+    ``confirm`` scored them; empty before."""
+    details = (reference or {}).get("details") or {}
+    test = details.get("test_metrics") if isinstance(details, dict) else None
+    return {k.removeprefix("test."): v for k, v in test.items()} if isinstance(test, dict) else {}
+
+
+def confirmed_with_reference(url: str, name: str) -> dict[str, Any] | None:
+    """:func:`confirmed_results` with the study's supervised reference in its ``reference``
+    slot (validation from launch, test once ``confirm`` scored it); ``None`` without runs."""
+    from sweep.store.read import reference_row
+
+    summary = confirmed_results(url, name)
+    if summary is None:
+        return None
+    reference = reference_row(url, name)
+    if reference is None or reference.get("error"):
+        return summary
+    return with_reference(
+        summary,
+        f"reference ({reference['reference']})",
+        reference.get("metrics") or {},
+        reference_test_metrics(reference),
+    )
+
+
 def _test(trial: Mapping[str, Any]) -> Mapping[str, Any]:
     value = (trial.get("user_attrs") or {}).get("test_metrics")
     return value if isinstance(value, dict) else {}
