@@ -101,6 +101,9 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
 @option("split_seed")
 @option("score_test")
 @option("as_json")
+@option("trial.params_file")
+@option("trial.from_trial")
+@option("storage")
 def trial(
     data: str | None,
     assignments: Sequence[str],
@@ -111,11 +114,15 @@ def trial(
     split_seed: int,
     score_test: bool,
     as_json: bool,
+    params_file: str | None,
+    from_trial: str | None,
+    storage: str | None,
 ) -> None:
     """Run one trial with the notes' defaults and print the notes' metric table.
 
     The table scores the validation split; ``--score-test`` adds the same table for the test
-    split (JSON keys ``test.*``), which a sweep never sees.
+    split (JSON keys ``test.*``), which a sweep never sees. ``--params FILE`` starts from a
+    file's values, ``--from NAME:N`` from a stored trial's (with its study's data and split).
     """
     import json
 
@@ -124,7 +131,27 @@ def trial(
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import load_dataset
 
+    split_sha256 = ""
     values = parse_assignments(assignments)
+    if params_file and from_trial:
+        from sweep.errors import UsageError
+
+        raise UsageError("--params and --from both give the parameters; pass one of them")
+    if params_file:
+        from sweep.run.export import load_params_file
+
+        values = {**load_params_file(params_file), **values}
+    if from_trial:
+        from sweep.run.export import check_data
+        from sweep.run.export import stored_trial
+
+        stored = stored_trial(_storage(storage), from_trial)
+        values = {**stored.params, **values}
+        if data is None:
+            data = stored.data_path
+        check_data(data, stored.data_sha256)
+        val_fraction, test_fraction = stored.val_fraction, stored.test_fraction
+        split_seed, split_sha256 = stored.split_seed, stored.split_sha256
     if epochs is not None:
         values["epochs"] = epochs
     if seed is not None:
@@ -136,6 +163,10 @@ def trial(
         test_fraction=test_fraction,
         split_seed=split_seed,
     )
+    if split_sha256:
+        from sweep.train.data import check_split_sha256
+
+        check_split_sha256(dataset, split_sha256)
     if score_test and dataset.test is None:
         from sweep.errors import UsageError
 
@@ -207,6 +238,7 @@ def _run_options(f: F) -> F:
 @option("force_new")
 @option("baseline")
 @option("no_run")
+@option("keep_weights")
 def launch(
     space: str,
     data: str | None,
@@ -230,6 +262,7 @@ def launch(
     force_new: bool,
     baseline: str | None,
     no_run: bool,
+    keep_weights: int,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data."""
     from sweep.config import RunOptions
@@ -265,6 +298,7 @@ def launch(
         artifacts_dir=artifacts_dir,
         force_new=force_new,
         baseline=baseline,
+        keep_weights=keep_weights,
     )
     if options.gpus:
         from sweep.run.launch import check_gpus
@@ -369,11 +403,24 @@ def worker(
 @study_argument
 @option("storage")
 @option("status.fmt")
-def status(name: str, storage: str | None, fmt: str) -> None:
-    """Trials by state, best so far, running trials' heartbeats, throughput and ETA."""
+@option("watch")
+@option("interval_s")
+@option("count")
+def status(
+    name: str, storage: str | None, fmt: str, watch: bool, interval_s: float, count: int | None
+) -> None:
+    """Trials by state, best so far, running trials' heartbeats, throughput and ETA.
+
+    ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0).
+    """
     from sweep.present.formatting import render_status
     from sweep.store.read import study_status
 
+    if watch:
+        from sweep.present.live import watch_status
+
+        watch_status(_storage(storage), name, interval_s=interval_s, count=count)
+        return
     click.echo(render_status(study_status(_storage(storage), name), fmt), nl=False)
 
 
@@ -423,6 +470,28 @@ def metrics(data: str | None) -> None:
     dataset = load_dataset(data or BUNDLED_DATA)
     for key in metric_names([s.name for s in dataset.sections]):
         click.echo(key)
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@option("export.trial")
+@option("export.out")
+@option("force")
+def export(name: str, storage: str | None, trial: int | None, out: str, force: bool) -> None:
+    """Write trial N's model (.keras), parameters and data hash to --out (default: the best).
+
+    Needs the trial's weights, kept by `sweep launch --keep-weights K`.
+    """
+    from sweep.run.export import staged_export
+    from sweep.train.export import write_model
+
+    with staged_export(_storage(storage), name, trial, out, force=force) as staged:
+        write_model(staged.params, staged.n_features, staged.weights, staged.folder)
+    click.echo(f"exported trial {staged.number} of study {name} to {staged.out}")
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -57,3 +57,11 @@ class TrialFailed(SweepError):
 
 class SweepStopped(SweepError):
     """The sweep stopped early on purpose (too many consecutive failures, interruption)."""
+
+
+class TrialNotFoundError(SweepError, LookupError):
+    """No trial of that number in the study (or no finished trial to pick as the best)."""
+
+
+class NoWeightsError(SweepError, LookupError):
+    """The trial's weights were not kept (``launch --keep-weights K`` keeps the K best)."""

@@ -58,7 +58,9 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
         keep = {k: v for k, v in values.items() if k in wanted or k.endswith("loss")}
         _send(channel, {"type": "epoch", "epoch": epoch, "values": keep})
 
-    options = EngineOptions(score_every_epoch=bool(wanted))
+    options = EngineOptions(
+        score_every_epoch=bool(wanted), weights_path=request.get("weights_path") or None
+    )
     result = run_trial(params, data, on_epoch=on_epoch, options=options)
     if request.get("samples_path") and result.samples:
         np.savez_compressed(request["samples_path"], **result.samples)  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ class TrialRequest:
         split_sha256: The study's split hash; the child refuses a split that differs (empty:
             not checked).
         split_only: Only load and split the data, and return ``{"split_sha256": ...}``.
+        weights_path: Where the child saves the trained weights (``None``: not saved).
     """
 
     params: dict[str, Any]
@@ -50,6 +51,7 @@ class TrialRequest:
     samples_path: str | None = None
     split_sha256: str = ""
     split_only: bool = False
+    weights_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class TrialRequest:
             "samples_path": self.samples_path,
             "split_sha256": self.split_sha256,
             "split_only": self.split_only,
+            "weights_path": self.weights_path,
         }
 
 

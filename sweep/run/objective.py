@@ -36,6 +36,7 @@ from sweep.run.isolation import run_in_child
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.space import SearchSpace
+from sweep.store.lookup import EPOCH_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -67,6 +68,9 @@ class Objective:
             deferred again before returning, so Optuna records the outcome uninterrupted.
         on_trial_created: Called first, once Optuna has created the trial: the worker hands
             its budget slot over here (releases the budget lock) before training starts.
+        keep_weights: Keep the weights of this many best trials (:mod:`sweep.run.weights`).
+        maximize: Whether the (first) objective is maximised; ranks kept weights.
+        storage_url: The study's storage, for ranking kept weights (unmasked; never printed).
     """
 
     space: SearchSpace
@@ -81,6 +85,9 @@ class Objective:
     worker_id: str = field(default_factory=_worker_id)
     signals: signals_as_interrupts | None = None
     on_trial_created: Callable[[], None] | None = None
+    keep_weights: int = 0
+    maximize: bool = True
+    storage_url: str = ""
 
     @classmethod
     def for_study(
@@ -90,8 +97,10 @@ class Objective:
         *,
         env: Mapping[str, str] | None = None,
         signals: signals_as_interrupts | None = None,
+        storage_url: str = "",
     ) -> Objective:
         """The objective of a study: its space, split, pruning metric and artifact store."""
+        store = artifact_store(config)
         return cls(
             space=config.search_space,
             data_path=data_path,
@@ -101,8 +110,11 @@ class Objective:
             split_sha256=config.split_sha256,
             epoch_metrics=pruning_metrics(config),
             env=dict(env or {}),
-            artifact_store=artifact_store(config),
+            artifact_store=store,
             signals=signals,
+            keep_weights=config.keep_weights if store is not None and storage_url else 0,
+            maximize=config.search_space.directions[0] == "maximize",
+            storage_url=storage_url,
         )
 
     def with_hook(self, on_trial_created: Callable[[], None] | None) -> Objective:
@@ -146,6 +158,7 @@ class Objective:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
             samples = os.path.join(tmp, f"trial-{trial.number}-samples.npz")
+            weights = os.path.join(tmp, f"trial-{trial.number}.weights.h5")
             request = TrialRequest(
                 params=params.to_dict(),
                 data_path=self.data_path,
@@ -155,6 +168,7 @@ class Objective:
                 split_sha256=self.split_sha256,
                 epoch_metrics=self.epoch_metrics,
                 samples_path=samples if self.artifact_store is not None else None,
+                weights_path=weights if self.keep_weights > 0 else None,
             )
             result = run_in_child(request, on_epoch=self._pruning_reporter(trial), env=self.env)
             result = {
@@ -173,7 +187,20 @@ class Objective:
                     study_or_trial=trial,
                 )
                 trial.set_user_attr("samples_artifact", artifact_id)
-        return self._objective_values(result)
+            values = self._objective_values(result)
+            if self.keep_weights > 0 and isinstance(values, float):
+                from sweep.run.weights import keep_if_best
+
+                keep_if_best(
+                    trial,
+                    value=values,
+                    maximize=self.maximize,
+                    keep=self.keep_weights,
+                    weights_file=weights,
+                    store=self.artifact_store,
+                    storage_url=self.storage_url,
+                )
+        return values
 
     def _pruning_reporter(self, trial: optuna.Trial) -> EpochHandler:
         """Report each epoch's objective to the pruner; raise ``TrialPruned`` when told to."""
@@ -182,6 +209,7 @@ class Objective:
         metric = self.epoch_metrics[0] if self.epoch_metrics else None
 
         def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
+            trial.set_user_attr(EPOCH_ATTR, epoch + 1)  # for `sweep status --watch`
             if metric is None:
                 return
             value = values.get(metric)

@@ -183,7 +183,9 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             pruner=make_pruner(config),
         )
     with signals_as_interrupts() as signals, _StaleTrialWatcher(study, config.grace_period_s):
-        objective = Objective.for_study(config, data_path, env=settings.env, signals=signals)
+        objective = Objective.for_study(
+            config, data_path, env=settings.env, signals=signals, storage_url=settings.storage_url
+        )
         runner = _TrialRunner(study, storage, config, objective, settings, signals)
         return runner.loop()
 

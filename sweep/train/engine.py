@@ -67,6 +67,8 @@ class EngineOptions:
             three extra validation passes per epoch.
         score_test: After training, also score the test split (``TrialResult.test_metrics``);
             for ``sweep trial --score-test`` only, never in a sweep.
+        weights_path: After training, save the encoder's and decoder's weights there (a
+            ``.weights.h5`` file, :func:`sweep.train.export.save_weights`); ``None``: not saved.
     """
 
     jit_compile: bool | str = "auto"
@@ -79,6 +81,7 @@ class EngineOptions:
     sample_rows: int = 64
     score_every_epoch: bool = False
     score_test: bool = False
+    weights_path: str | None = None
 
 
 @dataclass
@@ -193,6 +196,10 @@ def run_trial(
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     curves.update(per_epoch)
     samples = _samples(model, data, options.sample_rows)
+    if options.weights_path:
+        from sweep.train.export import save_weights
+
+        save_weights(model, options.weights_path)
     return TrialResult(
         params=params,
         metrics=evaluation.metrics,
