@@ -9,6 +9,7 @@ throughput and ETA. :func:`status_frame` builds one frame (testable on its own);
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -99,7 +100,7 @@ def frame_text(url: str, name: str, width: int = 100) -> str:
     """The current frame as plain text (what one refresh shows, without colours)."""
     from rich.console import Console
 
-    console = Console(width=width, record=True, file=_Null(), color_system=None)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(read_frame(url, name))
     return console.export_text()
 
@@ -140,12 +141,3 @@ def watch_status(
         pass
     return shown
 
-
-class _Null:
-    """A file that drops what is written (the recorded console keeps the text)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
