@@ -140,4 +140,3 @@ def watch_status(
     except KeyboardInterrupt:
         pass
     return shown
-

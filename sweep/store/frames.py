@@ -99,9 +99,7 @@ def _pandas(what: str) -> Any:
     try:
         import pandas as pd
     except ImportError:
-        raise SweepError(
-            f"sweep.{what} needs pandas: pip install 'sweep[notebook]'"
-        ) from None
+        raise SweepError(f"sweep.{what} needs pandas: pip install 'sweep[notebook]'") from None
     return pd
 
 

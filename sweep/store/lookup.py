@@ -65,9 +65,7 @@ def find_trial(
                     .limit(1)
                 ).scalar()
                 known = f"trials 0-{count}" if count is not None else "no trials"
-                raise TrialNotFoundError(
-                    f"study {name!r} has no trial {number} (it has {known})"
-                )
+                raise TrialNotFoundError(f"study {name!r} has no trial {number} (it has {known})")
             trial_id = int(found)
         trials = _load_trials(
             conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
