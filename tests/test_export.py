@@ -111,7 +111,6 @@ def test_trial_from_reruns_a_stored_trial(study: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["params"] == other["params_full"]
-    from sweep.store.read import study_status  # noqa: F401  (read path only)
     from sweep.train.data import load_dataset
 
     assert result["data"] == load_dataset(study["data"]).summary()  # the study's split
@@ -280,7 +279,7 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    time.sleep(8)  # started and drawing (Python, Optuna and the first frame)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
