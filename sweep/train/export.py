@@ -11,6 +11,7 @@ split); :func:`load_model` rebuilds the model from such a folder. No Optuna, no 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,7 +99,9 @@ def load_model(directory: str | Path) -> VAE:
 
     model = build_vae(params, int(meta["n_features"]))
     try:
-        model.load_weights(str(folder / MODEL_FILE), skip_mismatch=False)
+        with warnings.catch_warnings():  # the file's optimizer state is not needed to predict
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(str(folder / MODEL_FILE))
     except (OSError, ValueError) as e:
         raise DataError(f"'{folder / MODEL_FILE}' does not fit {PARAMS_FILE}: {e}") from None
     return model
