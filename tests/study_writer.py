@@ -32,7 +32,9 @@ def write_study(
     space = load_space(TINY)
     summary = {"n_features": 12001, "rows": {"train": 100, "val": 40}}
     create_or_reuse_study(
-        storage, name, study_config(space, data_summary=summary, n_trials=max(1, n_trials), **config)
+        storage,
+        name,
+        study_config(space, data_summary=summary, n_trials=max(1, n_trials), **config),
     )
     study = optuna.load_study(study_name=name, storage=storage)
     rng = random.Random(0)
