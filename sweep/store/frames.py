@@ -4,7 +4,8 @@
 csv``: ``number``, ``state``, ``value_0``..., flat ``param.*`` and ``metric.*``, then
 ``confirmed.*`` (seed-confirmed metrics, only when some trial has them), ``baseline``,
 ``seconds``, ``flags``, ``started``, ``completed`` and ``fail_reason``. It uses the SQL reads
-of :mod:`sweep.store.read` (no ``optuna.load_study``), so 10,000 trials take about a second.
+of :mod:`sweep.store.read` (no ``optuna.load_study``): 10,000 trials in about 4 s on a busy
+2-core machine, a quarter of Optuna's ``trials_dataframe()`` (``benchmarks/RESULTS.md``).
 pandas is an extra (``pip install 'sweep[notebook]'``), imported only here, when called.
 """
 
