@@ -238,6 +238,11 @@ def _run_options(f: F) -> F:
 @option("force_new")
 @option("baseline")
 @option("no_run")
+@option("confirm_top")
+@option("confirm_seeds")
+@option("hypermodel")
+@option("objective")
+@option("direction")
 @option("keep_weights")
 def launch(
     space: str,
@@ -262,9 +267,19 @@ def launch(
     force_new: bool,
     baseline: str | None,
     no_run: bool,
+    confirm_top: int | None,
+    confirm_seeds: int,
+    hypermodel: str | None,
+    objective: str,
+    direction: str | None,
     keep_weights: int,
 ) -> None:
-    """Create a study and run it. With no options: the notes' space on the bundled data."""
+    """Create a study and run it. With no options: the notes' space on the bundled data.
+
+    With ``--confirm-top K`` the launching process confirms the K best trials (``sweep
+    confirm``) once its workers have spent the budget. With ``--hypermodel``: a KerasTuner
+    build_model(hp) or HyperModel instead of the built-in VAE.
+    """
     from sweep.config import RunOptions
     from sweep.config import StudySettings
     from sweep.params import parse_assignments
@@ -294,10 +309,14 @@ def launch(
             grace_period_s=grace_period_s,
             max_consecutive_failures=max_consecutive_failures,
         ),
-        overrides=parse_assignments(assignments),
+        overrides={} if hypermodel else parse_assignments(assignments),
         artifacts_dir=artifacts_dir,
         force_new=force_new,
         baseline=baseline,
+        hypermodel=hypermodel,
+        objective=objective,
+        direction=direction,
+        hp_assignments=tuple(assignments) if hypermodel else (),
         keep_weights=keep_weights,
     )
     if options.gpus:
@@ -309,6 +328,10 @@ def launch(
         click.echo(name)
         return
     run_workers(url, name, options)
+    if confirm_top is not None:
+        from sweep.run.confirm import confirm_study
+
+        confirm_study(url, name, confirm_top, confirm_seeds, options)
     _print_best(url, name)
 
 
@@ -414,14 +437,30 @@ def status(
     ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0).
     """
     from sweep.present.formatting import render_status
+    from sweep.store.confirm_read import confirmed_results
     from sweep.store.read import study_status
 
+    url = _storage(storage)
     if watch:
         from sweep.present.live import watch_status
 
-        watch_status(_storage(storage), name, interval_s=interval_s, count=count)
+        watch_status(url, name, interval_s=interval_s, count=count)
         return
-    click.echo(render_status(study_status(_storage(storage), name), fmt), nl=False)
+    info = study_status(url, name)
+    confirmed = confirmed_results(url, name)
+    if fmt == "json":
+        info["confirm"] = None
+        if confirmed is not None:
+            info["confirm"] = {
+                k: confirmed[k] for k in ("companion", "jobs", "complete", "counts")
+            }
+    click.echo(render_status(info, fmt), nl=False)
+    if confirmed is not None and fmt == "table":
+        running = confirmed["counts"].get("RUNNING", 0)
+        click.echo(
+            f"confirm: {confirmed['complete']}/{confirmed['jobs']} runs complete, {running} "
+            f"running ({confirmed['companion']}; `sweep best {name}` shows them)"
+        )
 
 
 @cli.command()
@@ -429,9 +468,72 @@ def status(
 @option("storage")
 @option("top")
 @option("fmt")
-def best(name: str, storage: str | None, top: int, fmt: str) -> None:
-    """The best trials (the Pareto set for several objectives) with the notes' metrics."""
-    _print_best(_storage(storage), name, top, fmt)
+@option("by")
+@option("as_hyperparameters")
+def best(
+    name: str, storage: str | None, top: int, fmt: str, by: str, as_hyperparameters: str | None
+) -> None:
+    """The best trials (the Pareto set for several objectives) with the notes' metrics.
+
+    Confirmed trials (``sweep confirm``) show val and test mean ± sd over seeds and the gain
+    over the baseline on test; ``--by confirmed`` ranks by the confirmed validation mean.
+    ``--as-hyperparameters FILE`` also writes the best trial as a KerasTuner
+    ``HyperParameters`` config.
+    """
+    if as_hyperparameters:
+        from sweep.store.hyperparameters import write_best_hyperparameters
+
+        number = write_best_hyperparameters(_storage(storage), name, as_hyperparameters)
+        click.echo(f"wrote trial {number}'s hyperparameters to {as_hyperparameters}", err=True)
+    _print_best(_storage(storage), name, top, fmt, by=by)
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@option("confirm.top")
+@option("confirm.seeds")
+@option("worker.data")
+@_run_options
+@option("no_run")
+@option("fmt")
+def confirm(
+    name: str,
+    storage: str | None,
+    top: int,
+    seeds: int,
+    data: str | None,
+    workers: int,
+    gpus: str | None,
+    timeout_s: float | None,
+    no_run: bool,
+    fmt: str,
+) -> None:
+    """Re-run the best trials of NAME and its baseline with fresh seeds; score val and test.
+
+    The runs go to the companion study NAME.confirm (never to NAME's sampler); workers share
+    them like trials (`sweep worker NAME.confirm` joins). Running it again adds only missing
+    (trial, seed) runs and finishes interrupted ones.
+    """
+    from sweep.config import RunOptions
+    from sweep.present.formatting import render_confirmed
+    from sweep.run.confirm import confirm_study
+    from sweep.run.launch import parse_gpus
+    from sweep.store.confirm_read import confirmed_results
+
+    url = _storage(storage)
+    options = RunOptions(
+        workers=workers, gpus=parse_gpus(gpus), timeout_s=timeout_s, data_path=data
+    )
+    if options.gpus:
+        from sweep.run.launch import check_gpus
+
+        check_gpus(options.gpus)
+    companion = confirm_study(url, name, top, seeds, options, run=not no_run)
+    if no_run:
+        click.echo(companion)
+        return
+    click.echo(render_confirmed(confirmed_results(url, name), fmt), nl=False)
 
 
 @cli.command()
@@ -470,6 +572,59 @@ def metrics(data: str | None) -> None:
     dataset = load_dataset(data or BUNDLED_DATA)
     for key in metric_names([s.name for s in dataset.sections]):
         click.echo(key)
+
+
+# --- figures, report, dashboard ------------------------------------------------------------
+
+
+@cli.command()
+@study_argument
+@click.argument("number", type=click.IntRange(min=0), metavar="N")
+@option("storage")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Where the figures go (default: ./NAME-trial-N).",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def show(name: str, number: int, storage: str | None, out: str | None, force: bool) -> None:
+    """Trial N of study NAME: its full table and flags, and its figures as PNG files."""
+    from sweep.present.show import show_trial
+
+    click.echo(show_trial(_storage(storage), name, number, out, force=force), nl=False)
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    metavar="DIR",
+    help="The folder for index.html and its figures (must not exist, or be empty).",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def report(name: str, storage: str | None, out: str, force: bool) -> None:
+    """Write study NAME as one HTML page with figures (opens from disk, offline)."""
+    from sweep.present.report import write_report
+
+    click.echo(str(write_report(_storage(storage), name, out, force=force)))
+
+
+@cli.command()
+@click.argument("name", required=False, metavar="[NAME]")
+@option("storage")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
+def dashboard(name: str | None, storage: str | None, port: int) -> None:
+    """Serve optuna-dashboard on 127.0.0.1 for the storage (and study NAME's artifacts)."""
+    from sweep.present.dashboard import serve
+
+    serve(_storage(storage), name, port)
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -528,18 +683,40 @@ def data_check(path: str) -> None:
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
-def _print_best(url: str, name: str, top: int = 5, fmt: str = "table") -> None:
+def _print_best(url: str, name: str, top: int = 5, fmt: str = "table", by: str = "value") -> None:
     from sweep.present.formatting import render
+    from sweep.store.confirm_read import confirmed_results
+    from sweep.store.confirm_read import rank_by_confirmed
+    from sweep.store.confirm_read import trials_by_number
+    from sweep.store.confirm_read import with_confirmed
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
     from sweep.store.read import study_status
 
-    rows = best_trials(url, name, top)
+    confirmed = confirmed_results(url, name)
+    if by == "confirmed":
+        if confirmed is None or not confirmed["complete"]:
+            from sweep.errors import UsageError
+
+            raise UsageError(
+                f"--by confirmed: study {name!r} has no complete confirmation run yet; run "
+                f"`sweep confirm {name}` first"
+            )
+        rows = trials_by_number(url, name, rank_by_confirmed(confirmed, top))
+    else:
+        rows = best_trials(url, name, top)
     if fmt != "json":  # JSON lists the best set only; `trials` marks the baseline there
         baseline = baseline_trial(url, name)
         if baseline is not None and baseline["number"] not in {r["number"] for r in rows}:
             rows.append(baseline)
+    rows = with_confirmed(rows, confirmed)
     objectives = study_status(url, name)["objectives"] if fmt == "table" else None
+    if by == "confirmed" and fmt == "table":
+        metric = (objectives or [{}])[0].get("metric") or "the first objective"
+        click.echo(
+            f"ranked by the confirmed validation mean of {metric} over seeds "
+            "(not by the trials' single-seed values)"
+        )
     if rows or fmt != "table":
         click.echo(render(rows, fmt, kind="best", objectives=objectives), nl=False)
 

@@ -35,6 +35,9 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 FINISHED_STATES = ("COMPLETE", "PRUNED")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
+#: Epochs a trial reports before the median pruner may stop it (``n_warmup_steps``); measured
+#: in benchmarks/search_efficiency.py (B2: how early an epoch predicts the final score).
+MEDIAN_WARMUP_EPOCHS = 1
 
 #: The study user attribute that holds a sweep's :class:`StudyConfig`.
 STUDY_ATTR = "sweep"
@@ -58,6 +61,8 @@ TRIAL_ATTRS = (
     "worker",  # host:pid of the worker that ran it
     "cuda_visible_devices",  # the GPU(s) its worker was given (None: not set)
     "samples_artifact",  # artifact id of the latent/reconstruction sample
+    "test_metrics",  # confirmation runs only: "test." + the metrics, on the test split
+    "figure_sample",  # a small sample of codes and reconstructions (sweep.figure_data)
 )
 #: The attributes the engine's result provides (recorded as they come from the child).
 RESULT_ATTRS = (
@@ -69,9 +74,20 @@ RESULT_ATTRS = (
     "train_seconds",
     "elbo_beta",
     "epochs_run",
+    "figure_sample",
 )
 #: Large attributes that reports load only when asked.
-BIG_ATTRS = ("history", "diagnostics")
+BIG_ATTRS = ("history", "diagnostics", "figure_sample")
+
+#: Headline metrics also stored as scalar trial user attributes (so optuna-dashboard can list
+#: and plot them): attribute name -> metric key.
+HEADLINE_ATTRS = {
+    "f1": "expression.f1",
+    "f1_hidden": "expression_hidden.f1_at_threshold",
+    "section_score": "sections.mean_auprc_lift",
+    "active_units": "latent.active_units",
+    "kl": "latent.kl_mean",
+}
 
 #: Heartbeat and reconnect defaults (seconds), the same for launch, worker and containers. The
 #: reconnect timeout is the longest the default grace period covers (max_reconnect_timeout).
@@ -257,6 +273,28 @@ OPTIONS: dict[str, Option] = {
     ),
     "data": Option("--data", "data", envvar=DATA_ENV, help=_BUNDLED_DATA_HELP, file=True),
     "worker.data": Option("--data", "data", envvar=DATA_ENV, help=_COPY_DATA_HELP, file=True),
+    # a user's KerasTuner hypermodel (sweep.run.hypermodel)
+    "hypermodel": Option(
+        "--hypermodel",
+        "hypermodel",
+        metavar="MODULE:ATTR",
+        help="Sweep a KerasTuner build_model(hp) function or HyperModel (module:attr or "
+        "path/to/file.py:attr) instead of the built-in VAE; --space is then ignored.",
+    ),
+    "objective": Option(
+        "--objective",
+        "objective",
+        default="val_loss",
+        show_default=True,
+        help="With --hypermodel: the Keras metric to optimise, as KerasTuner's objective=.",
+    ),
+    "direction": Option(
+        "--direction",
+        "direction",
+        choices=("minimize", "maximize"),
+        help="With --hypermodel: the objective's direction (default: maximize for metrics "
+        "named like accuracy/auc, else minimize).",
+    ),
     # the study's settings (StudySettings)
     "n_trials": Option(
         "--n-trials",
@@ -469,6 +507,14 @@ OPTIONS: dict[str, Option] = {
     ),
     # read-only commands
     "top": Option("--top", "top", default=5, type=int, minimum=1, show_default=True),
+    "as_hyperparameters": Option(
+        "--as-hyperparameters",
+        "as_hyperparameters",
+        metavar="FILE",
+        file=True,
+        help="Also write the best trial as a keras_tuner.HyperParameters config (JSON), for "
+        "hypermodel.build(HyperParameters.from_config(...)).",
+    ),
     "fmt": Option("--format", "fmt", default="table", choices=FORMATS, show_default=True),
     "status.fmt": Option(
         "--format", "fmt", default="table", choices=("table", "json"), show_default=True
@@ -480,6 +526,50 @@ OPTIONS: dict[str, Option] = {
         choices=STATES,
         case_sensitive=False,
         help="Only trials in this state (repeatable).",
+    ),
+    # confirmation runs (sweep confirm, launch --confirm-top)
+    "confirm.top": Option(
+        "--top",
+        "top",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Confirm this many best trials (several objectives: spread over the Pareto set).",
+    ),
+    "confirm.seeds": Option(
+        "--seeds",
+        "seeds",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Fresh seeds per confirmed trial (the baseline is always confirmed too).",
+    ),
+    "confirm_top": Option(
+        "--confirm-top",
+        "confirm_top",
+        type=int,
+        minimum=1,
+        metavar="K",
+        help="When the budget is spent, confirm the K best trials (see `sweep confirm`).",
+    ),
+    "confirm_seeds": Option(
+        "--confirm-seeds",
+        "confirm_seeds",
+        default=3,
+        type=int,
+        minimum=1,
+        show_default=True,
+        help="Seeds per trial for --confirm-top.",
+    ),
+    "by": Option(
+        "--by",
+        "by",
+        default="value",
+        choices=("value", "confirmed"),
+        show_default=True,
+        help="Rank by the trial's own value, or by its confirmed validation mean.",
     ),
     # data files
     "synth.rows": Option("--rows", "rows", type=int, minimum=1, required=True),
@@ -575,6 +665,9 @@ class StudyConfig(StudySettings):
         keep_weights: How many of the best trials keep their weights in the artifact store
             (``launch --keep-weights K``; 0: none).
         sweep_version: The version of `sweep` that created the study.
+        hypermodel: For a study of a user's KerasTuner hypermodel (``launch --hypermodel``):
+            its reference, file SHA-256, objective, ``--set`` values, fit settings and the space
+            its dry build declared (:mod:`sweep.run.hypermodel`); ``None`` for the built-in VAE.
     """
 
     space: dict[str, Any]
@@ -589,6 +682,7 @@ class StudyConfig(StudySettings):
     baseline_differs: dict[str, Any] = field(default_factory=dict)
     keep_weights: int = 0
     sweep_version: str = __version__
+    hypermodel: dict[str, Any] | None = None
 
     @property
     def search_space(self) -> SearchSpace:

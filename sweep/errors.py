@@ -59,6 +59,11 @@ class SweepStopped(SweepError):
     """The sweep stopped early on purpose (too many consecutive failures, interruption)."""
 
 
+class HypermodelError(SweepError, ValueError):
+    """A KerasTuner hypermodel cannot be found, differs from the study's, or makes an ``hp``
+    call a sweep cannot search (``sweep launch --hypermodel``)."""
+
+
 class TrialNotFoundError(SweepError, LookupError):
     """No trial of that number in the study (or no finished trial to pick as the best)."""
 

@@ -26,6 +26,7 @@ FOUNDATION = {
     "sweep",
     "sweep.config",
     "sweep.errors",
+    "sweep.figure_data",
     "sweep.log",
     "sweep.params",
     "sweep.names",

@@ -123,6 +123,15 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
 def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None) -> str:
     if not rows:
         return "no COMPLETE trials yet\n"
+    return _align(best_cells(rows, objectives), right_from=1)
+
+
+def best_cells(
+    rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None = None
+) -> list[list[str]]:
+    """The cells of the ``best`` table: a header row (``trial``, ``#3``...), then one row per
+    value; a group title is a row whose label is not indented and whose other cells are empty,
+    and its rows' labels are indented by two spaces. ``rows`` must not be empty."""
     table: list[list[str]] = [["trial"] + [_trial_label(r) for r in rows]]
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
     for i in range(n_values):
@@ -172,12 +181,14 @@ def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, An
         else:
             flags.append("0" if isinstance(r.get("flags"), list) else "-")
     sections.append(("Collapse", [["flags"] + flags]))
+    if any(r.get("confirmed") for r in rows):
+        sections.append(("Confirmed (mean ± sd over seeds)", _confirmed_best_rows(rows)))
     for title, body in sections:
         if not body:
             continue
         table.append([title] + [""] * len(rows))
         table.extend([["  " + line[0]] + line[1:] for line in body])
-    return _align(table, right_from=1)
+    return table
 
 
 def _trial_label(row: Mapping[str, Any]) -> str:
@@ -244,7 +255,7 @@ def _studies_table(rows: list[dict[str, Any]]) -> str:
         budget = r.get("budget")
         table.append(
             [
-                str(r.get("name")),
+                str(r.get("name")) + (" (confirm runs)" if r.get("confirms") else ""),
                 objectives,
                 f"{finished}/{budget}" if budget is not None else str(finished),
                 *[str(counts.get(s, 0)) for s in STATES],
@@ -275,9 +286,11 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
         "fail_reason",
     ]
     out = io.StringIO()
+    confirmed_head, confirmed_cells = _confirmed_csv(rows)
+    header += confirmed_head
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    for r in rows:
+    for r, confirmed in zip(rows, confirmed_cells, strict=True):
         values = list(r.get("values") or [])
         values += [None] * (n_values - len(values))
         p = r.get("params") or {}
@@ -295,6 +308,7 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
                 _csv(r.get("started")),
                 _csv(r.get("completed")),
                 _csv(r.get("fail_reason")),
+                *confirmed,
             ]
         )
     return out.getvalue()
@@ -303,7 +317,9 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
 def _studies_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "directions", "metrics", "budget", "finished", *STATES, "created"])
+    writer.writerow(
+        ["name", "directions", "metrics", "budget", "finished", *STATES, "created", "confirms"]
+    )
     for r in rows:
         counts = r.get("counts") or {}
         writer.writerow(
@@ -315,6 +331,7 @@ def _studies_csv(rows: list[dict[str, Any]]) -> str:
                 _csv(r.get("finished")),
                 *[counts.get(s, 0) for s in STATES],
                 _csv(r.get("created")),
+                _csv(r.get("confirms")),
             ]
         )
     return out.getvalue()
@@ -420,3 +437,177 @@ def _align(
             cells.append(cell.rjust(width[c]) if is_right else cell.ljust(width[c]))
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
+
+
+# --- confirmation runs (sweep confirm; the Confirmed section of best) ----------------------
+
+
+def render_confirmed(summary: Mapping[str, Any] | None, fmt: str) -> str:
+    """Render :func:`sweep.store.confirm_read.confirmed_results` as a table, JSON or CSV.
+
+    One line per confirmed trial: seeds done, then per metric ``val mean ± sd`` and ``test mean
+    ± sd``, and the gain over the baseline on test (difference of means ± its standard error).
+    A ``reference`` entry, when the summary has one, is a last line.
+
+    Raises:
+        UsageError: unknown ``fmt``.
+    """
+    _check(fmt, FORMATS, "format")
+    if fmt == "json":
+        return json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
+    if not summary:
+        return "" if fmt == "csv" else "no confirmation runs (run `sweep confirm NAME`)\n"
+    metrics = list(summary.get("metrics") or [])
+    if fmt == "csv":
+        return _confirmed_summary_csv(summary, metrics)
+    counts = summary.get("counts") or {}
+    seeds = summary.get("seeds") or []
+    lines = [
+        f"confirmed: study {summary.get('study')}, {summary.get('complete', 0)}/"
+        f"{summary.get('jobs', 0)} runs complete in {summary.get('companion')} "
+        f"(running {counts.get('RUNNING', 0)}, failed {counts.get('FAIL', 0)}); seeds "
+        f"{', '.join(str(s) for s in seeds)}; mean ± sd over seeds"
+    ]
+    table = confirmed_cells(summary)
+    head = table[0]
+    return "\n".join(lines) + "\n" + _align(table, right=set(range(1, len(head))))
+
+
+def confirmed_cells(
+    summary: Mapping[str, Any], metrics: Sequence[str] | None = None
+) -> list[list[str]]:
+    """The cells of the confirmed table: a header, then one row per confirmed trial.
+
+    Per metric (default: the objectives) ``val mean ± sd`` and ``test mean ± sd``, then the
+    gain over the baseline on test; the supervised reference, when present, is a last row.
+    """
+    if metrics is None:
+        names = list(summary.get("metrics") or [])
+        metrics = names[: max(1, len(summary.get("objectives") or []))]
+    shown = list(metrics)
+    trials = summary.get("trials") or []
+    base = summary.get("baseline")
+    head = ["trial", "seeds"]
+    for m in shown:
+        head += [f"val {m}", f"test {m}"]
+    if base is not None:
+        head += [f"test gain vs #{base}" + ("" if len(shown) == 1 else f" ({m})") for m in shown]
+    table = [head]
+    for row in trials:
+        cells = [_trial_label(row), f"{row.get('seeds', 0)}/{row.get('planned', 0)}"]
+        for m in shown:
+            cells += [_mean_sd(row["val"].get(m)), _mean_sd(row["test"].get(m))]
+        if base is not None:
+            cells += [_gain((row.get("gain") or {}).get(m, {}).get("test")) for m in shown]
+        table.append(cells)
+    reference = summary.get("reference")
+    if reference:
+        cells = [str(reference.get("label") or "reference"), "-"]
+        for m in shown:
+            cells += [
+                _num((reference.get("val") or {}).get(m)),
+                _num((reference.get("test") or {}).get(m)),
+            ]
+        cells += ["-"] * (len(head) - len(cells))
+        table.append(cells)
+    return table
+
+
+def _confirmed_best_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """The Confirmed section of ``best``: per objective, val and test mean ± sd, the gain."""
+    metrics: list[str] = []
+    for r in rows:
+        confirmed = r.get("confirmed") or {}
+        for m in confirmed.get("val") or {}:
+            if m not in metrics:
+                metrics.append(m)
+    out = []
+    for m in metrics:
+        cells = []
+        gains = []
+        for r in rows:
+            c = r.get("confirmed")
+            if not c:
+                cells.append("-")
+                gains.append("-")
+                continue
+            cells.append(
+                f"val {_mean_sd(c['val'].get(m))}, test {_mean_sd(c['test'].get(m))} "
+                f"({c.get('seeds', 0)} seed{'' if c.get('seeds') == 1 else 's'})"
+            )
+            gain = (c.get("gain") or {}).get(m, {}).get("test")
+            gains.append(_gain(gain) + (f" vs #{gain['vs']}" if gain else ""))
+        out.append([m] + cells)
+        if any(g != "-" for g in gains):
+            out.append([f"{m} test gain"] + gains)
+    return out
+
+
+def _confirmed_csv(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Extra CSV columns for confirmed trials (none when no row is confirmed)."""
+    metrics: list[str] = []
+    for r in rows:
+        for m in (r.get("confirmed") or {}).get("val") or {}:
+            if m not in metrics:
+                metrics.append(m)
+    if not metrics:
+        return [], [[] for _ in rows]
+    head = ["confirmed.seeds"]
+    for m in metrics:
+        head += [
+            f"confirmed.{split}.{m}.{what}" for split in ("val", "test") for what in ("mean", "sd")
+        ]
+        head += [f"confirmed.test_gain.{m}.mean", f"confirmed.test_gain.{m}.se"]
+    cells = []
+    for r in rows:
+        c = r.get("confirmed")
+        if not c:
+            cells.append([""] * len(head))
+            continue
+        line: list[Any] = [c.get("seeds")]
+        for m in metrics:
+            for split in ("val", "test"):
+                stat = c[split].get(m) or {}
+                line += [_csv(stat.get("mean")), _csv(stat.get("sd"))]
+            gain = (c.get("gain") or {}).get(m, {}).get("test") or {}
+            line += [_csv(gain.get("mean")), _csv(gain.get("se"))]
+        cells.append(line)
+    return head, cells
+
+
+def _confirmed_summary_csv(summary: Mapping[str, Any], metrics: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    head = ["number", "baseline", "seeds", "planned"]
+    for m in metrics:
+        head += [f"{split}.{m}.{what}" for split in ("val", "test") for what in ("mean", "sd")]
+        head += [f"test_gain.{m}.mean", f"test_gain.{m}.se"]
+    writer.writerow(head)
+    for row in summary.get("trials") or []:
+        line: list[Any] = [row["number"], _csv(row.get("baseline")), row["seeds"], row["planned"]]
+        for m in metrics:
+            for split in ("val", "test"):
+                stat = row[split].get(m) or {}
+                line += [_csv(stat.get("mean")), _csv(stat.get("sd"))]
+            gain = (row.get("gain") or {}).get(m, {}).get("test") or {}
+            line += [_csv(gain.get("mean")), _csv(gain.get("se"))]
+        writer.writerow(line)
+    return out.getvalue()
+
+
+def _mean_sd(stat: Mapping[str, Any] | None) -> str:
+    """``0.95 ± 0.01``; the mean alone for one seed; ``-`` for none."""
+    if not stat or stat.get("mean") is None:
+        return "-"
+    if stat.get("sd") is None:
+        return _num(stat["mean"])
+    return f"{_num(stat['mean'])} ± {_num(stat['sd'])}"
+
+
+def _gain(diff: Mapping[str, Any] | None) -> str:
+    """``+0.03 ± 0.015``: a difference of means ± its standard error; ``-`` for none."""
+    if not diff or diff.get("mean") is None:
+        return "-"
+    sign = "+" if diff["mean"] >= 0 else ""
+    text = f"{sign}{_num(diff['mean'])}"
+    return text + (f" ± {_num(diff['se'])}" if diff.get("se") is not None else "")

@@ -23,8 +23,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides how to stop a trial
     channel = _private_stdout()
     request = json.loads(sys.stdin.readline())
+    run = _run_hypermodel if request.get("kind") == "hypermodel" else _run
     try:
-        result = _run(request, channel)
+        result = run(request, channel)
     except Exception as e:  # every failure of the trial itself is reported, not raised
         _send(channel, {"type": "error", "message": _describe(e)})
         return 1
@@ -59,12 +60,51 @@ def _run(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
         _send(channel, {"type": "epoch", "epoch": epoch, "values": keep})
 
     options = EngineOptions(
-        score_every_epoch=bool(wanted), weights_path=request.get("weights_path") or None
+        score_every_epoch=bool(wanted),
+        score_test=bool(request.get("score_test")),
+        weights_path=request.get("weights_path") or None,
     )
     result = run_trial(params, data, on_epoch=on_epoch, options=options)
     if request.get("samples_path") and result.samples:
         np.savez_compressed(request["samples_path"], **result.samples)  # type: ignore[arg-type]
     return result.to_json()
+
+
+def _run_hypermodel(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
+    """A trial of a user's hypermodel: each new ``hp`` value is asked of the parent's trial."""
+    from sweep.train import hypermodel as hm
+
+    spec = request["hypermodel"]
+    if spec.get("dry_run"):
+        return hm.dry_build(spec["ref"], spec.get("fixed") or {})
+    from sweep.train.data import check_split_sha256
+    from sweep.train.data import load_dataset
+
+    data = load_dataset(
+        request["data_path"],
+        val_fraction=request["val_fraction"],
+        test_fraction=request["test_fraction"],
+        split_seed=request["split_seed"],
+    )
+    check_split_sha256(data, request.get("split_sha256") or "")
+
+    def ask(question: Mapping[str, Any]) -> Any:
+        _send(channel, {"type": "ask", "question": question})
+        return json.loads(sys.stdin.readline())["value"]
+
+    def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
+        _send(channel, {"type": "epoch", "epoch": epoch, "values": dict(values)})
+
+    return hm.run_hypermodel_trial(
+        spec["ref"],
+        suggest=ask,
+        fixed=spec.get("fixed") or {},
+        fit_settings=spec["fit"],
+        objective=spec["objective"],
+        direction=spec["direction"],
+        data=data,
+        on_epoch=on_epoch,
+    )
 
 
 def _describe(error: Exception) -> str:

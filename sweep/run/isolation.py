@@ -13,6 +13,7 @@ goes to its stderr, whose last lines explain a crash.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ from sweep.errors import TrialFailed
 
 _logger = logging.getLogger(__name__)
 EpochHandler = Callable[[int, Mapping[str, Any]], None]
+#: Answers a child's ``ask`` message (a hypermodel's ``hp`` call) with a JSON value.
+AskHandler = Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class TrialRequest:
         split_sha256: The study's split hash; the child refuses a split that differs (empty:
             not checked).
         split_only: Only load and split the data, and return ``{"split_sha256": ...}``.
+        score_test: Also score the test split after training (``sweep confirm`` only).
+        kind: What the child runs: ``"vae"`` (the built-in VAE from ``params``) or
+            ``"hypermodel"`` (a user's KerasTuner hypermodel, :mod:`sweep.train.hypermodel`).
+        hypermodel: For ``kind="hypermodel"``: ``ref``, ``fixed``, ``fit`` settings,
+            ``objective``, ``direction``, and ``dry_run`` (build once at the defaults, no data).
         weights_path: Where the child saves the trained weights (``None``: not saved).
     """
 
@@ -51,6 +59,9 @@ class TrialRequest:
     samples_path: str | None = None
     split_sha256: str = ""
     split_only: bool = False
+    score_test: bool = False
+    kind: str = "vae"
+    hypermodel: dict[str, Any] | None = None
     weights_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -64,6 +75,9 @@ class TrialRequest:
             "samples_path": self.samples_path,
             "split_sha256": self.split_sha256,
             "split_only": self.split_only,
+            "score_test": self.score_test,
+            "kind": self.kind,
+            "hypermodel": self.hypermodel,
             "weights_path": self.weights_path,
         }
 
@@ -73,11 +87,15 @@ def run_in_child(
     *,
     on_epoch: EpochHandler | None = None,
     env: Mapping[str, str] | None = None,
+    on_ask: AskHandler | None = None,
 ) -> dict[str, Any]:
     """Run ``request`` in a new process; return the result's JSON (``TrialResult.to_json``).
 
     ``on_epoch(epoch, values)`` runs in this process after each epoch; if it raises (for
     example ``optuna.TrialPruned``), the child is killed and the exception propagates.
+    ``on_ask(question)`` answers each ``ask`` message (a hypermodel's ``hp`` call, suggested by
+    the Optuna trial here); the answer goes back on the child's stdin as ``{"value": ...}``. If
+    it raises, the child is killed and the exception propagates.
 
     Raises:
         TrialFailed: the trial raised inside the child, or the child died (its last stderr line
@@ -102,13 +120,19 @@ def run_in_child(
     try:
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(json.dumps(request.to_json()) + "\n")
-        process.stdin.close()
+        process.stdin.flush()
+        if on_ask is None:
+            process.stdin.close()
         for line in process.stdout:
             message = _parse(line)
             if message is None:
                 continue
             kind = message.get("type")
-            if kind == "epoch" and on_epoch is not None:
+            if kind == "ask" and on_ask is not None:
+                answer = on_ask(message["question"])
+                process.stdin.write(json.dumps({"value": answer}) + "\n")
+                process.stdin.flush()
+            elif kind == "epoch" and on_epoch is not None:
                 on_epoch(int(message["epoch"]), message["values"])
             elif kind == "result":
                 process.wait()
@@ -123,6 +147,9 @@ def run_in_child(
         _kill(process)
         raise
     finally:
+        if process.stdin is not None and not process.stdin.closed:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
         drain.join(timeout=5)
 
 

@@ -38,6 +38,7 @@ from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
 from sweep.run.worker import run_worker
+from sweep.store.confirm import is_companion
 from sweep.store.rdb import open_storage
 from sweep.store.study import create_or_reuse_study
 from sweep.store.study import enqueue_baseline
@@ -83,6 +84,11 @@ class LaunchRequest:
         force_new: Create ``NAME-2`` when ``NAME`` exists with another space or data.
         baseline: ``"notes"`` enqueues the notes' configuration as trial 0 of a new study,
             ``"none"`` enqueues nothing, ``None`` does what the space's ``baseline`` key says.
+        hypermodel: A KerasTuner hypermodel (``module:attr`` or ``file.py:attr``) to sweep
+            instead of the built-in VAE (:mod:`sweep.run.hypermodel`); ``space`` is then unused.
+        objective: With ``hypermodel``: the Keras metric to optimise.
+        direction: With ``hypermodel``: its direction (``None``: guessed from the name).
+        hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
         keep_weights: Keep the weights of the K best trials in the artifact store (0: none);
             needs an artifact store and a single objective.
     """
@@ -96,6 +102,10 @@ class LaunchRequest:
     artifacts_dir: str | None = None
     force_new: bool = False
     baseline: str | None = None
+    hypermodel: str | None = None
+    objective: str = OPTIONS["objective"].default
+    direction: str | None = None
+    hp_assignments: tuple[str, ...] = ()
     keep_weights: int = 0
 
 
@@ -107,8 +117,12 @@ def create_study(request: LaunchRequest) -> str:
     baseline the space cannot express is refused before the database is touched.
 
     Raises:
-        SpaceError, DataError, StorageError, StudyConflictError, UsageError.
+        SpaceError, DataError, StorageError, StudyConflictError, UsageError, HypermodelError.
     """
+    if request.hypermodel is not None:
+        from sweep.run.hypermodel import create_hypermodel_study
+
+        return create_hypermodel_study(request)
     from sweep.names import metric_names
     from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA
@@ -249,6 +263,11 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     config = load_config(storage, name)
     study = optuna.load_study(study_name=name, storage=storage)
     finished = finished_count(state_counts(study))
+    if n_trials is not None and is_companion(study.user_attrs):
+        raise UsageError(
+            f"--n-trials: study {name!r} holds confirmation runs, whose budget is their number; "
+            "run `sweep confirm` with a larger --top or --seeds instead"
+        )
     if n_trials is not None:
         raised = config.replace(n_trials=n_trials)  # checks n_trials >= 1
         if n_trials < finished:

@@ -26,10 +26,12 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import HEADLINE_ATTRS
 from sweep.config import RESULT_ATTRS
 from sweep.config import StudyConfig
 from sweep.errors import TrialFailed
 from sweep.names import quick_metric_names
+from sweep.params import TrialParams
 from sweep.run.isolation import EpochHandler
 from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import run_in_child
@@ -68,6 +70,8 @@ class Objective:
             deferred again before returning, so Optuna records the outcome uninterrupted.
         on_trial_created: Called first, once Optuna has created the trial: the worker hands
             its budget slot over here (releases the budget lock) before training starts.
+        score_test: Also score the test split and record it as ``test_metrics`` (confirmation
+            runs only, :mod:`sweep.run.confirm`; a sweep's trials never see the test split).
         keep_weights: Keep the weights of this many best trials (:mod:`sweep.run.weights`).
         maximize: Whether the (first) objective is maximised; ranks kept weights.
         storage_url: The study's storage, for ranking kept weights (unmasked; never printed).
@@ -85,6 +89,7 @@ class Objective:
     worker_id: str = field(default_factory=_worker_id)
     signals: signals_as_interrupts | None = None
     on_trial_created: Callable[[], None] | None = None
+    score_test: bool = False
     keep_weights: int = 0
     maximize: bool = True
     storage_url: str = ""
@@ -99,7 +104,17 @@ class Objective:
         signals: signals_as_interrupts | None = None,
         storage_url: str = "",
     ) -> Objective:
-        """The objective of a study: its space, split, pruning metric and artifact store."""
+        """The objective of a study: its space, split, pruning metric and artifact store.
+
+        A study of a KerasTuner hypermodel gets its own kind of trial
+        (:class:`sweep.run.hypermodel.HypermodelObjective`).
+        """
+        if config.hypermodel is not None:
+            from sweep.run.hypermodel import HypermodelObjective
+
+            return HypermodelObjective.for_hypermodel_study(
+                config, data_path, env=env, signals=signals
+            )
         store = artifact_store(config)
         return cls(
             space=config.search_space,
@@ -112,10 +127,18 @@ class Objective:
             env=dict(env or {}),
             artifact_store=store,
             signals=signals,
-            keep_weights=config.keep_weights if store is not None and storage_url else 0,
+            keep_weights=config.keep_weights if store is not None else 0,
             maximize=config.search_space.directions[0] == "maximize",
             storage_url=storage_url,
         )
+
+    def with_storage(self, storage_url: str) -> Objective:
+        """A copy that knows the study's storage (to rank kept weights)."""
+        return dataclasses.replace(self, storage_url=storage_url)
+
+    @property
+    def _keeps_weights(self) -> bool:
+        return self.keep_weights > 0 and self.artifact_store is not None and bool(self.storage_url)
 
     def with_hook(self, on_trial_created: Callable[[], None] | None) -> Objective:
         """A copy that calls ``on_trial_created`` once Optuna has created the trial."""
@@ -150,8 +173,12 @@ class Objective:
             if self.signals is not None:
                 self.signals.defer()  # until Optuna has recorded this trial's outcome
 
+    def trial_params(self, trial: optuna.Trial) -> TrialParams:
+        """The parameters ``trial`` runs with: suggested from the space."""
+        return self.space.suggest(trial)
+
     def _run(self, trial: optuna.Trial) -> float | list[float]:
-        params = self.space.suggest(trial)
+        params = self.trial_params(trial)
         trial.set_user_attr("worker", self.worker_id)
         trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
         trial.set_user_attr("params_full", params.to_dict())
@@ -168,7 +195,8 @@ class Objective:
                 split_sha256=self.split_sha256,
                 epoch_metrics=self.epoch_metrics,
                 samples_path=samples if self.artifact_store is not None else None,
-                weights_path=weights if self.keep_weights > 0 else None,
+                score_test=self.score_test,
+                weights_path=weights if self._keeps_weights else None,
             )
             result = run_in_child(request, on_epoch=self._pruning_reporter(trial), env=self.env)
             result = {
@@ -177,7 +205,14 @@ class Objective:
                 "seconds": time.monotonic() - started,
             }
             for key in RESULT_ATTRS:
-                trial.set_user_attr(key, result[key])
+                if key in result:
+                    trial.set_user_attr(key, result[key])
+            if result.get("test_metrics"):
+                trial.set_user_attr("test_metrics", result["test_metrics"])
+            for attr, metric in HEADLINE_ATTRS.items():
+                value = result["metrics"].get(metric)
+                if isinstance(value, int | float) and math.isfinite(value):
+                    trial.set_user_attr(attr, value)
             if self.artifact_store is not None and os.path.exists(samples):
                 from optuna.artifacts import upload_artifact
 
@@ -188,7 +223,7 @@ class Objective:
                 )
                 trial.set_user_attr("samples_artifact", artifact_id)
             values = self._objective_values(result)
-            if self.keep_weights > 0 and isinstance(values, float):
+            if self._keeps_weights and isinstance(values, float):
                 from sweep.run.weights import keep_if_best
 
                 keep_if_best(

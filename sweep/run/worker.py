@@ -33,6 +33,7 @@ from sweep.errors import StorageError
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.log import quiet_optuna
+from sweep.run.confirm import study_objective
 from sweep.run.objective import Objective
 from sweep.run.signals import signals_as_interrupts
 from sweep.store.lock import budget_lock
@@ -183,9 +184,9 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             pruner=make_pruner(config),
         )
     with signals_as_interrupts() as signals, _StaleTrialWatcher(study, config.grace_period_s):
-        objective = Objective.for_study(
-            config, data_path, env=settings.env, signals=signals, storage_url=settings.storage_url
-        )
+        objective = study_objective(study, config, data_path, env=settings.env, signals=signals)
+        if isinstance(objective, Objective):  # kept weights are ranked in the database
+            objective = objective.with_storage(settings.storage_url)
         runner = _TrialRunner(study, storage, config, objective, settings, signals)
         return runner.loop()
 

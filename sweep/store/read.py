@@ -48,6 +48,7 @@ from sweep.store._optuna_schema import direction_name
 from sweep.store._optuna_schema import infinity_sign
 from sweep.store._optuna_schema import tables
 from sweep.store._optuna_schema import value_rank
+from sweep.store.confirm import CONFIRM_ATTR
 from sweep.store.rdb import read_engine
 from sweep.store.rdb import storage_errors
 from sweep.store.urls import mask_url
@@ -79,7 +80,8 @@ def list_studies(url: str) -> list[dict[str, Any]]:
         ``counts`` (trials per state, every state present), ``finished`` (COMPLETE + PRUNED),
         ``budget`` (the sweep's ``n_trials``; ``None`` for a study not made by sweep),
         ``metrics`` (objective metric names, ``None`` entries when unknown), ``created`` (ISO
-        start of the first trial, ``None`` when there is none).
+        start of the first trial, ``None`` when there is none), ``confirms`` (for the companion
+        study of ``sweep confirm``: the study it confirms, else ``None``).
 
     Raises:
         StorageError: the database cannot be reached or is not an Optuna storage.
@@ -128,6 +130,14 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 select(attrs_t.c.study_id, attrs_t.c.value_json).where(attrs_t.c.key == STUDY_ATTR)
             )
         }
+        confirms = {  # companion studies of `sweep confirm`: the study they confirm
+            row.study_id: (_loads(row.value_json) or {}).get("source")
+            for row in conn.execute(
+                select(attrs_t.c.study_id, attrs_t.c.value_json).where(
+                    attrs_t.c.key == CONFIRM_ATTR
+                )
+            )
+        }
     out = []
     for sid, name in names.items():
         config = configs.get(sid)
@@ -142,6 +152,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 "budget": _budget(config),
                 "metrics": [o["metric"] for o in objectives],
                 "created": _iso(created.get(sid), schema),
+                "confirms": confirms.get(sid),
             }
         )
     return out
@@ -349,6 +360,55 @@ def list_trials(
             conn, study.study_id, study.schema, states=wanted, include_history=include_history
         )
     return sorted(trials.values(), key=lambda t: t["number"])
+
+
+def study_config(url: str, name: str) -> dict[str, Any]:
+    """The sweep's stored settings of one study (``{}`` for a study not made by sweep).
+
+    Returns:
+        The :class:`sweep.config.StudyConfig` JSON (space, data path and SHA-256, split,
+        budget...), plus ``name`` and ``directions``.
+
+    Raises:
+        StudyNotFoundError: no study of that name (the message lists the existing ones).
+        StorageError: the database cannot be reached or used.
+    """
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+    return {**(study.config or {}), "name": study.name, "directions": list(study.directions)}
+
+
+def trial_by_number(
+    url: str, name: str, number: int, *, include_history: bool = True
+) -> dict[str, Any]:
+    """One trial of a study by its number, history, diagnostics and figure sample included.
+
+    Raises:
+        UsageError: the study has no trial of that number (the message gives the range).
+        StudyNotFoundError: no study of that name (the message lists the existing ones).
+        StorageError: the database cannot be reached or used.
+    """
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    trials_t = tables().trials
+    with _connect(url) as (conn, schema):
+        study = _find_study(conn, schema, url, name)
+        trial_id = conn.execute(
+            select(trials_t.c.trial_id).where(
+                trials_t.c.study_id == study.study_id, trials_t.c.number == int(number)
+            )
+        ).scalar()
+        if trial_id is None:
+            count = conn.execute(
+                select(func.count()).where(trials_t.c.study_id == study.study_id)
+            ).scalar()
+            have = f"trials 0-{count - 1}" if count else "no trials"
+            raise UsageError(f"study {name!r} has no trial {number} (it has {have})")
+        trials = _load_trials(
+            conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
+        )
+    return trials[trial_id]
 
 
 # --- internals -----------------------------------------------------------------------------

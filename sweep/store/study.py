@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sweep.config import BASELINE_ATTR
 from sweep.config import FINISHED_STATES
+from sweep.config import MEDIAN_WARMUP_EPOCHS
 from sweep.config import STUDY_ATTR
 from sweep.config import StudyConfig
 from sweep.errors import StudyConflictError
@@ -78,7 +80,8 @@ def create_or_reuse_study(
             )
         name = _next_free_name(name, existing)
     directions = [optuna.study.StudyDirection[d.upper()] for d in config.search_space.directions]
-    optuna.create_study(study_name=name, storage=storage, directions=directions)
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+    _set_metric_names(study, config.search_space.metric_names)
     study_id = storage.get_study_id_from_name(name)
     storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())
     return name, True
@@ -160,7 +163,8 @@ def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.Base
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     # group=True samples each set of names that occur together (a conditional space) jointly.
-    group = not multi and config.search_space.is_conditional
+    # A KerasTuner hypermodel's space is define-by-run (conditional scopes): group it too.
+    group = not multi and (config.search_space.is_conditional or config.hypermodel is not None)
     return optuna.samplers.TPESampler(
         seed=seed, multivariate=not multi, group=group, constant_liar=True
     )
@@ -175,7 +179,7 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     import optuna
 
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
     if config.pruner == "hyperband":
         epochs = max_epochs(config.search_space)
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
@@ -205,3 +209,14 @@ def _next_free_name(name: str, existing: set[str]) -> str:
     while f"{name}-{index}" in existing:
         index += 1
     return f"{name}-{index}"
+
+
+def _set_metric_names(study: optuna.Study, names: Sequence[str]) -> None:
+    """Name the objectives (optuna-dashboard shows them instead of ``Objective 0``)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(names))

@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from functools import partial
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep import figure_data
 from sweep.errors import TrialFailed
 from sweep.params import TrialParams
 from sweep.train.data import Dataset
@@ -104,6 +106,7 @@ class TrialResult:
     data_summary: dict[str, Any]
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     test_metrics: dict[str, Any] = field(default_factory=dict)
+    figure_sample: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         test = {"test_metrics": self.test_metrics} if self.test_metrics else {}
@@ -118,6 +121,7 @@ class TrialResult:
             "n_features": self.n_features,
             "elbo_beta": self.elbo_beta,
             "data": self.data_summary,
+            "figure_sample": self.figure_sample,
             **test,
         }
 
@@ -128,6 +132,8 @@ def run_trial(
     *,
     on_epoch: EpochCallback | None = None,
     options: EngineOptions | None = None,
+    model: Any = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrialResult:
     """Train the VAE described by ``params`` on ``data`` and score it on the validation split.
 
@@ -139,6 +145,9 @@ def run_trial(
             validation metric when ``options.score_every_epoch`` is set. It may raise to stop
             the trial (``optuna.TrialPruned``, say); the exception propagates unchanged.
         options: Engine options; defaults to :class:`EngineOptions`.
+        model: A VAE already built for ``params`` (:func:`sweep.train.plan.build_vae`, e.g. by
+            a KerasTuner ``build``) to train instead of building one.
+        callbacks: Extra Keras callbacks for ``fit`` (e.g. KerasTuner's own).
 
     Returns:
         The trial's metrics, per-epoch history, diagnostics and a small sample of codes.
@@ -161,19 +170,20 @@ def run_trial(
     from sweep.train.plan import build_vae
     from sweep.train.plan import training_callbacks
 
-    keras.backend.clear_session()
     train_rows = data.training_rows(params.dataset, params.seed)
-    model = build_vae(
-        params,
-        data.n_features,
-        jit_compile=options.jit_compile,
-        fused_adam=options.fused_adam,
-        sparse_input=options.sparse_input,
-        mixed_bfloat16=options.mixed_bfloat16,
-        steps_per_execution=options.steps_per_execution,
-    )
+    if model is None:
+        keras.backend.clear_session()
+        model = build_vae(
+            params,
+            data.n_features,
+            jit_compile=options.jit_compile,
+            fused_adam=options.fused_adam,
+            sparse_input=options.sparse_input,
+            mixed_bfloat16=options.mixed_bfloat16,
+            steps_per_execution=options.steps_per_execution,
+        )
 
-    callbacks = training_callbacks(params)
+    callbacks = [*training_callbacks(params), *callbacks]
     per_epoch: dict[str, list[float]] = {}
     if on_epoch is not None or options.score_every_epoch:
         score = partial(_quick_score, data=data) if options.score_every_epoch else None
@@ -200,6 +210,7 @@ def run_trial(
         from sweep.train.export import save_weights
 
         save_weights(model, options.weights_path)
+    figure_sample = _figure_sample(model, data, evaluation.diagnostics, params.seed)
     return TrialResult(
         params=params,
         metrics=evaluation.metrics,
@@ -213,6 +224,7 @@ def run_trial(
         data_summary=data.summary(),
         samples=samples,
         test_metrics=test_metrics,
+        figure_sample=figure_sample,
     )
 
 
@@ -307,3 +319,28 @@ def _samples(model: Any, data: Dataset, rows: int) -> dict[str, np.ndarray]:
         "z_log_var": z_log_var.astype(np.float32),
         "reconstruction": model.reconstruct(x).astype(np.float16),
     }
+
+
+def _figure_sample(
+    model: Any, data: Dataset, diagnostics: Mapping[str, Any], seed: int
+) -> dict[str, Any]:
+    """The small sample behind the trial's figures (:mod:`sweep.figure_data`)."""
+    rows = data.val[: figure_data.SAMPLE_ROWS]
+    if len(rows) == 0:
+        return {}
+    z_mean, z_log_var = model.encode(rows)
+    activity = np.asarray(
+        [np.nan if v is None else v for v in diagnostics.get("latent_variance") or []],
+        dtype=float,
+    )
+    if activity.shape != (z_mean.shape[1],):
+        activity = np.var(z_mean, axis=0)
+    return figure_data.build(
+        rows,
+        model.reconstruct(rows),
+        z_mean,
+        z_log_var,
+        [(s.name, s.start, s.stop) for s in data.sections],
+        activity,
+        seed=seed,
+    )

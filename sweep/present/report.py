@@ -1,0 +1,447 @@
+"""``sweep report``: one study as a folder with ``index.html`` and PNG figures.
+
+The page opens from disk with no server and no network: inline CSS, no scripts, images by
+relative path. It holds the study summary (space, data file and SHA-256, split, budget, trials
+by state, time spent), the best trials in the notes' table with the baseline beside them, a
+section for confirmed trials, Optuna's plots, the rate-distortion view, balanced vs original,
+collapse across trials and the best trial's own figures. A study with no COMPLETE trial still
+gets a page that says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import math
+import statistics
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sweep.present.plotting import Figure
+from sweep.present.plotting import make_out_dir
+from sweep.present.plotting import prepare_out_dir
+
+FIGURES = "figures"
+TOP = 5
+#: Shown for confirmed trials besides the objectives.
+REPORT_CONFIRMED_METRICS = (
+    "expression_hidden.f1_at_threshold",
+    "sections.mean_auprc_lift",
+    "latent.active_units",
+)
+
+
+def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -> Path:
+    """Write the report of study ``name`` into the folder ``out``; return ``index.html``'s path.
+
+    Everything is read before anything is written: an unknown study or a non-empty ``out``
+    (without ``force``) leaves the disk untouched.
+
+    Raises:
+        UsageError: ``out`` is a file, or a non-empty folder and ``force`` is not set.
+        StudyNotFoundError: no study of that name.
+        StorageError: the database cannot be reached or used.
+    """
+    from sweep.store.confirm_read import confirmed_results
+    from sweep.store.read import baseline_trial
+    from sweep.store.read import best_trials
+    from sweep.store.read import list_trials
+    from sweep.store.read import study_config
+    from sweep.store.read import study_status
+    from sweep.store.read import trial_by_number
+
+    target = prepare_out_dir(out, force)
+    status = study_status(url, name)
+    config = study_config(url, name)
+    trials = list_trials(url, name)
+    best = best_trials(url, name, TOP)
+    baseline = baseline_trial(url, name)
+    confirmed = confirmed_results(url, name)
+    detailed = trial_by_number(url, name, best[0]["number"]) if best else None
+    study = _load_optuna_study(url, name)
+
+    make_out_dir(target)
+    figures_dir = make_out_dir(target / FIGURES)
+    page = _Page(status, config, trials, best, baseline)
+    page.summary()
+    page.best_table()
+    page.confirmed(confirmed)
+    page.optuna(study, figures_dir)
+    page.across_trials(figures_dir)
+    page.trial_figures(detailed, figures_dir)
+    index = target / "index.html"
+    index.write_text(page.html(), encoding="utf-8")
+    return index
+
+
+def _load_optuna_study(url: str, name: str) -> Any:
+    import optuna
+
+    from sweep.log import quiet_optuna
+    from sweep.store.rdb import open_storage
+
+    quiet_optuna()
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+class _Page:
+    """The page, built section by section."""
+
+    def __init__(
+        self,
+        status: Mapping[str, Any],
+        config: Mapping[str, Any],
+        trials: list[dict[str, Any]],
+        best: list[dict[str, Any]],
+        baseline: dict[str, Any] | None,
+    ) -> None:
+        self.status = status
+        self.config = config
+        self.trials = trials
+        self.best = best
+        self.baseline = baseline
+        self.parts: list[str] = []
+        self.objectives = list(status.get("objectives") or [])
+        self.metric_names = [
+            str(o.get("metric") or f"objective {i}") for i, o in enumerate(self.objectives)
+        ]
+        self.complete = [t for t in trials if t.get("state") == "COMPLETE"]
+
+    # --- sections ---------------------------------------------------------------------------
+
+    def summary(self) -> None:
+        s, c = self.status, self.config
+        counts = s.get("counts") or {}
+        rows: list[tuple[str, str]] = [
+            ("study", str(s.get("name"))),
+            ("storage", str(s.get("storage"))),
+            (
+                "objective",
+                ", ".join(
+                    f"{o.get('metric') or 'value'} ({o.get('direction')})" for o in self.objectives
+                )
+                or "-",
+            ),
+            ("budget", _budget_text(s)),
+            ("trials by state", ", ".join(f"{k} {v}" for k, v in counts.items())),
+            ("time spent", _time_spent(self.trials, s)),
+            ("data file", str(c.get("data_path") or "-")),
+            ("data SHA-256", str(c.get("data_sha256") or "-")),
+            ("split", _split_text(c)),
+            ("sampler / pruner", f"{c.get('sampler', '-')} / {c.get('pruner', '-')}"),
+            ("baseline", _baseline_text(c, self.baseline)),
+            ("sweep version", str(c.get("sweep_version") or "-")),
+        ]
+        body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+        self.parts.append(f'<section id="summary"><h2>Study</h2><table class="kv">{body}</table>')
+        self.parts.append(_space_html(c.get("space") or {}))
+        if not self.complete:
+            so_far = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            self.parts.append(
+                '<p class="warn" id="no-complete">No COMPLETE trial yet: there is no best trial, '
+                "and the figures across trials are empty. "
+                f"Trials so far: {_e(so_far) or 'none'}.</p>"
+            )
+        self.parts.append("</section>")
+
+    def best_table(self) -> None:
+        from sweep.present.formatting import best_cells
+
+        rows = list(self.best)
+        numbers = {r["number"] for r in rows}
+        if self.baseline is not None and self.baseline["number"] not in numbers:
+            rows.append(self.baseline)
+        title = "Best trials" if len(self.objectives) <= 1 else "Pareto set"
+        self.parts.append(f'<section id="best"><h2>{title}</h2>')
+        if not self.best:
+            self.parts.append("<p>No COMPLETE trial yet.</p>")
+        if rows:
+            note = (
+                "The notes' table on the validation split, best first; the study's baseline "
+                "(trial with the user attribute <code>baseline</code>) is the last column when "
+                "it is not among them."
+            )
+            self.parts.append(f"<p>{note}</p>")
+            self.parts.append(_cells_html(best_cells(rows, self.objectives), "best-trials"))
+            flagged = [r for r in rows if r.get("flags")]
+            if flagged:
+                items = "".join(
+                    f"<li>#{r['number']}: {_e('; '.join(map(str, r['flags'])))}</li>"
+                    for r in flagged
+                )
+                self.parts.append(f"<p>Collapse flags:</p><ul>{items}</ul>")
+        self.parts.append("</section>")
+
+    def confirmed(self, summary: Mapping[str, Any] | None) -> None:
+        from sweep.present.formatting import confirmed_cells
+
+        self.parts.append('<section id="confirmed"><h2>Confirmed trials</h2>')
+        if summary and summary.get("trials"):
+            self.parts.append(
+                f"<p>Re-run with fresh seeds {_e(', '.join(map(str, summary.get('seeds') or [])))}"
+                f" ({summary.get('complete', 0)}/{summary.get('jobs', 0)} runs complete), scored "
+                "on validation and on the test split nobody tuned on: mean ± sd over seeds; the "
+                "gain over the baseline is the difference of means ± its standard error.</p>"
+            )
+            names = list(summary.get("metrics") or [])
+            shown = names[: max(1, len(summary.get("objectives") or []))]
+            shown += [m for m in REPORT_CONFIRMED_METRICS if m in names and m not in shown]
+            table = confirmed_cells(summary, shown)
+            self.parts.append(_plain_table(table[0], table[1:], "confirmed-trials"))
+        else:
+            self.parts.append(
+                "<p>No confirmed trials: none was re-run on new seeds (<code>sweep confirm"
+                "</code>).</p>"
+            )
+        self.parts.append("</section>")
+
+    def optuna(self, study: Any, figures_dir: Path) -> None:
+        from sweep.present.study_figures import optuna_figures
+
+        self.parts.append('<section id="optuna"><h2>Optimization</h2>')
+        for title, fig in optuna_figures(study, self.metric_names, figures_dir):
+            self.parts.append(_figure_html(fig, title))
+        self.parts.append("</section>")
+
+    def across_trials(self, figures_dir: Path) -> None:
+        from sweep.present.study_figures import FigureUnavailable
+        from sweep.present.study_figures import all_zero_sections
+        from sweep.present.study_figures import balanced_vs_original
+        from sweep.present.study_figures import collapse_across_trials
+        from sweep.present.study_figures import rate_distortion
+
+        marked = {}
+        if self.best:
+            marked[int(self.best[0]["number"])] = f"best #{self.best[0]['number']}"
+        if self.baseline is not None:
+            marked[int(self.baseline["number"])] = f"baseline #{self.baseline['number']}"
+        objective = self.metric_names[0] if self.metric_names else "objective"
+        trials, where = self.trials, figures_dir
+        drawers: tuple[tuple[str, str, Callable[[], Figure]], ...] = (
+            ("rate-distortion", "Rate-distortion", lambda: rate_distortion(trials, where, marked)),
+            (
+                "balanced",
+                "Balanced vs original",
+                lambda: balanced_vs_original(trials, objective, where),
+            ),
+            ("collapse", "Collapse across trials", lambda: collapse_across_trials(trials, where)),
+        )
+        for anchor, title, draw in drawers:
+            self.parts.append(f'<section id="{anchor}"><h2>{_e(title)}</h2>')
+            try:
+                fig: Figure | str = draw()
+            except FigureUnavailable as e:
+                fig = f"not available: {e}"
+            self.parts.append(_figure_html(fig, title))
+            if anchor == "balanced":
+                self.parts.append(_dataset_table(self.complete))
+            if anchor == "collapse":
+                sections, rows = all_zero_sections(self.trials)
+                if rows:
+                    head = ["trial"] + [f"{s}: all zeros" for s in sections]
+                    cells = [[f"#{r[0]}"] + ["yes" if hit else "" for hit in r[1:]] for r in rows]
+                    self.parts.append(
+                        "<p>COMPLETE trials that predict all zeros (at 0.5) in a mark section "
+                        "that has ones:</p>" + _plain_table(head, cells, "all-zeros")
+                    )
+                else:
+                    self.parts.append(
+                        '<p id="all-zeros">No COMPLETE trial predicts all zeros in any '
+                        "section.</p>"
+                    )
+            self.parts.append("</section>")
+
+    def trial_figures(self, trial: Mapping[str, Any] | None, figures_dir: Path) -> None:
+        from sweep.present.trial_figures import write_trial_figures
+
+        self.parts.append('<section id="best-trial"><h2>The best trial</h2>')
+        if trial is None:
+            self.parts.append("<p>No COMPLETE trial yet.</p></section>")
+            return
+        prefix = f"trial-{trial['number']}-"
+        figures, notes = write_trial_figures(trial, figures_dir, prefix)
+        self.parts.append(
+            f"<p>Trial #{_e(trial['number'])}; <code>sweep show {_e(self.status.get('name'))} "
+            f"{_e(trial['number'])}</code> draws these for any trial.</p>"
+        )
+        for fig in figures:
+            self.parts.append(_figure_html(fig, fig.title))
+        for note in notes:
+            self.parts.append(f'<p class="missing">{_e(note)}</p>')
+        self.parts.append("</section>")
+
+    def html(self) -> str:
+        name = _e(self.status.get("name"))
+        made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        nav = " · ".join(
+            f'<a href="#{a}">{t}</a>'
+            for a, t in (
+                ("summary", "Study"),
+                ("best", "Best"),
+                ("confirmed", "Confirmed"),
+                ("optuna", "Optimization"),
+                ("rate-distortion", "Rate-distortion"),
+                ("balanced", "Balanced vs original"),
+                ("collapse", "Collapse"),
+                ("best-trial", "Best trial"),
+            )
+        )
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>sweep report: {name}</title><style>{_CSS}</style></head><body>"
+            f'<h1>sweep report: {name}</h1><p class="meta">made {made} · {nav}</p>'
+            + "\n".join(self.parts)
+            + "</body></html>\n"
+        )
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;
+max-width:1200px;padding:0 1em;color:#222;background:#fff}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;
+margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
+th:first-child,td:first-child{text-align:left}
+table.kv th{text-align:left;background:#f6f6f6;white-space:nowrap}table.kv td{text-align:left}
+#space td,#space th{text-align:left}#space td{font-family:monospace}
+tr.group th{background:#eef2f7;text-align:left}
+thead th{background:#f0f0f0}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+.meta{color:#666;font-size:.85em}.warn{background:#fff4e0;border:1px solid #f0c070;
+padding:.6em}.missing{color:#777;font-style:italic}
+code{background:#f4f4f4;padding:0 3px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _figure_html(fig: Figure | str, title: str) -> str:
+    if isinstance(fig, str):
+        return f'<p class="missing">{_e(title)}: {_e(fig)}</p>'
+    return (
+        f'<figure><img src="{FIGURES}/{_e(fig.file)}" alt="{_e(fig.title)}">'
+        f"<figcaption>{_e(fig.title)}: {_e(fig.caption)}</figcaption></figure>"
+    )
+
+
+def _cells_html(cells: list[list[str]], table_id: str) -> str:
+    """The ``best`` table cells as HTML: one column per trial, group titles as full rows."""
+    head, body = cells[0], cells[1:]
+    out = [f'<table id="{table_id}"><thead><tr>']
+    out += [f"<th>{_e(c)}</th>" for c in head]
+    out.append("</tr></thead><tbody>")
+    for row in body:
+        label = row[0]
+        if not label.startswith("  ") and all(c == "" for c in row[1:]):
+            out.append(f'<tr class="group"><th colspan="{len(row)}">{_e(label)}</th></tr>')
+        else:
+            tds = "".join(f"<td>{_e(c)}</td>" for c in row[1:])
+            out.append(f"<tr><td>{_e(label.strip())}</td>{tds}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _plain_table(head: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str) -> str:
+    out = [f'<table id="{table_id}"><thead><tr>']
+    out += [f"<th>{_e(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _space_html(space: Mapping[str, Any]) -> str:
+    search = space.get("search") or {}
+    fixed = space.get("fixed") or {}
+    rows = [[name, "searched", json.dumps(spec, sort_keys=True)] for name, spec in search.items()]
+    rows += [[name, "fixed", json.dumps(value)] for name, value in fixed.items()]
+    if not rows:
+        return "<p>No search space stored (not a sweep study).</p>"
+    desc = space.get("description")
+    text = f"<p>{_e(desc)}</p>" if desc else ""
+    return "<h3>Search space</h3>" + text + _plain_table(["name", "", "values"], rows, "space")
+
+
+def _dataset_table(complete: Sequence[Mapping[str, Any]]) -> str:
+    groups: dict[str, list[float]] = {}
+    for t in complete:
+        dataset = (t.get("params_full") or {}).get("dataset") or (t.get("params") or {}).get(
+            "dataset"
+        )
+        values = t.get("values") or []
+        if values and values[0] is not None and math.isfinite(float(values[0])):
+            groups.setdefault(str(dataset or "?"), []).append(float(values[0]))
+    if not groups:
+        return ""
+    rows = []
+    for name in sorted(groups):
+        values = sorted(groups[name])
+        mid = statistics.median(values)
+        rows.append([name, len(values), f"{min(values):.4g}", f"{mid:.4g}", f"{max(values):.4g}"])
+    return _plain_table(
+        ["dataset", "COMPLETE trials", "min objective", "median", "max"], rows, "datasets"
+    )
+
+
+def _budget_text(status: Mapping[str, Any]) -> str:
+    budget = status.get("budget")
+    finished = status.get("finished", 0)
+    return f"{finished} of {budget} finished" if budget is not None else f"{finished} finished"
+
+
+def _time_spent(trials: Sequence[Mapping[str, Any]], status: Mapping[str, Any]) -> str:
+    total = sum(float(t["seconds"]) for t in trials if isinstance(t.get("seconds"), int | float))
+    text = f"{_duration(total)} of trial time"
+    start, end = status.get("created"), status.get("last_completed")
+    if start and end:
+        span = (
+            datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)
+        ).total_seconds()
+        text += f", {_duration(span)} from the first start to the last completion"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(max(0.0, seconds)))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _split_text(config: Mapping[str, Any]) -> str:
+    if not config:
+        return "-"
+    sizes = (config.get("data_summary") or {}).get("rows") or {}
+    parts = [
+        f"validation {config.get('val_fraction', '-')}",
+        f"test {config.get('test_fraction', '-')}",
+        f"seed {config.get('split_seed', '-')}",
+    ]
+    if isinstance(sizes, Mapping) and sizes:
+        parts.append("rows " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    if config.get("split_sha256"):
+        parts.append(f"row-index SHA-256 {config['split_sha256']}")
+    return "; ".join(parts)
+
+
+def _baseline_text(config: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> str:
+    if not config.get("baseline"):
+        return "none"
+    where = f"trial #{baseline['number']} ({baseline['state']})" if baseline else "not found"
+    differs = config.get("baseline_differs") or {}
+    extra = f"; differs from the notes in {json.dumps(differs)}" if differs else ""
+    return f"{config['baseline']}: {where}{extra}"
