@@ -1,6 +1,7 @@
 """Hyperparameter sweeps for VAEs on binary genomic vectors, stored in an Optuna study database.
 
-Importing ``sweep`` is cheap: TensorFlow loads only when a trial runs (``sweep.run_trial``).
+Importing ``sweep`` is cheap: TensorFlow loads only when a trial runs (``sweep.run_trial``) or a
+model is rebuilt (``sweep.load_model``), pandas only in ``sweep.load_trials``/``load_history``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
-__all__ = ["TrialParams", "run_trial", "load_dataset", "__version__"]
+__all__ = [
+    "TrialParams",
+    "run_trial",
+    "load_dataset",
+    "load_model",
+    "load_trials",
+    "load_history",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +38,12 @@ def __getattr__(name: str) -> Any:
         from sweep.train.data import load_dataset
 
         return load_dataset
+    if name == "load_model":  # TensorFlow loads when it is called
+        from sweep.train.export import load_model
+
+        return load_model
+    if name in ("load_trials", "load_history"):  # pandas loads when it is called
+        from sweep.store import frames
+
+        return getattr(frames, name)
     raise AttributeError(f"module 'sweep' has no attribute {name!r}")

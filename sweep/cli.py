@@ -102,6 +102,9 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
 @option("split_seed")
 @option("score_test")
 @option("as_json")
+@option("trial.params_file")
+@option("trial.from_trial")
+@option("storage")
 def trial(
     data: str | None,
     assignments: Sequence[str],
@@ -112,11 +115,15 @@ def trial(
     split_seed: int,
     score_test: bool,
     as_json: bool,
+    params_file: str | None,
+    from_trial: str | None,
+    storage: str | None,
 ) -> None:
     """Run one trial with the notes' defaults and print the notes' metric table.
 
     The table scores the validation split; ``--score-test`` adds the same table for the test
-    split (JSON keys ``test.*``), which a sweep never sees.
+    split (JSON keys ``test.*``), which a sweep never sees. ``--params FILE`` starts from a
+    file's values, ``--from NAME:N`` from a stored trial's (with its study's data and split).
     """
     import json
 
@@ -125,7 +132,27 @@ def trial(
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import load_dataset
 
+    split_sha256 = ""
     values = parse_assignments(assignments)
+    if params_file and from_trial:
+        from sweep.errors import UsageError
+
+        raise UsageError("--params and --from both give the parameters; pass one of them")
+    if params_file:
+        from sweep.run.export import load_params_file
+
+        values = {**load_params_file(params_file), **values}
+    if from_trial:
+        from sweep.run.export import check_data
+        from sweep.run.export import stored_trial
+
+        stored = stored_trial(_storage(storage), from_trial)
+        values = {**stored.params, **values}
+        if data is None:
+            data = stored.data_path
+        check_data(data, stored.data_sha256)
+        val_fraction, test_fraction = stored.val_fraction, stored.test_fraction
+        split_seed, split_sha256 = stored.split_seed, stored.split_sha256
     if epochs is not None:
         values["epochs"] = epochs
     if seed is not None:
@@ -137,6 +164,10 @@ def trial(
         test_fraction=test_fraction,
         split_seed=split_seed,
     )
+    if split_sha256:
+        from sweep.train.data import check_split_sha256
+
+        check_split_sha256(dataset, split_sha256)
     if score_test and dataset.test is None:
         from sweep.errors import UsageError
 
@@ -238,6 +269,7 @@ def _gpu_run_options(
 @option("hypermodel")
 @option("objective")
 @option("direction")
+@option("keep_weights")
 def launch(
     space: str,
     data: str | None,
@@ -267,6 +299,7 @@ def launch(
     hypermodel: str | None,
     objective: str,
     direction: str | None,
+    keep_weights: int,
     **run_options: Any,
 ) -> None:
     """Create a study and run it. With no options: the notes' space on the bundled data.
@@ -309,6 +342,7 @@ def launch(
         objective=objective,
         direction=direction,
         hp_assignments=tuple(assignments) if hypermodel else (),
+        keep_weights=keep_weights,
     )
     if options.gpus:
         from sweep.run.launch import check_gpus
@@ -417,13 +451,26 @@ def worker(
 @study_argument
 @option("storage")
 @option("status.fmt")
-def status(name: str, storage: str | None, fmt: str) -> None:
-    """Trials by state, best so far, running trials' heartbeats, throughput and ETA."""
+@option("watch")
+@option("interval_s")
+@option("count")
+def status(
+    name: str, storage: str | None, fmt: str, watch: bool, interval_s: float, count: int | None
+) -> None:
+    """Trials by state, best so far, running trials' heartbeats, throughput and ETA.
+
+    ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0).
+    """
     from sweep.present.formatting import render_status
     from sweep.store.confirm_read import confirmed_results
     from sweep.store.read import study_status
 
     url = _storage(storage)
+    if watch:
+        from sweep.present.live import watch_status
+
+        watch_status(url, name, interval_s=interval_s, count=count)
+        return
     info = study_status(url, name)
     confirmed = confirmed_results(url, name)
     if fmt == "json":
@@ -600,6 +647,28 @@ def dashboard(name: str | None, storage: str | None, port: int) -> None:
     from sweep.present.dashboard import serve
 
     serve(_storage(storage), name, port)
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@study_argument
+@option("storage")
+@option("export.trial")
+@option("export.out")
+@option("force")
+def export(name: str, storage: str | None, trial: int | None, out: str, force: bool) -> None:
+    """Write trial N's model (.keras), parameters and data hash to --out (default: the best).
+
+    Needs the trial's weights, kept by `sweep launch --keep-weights K`.
+    """
+    from sweep.run.export import staged_export
+    from sweep.train.export import write_model
+
+    with staged_export(_storage(storage), name, trial, out, force=force) as staged:
+        write_model(staged.params, staged.n_features, staged.weights, staged.folder)
+    click.echo(f"exported trial {staged.number} of study {name} to {staged.out}")
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -412,6 +412,16 @@ OPTIONS: dict[str, Option] = {
         metavar="NAME=VALUE",
         help="Override a value of the space for this study (repeatable), e.g. epochs=2.",
     ),
+    "keep_weights": Option(
+        "--keep-weights",
+        "keep_weights",
+        default=0,
+        type=int,
+        minimum=0,
+        show_default=True,
+        metavar="K",
+        help="Keep the weights of the K best trials in the artifact store (for `sweep export`).",
+    ),
     # how workers run here (RunOptions)
     "workers": Option(
         "--workers",
@@ -504,6 +514,46 @@ OPTIONS: dict[str, Option] = {
         default=False,
         type=bool,
         help="Also score the test split (never used by a sweep); keys test.*.",
+    ),
+    "trial.params_file": Option(
+        "--params",
+        "params_file",
+        metavar="FILE",
+        file=True,
+        help="Hyperparameters from a YAML/JSON file of TrialParams fields (`sweep export` "
+        "writes one); --set and --epochs apply on top.",
+    ),
+    "trial.from_trial": Option(
+        "--from",
+        "from_trial",
+        metavar="NAME:N",
+        help="Re-run trial N of study NAME with its stored parameters, data file and split.",
+    ),
+    # export
+    "export.trial": Option(
+        "--trial", "trial", type=int, minimum=0, metavar="N", help="Trial number (default: best)."
+    ),
+    "export.out": Option("--out", "out", required=True, metavar="DIR", help="Output folder."),
+    "force": Option(
+        "--force", "force", default=False, type=bool, help="Overwrite an existing output folder."
+    ),
+    # live status
+    "watch": Option(
+        "--watch", "watch", default=False, type=bool, help="Refresh until Ctrl-C (a live table)."
+    ),
+    "interval_s": Option(
+        "--interval",
+        "interval_s",
+        default=2.0,
+        type=float,
+        minimum=0,
+        positive=True,
+        metavar=_SECONDS,
+        show_default=True,
+        help="Seconds between refreshes with --watch.",
+    ),
+    "count": Option(
+        "--count", "count", type=int, minimum=1, metavar="N", help="Stop --watch after N frames."
     ),
     # read-only commands
     "top": Option("--top", "top", default=5, type=int, minimum=1, show_default=True),
@@ -662,6 +712,8 @@ class StudyConfig(StudySettings):
         baseline_differs: ``{name: [study value, baseline value]}`` for the fixed values of the
             space (``--set`` included) that the baseline takes as the study says, not as the
             baseline has them; empty when the study runs it exactly.
+        keep_weights: How many of the best trials keep their weights in the artifact store
+            (``launch --keep-weights K``; 0: none).
         sweep_version: The version of `sweep` that created the study.
         hypermodel: For a study of a user's KerasTuner hypermodel (``launch --hypermodel``):
             its reference, file SHA-256, objective, ``--set`` values, fit settings and the space
@@ -678,6 +730,7 @@ class StudyConfig(StudySettings):
     baseline: str | None = None
     baseline_params: dict[str, Any] = field(default_factory=dict)
     baseline_differs: dict[str, Any] = field(default_factory=dict)
+    keep_weights: int = 0
     sweep_version: str = __version__
     hypermodel: dict[str, Any] | None = None
 

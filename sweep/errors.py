@@ -62,3 +62,11 @@ class SweepStopped(SweepError):
 class HypermodelError(SweepError, ValueError):
     """A KerasTuner hypermodel cannot be found, differs from the study's, or makes an ``hp``
     call a sweep cannot search (``sweep launch --hypermodel``)."""
+
+
+class TrialNotFoundError(SweepError, LookupError):
+    """No trial of that number in the study (or no finished trial to pick as the best)."""
+
+
+class NoWeightsError(SweepError, LookupError):
+    """The trial's weights were not kept (``launch --keep-weights K`` keeps the K best)."""

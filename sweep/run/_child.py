@@ -137,6 +137,7 @@ def _run(
         score_every_epoch=bool(wanted),
         score_test=bool(request.get("score_test")),
         gpu_memory_mb=gpu_memory_mb(),
+        weights_path=request.get("weights_path") or None,
     )
     clock["ready_at"] = time.time()
     result = run_trial(params, data, on_epoch=on_epoch, options=options)

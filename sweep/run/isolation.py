@@ -54,6 +54,7 @@ class TrialRequest:
             ``"hypermodel"`` (a user's KerasTuner hypermodel, :mod:`sweep.train.hypermodel`).
         hypermodel: For ``kind="hypermodel"``: ``ref``, ``fixed``, ``fit`` settings,
             ``objective``, ``direction``, and ``dry_run`` (build once at the defaults, no data).
+        weights_path: Where the child saves the trained weights (``None``: not saved).
     """
 
     params: dict[str, Any]
@@ -68,6 +69,7 @@ class TrialRequest:
     score_test: bool = False
     kind: str = "vae"
     hypermodel: dict[str, Any] | None = None
+    weights_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +85,7 @@ class TrialRequest:
             "score_test": self.score_test,
             "kind": self.kind,
             "hypermodel": self.hypermodel,
+            "weights_path": self.weights_path,
         }
 
 

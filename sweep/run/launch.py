@@ -96,6 +96,8 @@ class LaunchRequest:
         objective: With ``hypermodel``: the Keras metric to optimise.
         direction: With ``hypermodel``: its direction (``None``: guessed from the name).
         hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
+        keep_weights: Keep the weights of the K best trials in the artifact store (0: none);
+            needs an artifact store and a single objective.
     """
 
     storage_url: str
@@ -113,6 +115,7 @@ class LaunchRequest:
     objective: str = OPTIONS["objective"].default
     direction: str | None = None
     hp_assignments: tuple[str, ...] = ()
+    keep_weights: int = 0
 
 
 def create_study(request: LaunchRequest) -> str:
@@ -164,6 +167,8 @@ def create_study(request: LaunchRequest) -> str:
             n_trials = size
     if space.is_multi_objective and settings.pruner != "none":
         raise UsageError("pruning needs a single objective; pass --pruner none for this space")
+    artifacts_dir = request.artifacts_dir or _default_artifacts_dir(request.storage_url)
+    check_keep_weights(request.keep_weights, artifacts_dir, space.is_multi_objective)
     baseline = space.baseline if request.baseline is None else request.baseline
     baseline = None if baseline == "none" else baseline
     baseline_params, baseline_differs = plan_baseline(space, baseline) if baseline else ({}, {})
@@ -175,10 +180,11 @@ def create_study(request: LaunchRequest) -> str:
         data_sha256=file_sha256(data_path),
         data_summary=summary,
         split_sha256=dataset.split_sha256,
-        artifacts_dir=request.artifacts_dir or _default_artifacts_dir(request.storage_url),
+        artifacts_dir=artifacts_dir,
         baseline=baseline,
         baseline_params=baseline_params,
         baseline_differs=baseline_differs,
+        keep_weights=request.keep_weights,
     )
     storage = open_storage(request.storage_url, create=True)
     name, created = create_or_reuse_study(
@@ -210,6 +216,29 @@ def create_study(request: LaunchRequest) -> str:
     else:
         _logger.info("study %r already exists with this space and data: continuing it", name)
     return name
+
+
+def check_keep_weights(keep: int, artifacts_dir: str | None, multi_objective: bool) -> None:
+    """Refuse ``--keep-weights K`` that cannot work, before the database is touched.
+
+    Raises:
+        UsageError: ``K < 0``, no artifact store (PostgreSQL without ``--artifacts DIR``), or a
+            study of several objectives (the K best are ranked by one objective).
+    """
+    if keep < 0:
+        raise UsageError(f"--keep-weights must be at least 0, got {keep}")
+    if keep == 0:
+        return
+    if not artifacts_dir:
+        raise UsageError(
+            "--keep-weights needs an artifact store: pass --artifacts DIR (a folder every "
+            "worker can reach; it is beside the file only for SQLite)"
+        )
+    if multi_objective:
+        raise UsageError(
+            "--keep-weights ranks trials by one objective; this space has several (export a "
+            "Pareto trial by re-running it: sweep trial --from NAME:N)"
+        )
 
 
 def plan_baseline(space: SearchSpace, name: str) -> tuple[dict[str, Any], dict[str, Any]]:

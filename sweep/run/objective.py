@@ -41,6 +41,7 @@ from sweep.run.isolation import run_in_child
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.space import SearchSpace
+from sweep.store.lookup import EPOCH_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -76,6 +77,9 @@ class Objective:
             runs only, :mod:`sweep.run.confirm`; a sweep's trials never see the test split).
         spares: The worker's trial processes with a warm spare; ``None``: a cold child per
             trial (:func:`sweep.run.isolation.run_in_child`).
+        keep_weights: Keep the weights of this many best trials (:mod:`sweep.run.weights`).
+        maximize: Whether the (first) objective is maximised; ranks kept weights.
+        storage_url: The study's storage, for ranking kept weights (unmasked; never printed).
     """
 
     space: SearchSpace
@@ -92,6 +96,9 @@ class Objective:
     on_trial_created: Callable[[], None] | None = None
     score_test: bool = False
     spares: SparePool | None = None
+    keep_weights: int = 0
+    maximize: bool = True
+    storage_url: str = ""
 
     @classmethod
     def for_study(
@@ -102,6 +109,7 @@ class Objective:
         env: Mapping[str, str] | None = None,
         signals: signals_as_interrupts | None = None,
         spares: SparePool | None = None,
+        storage_url: str = "",
     ) -> Objective:
         """The objective of a study: its space, split, pruning metric and artifact store.
 
@@ -114,6 +122,7 @@ class Objective:
             return HypermodelObjective.for_hypermodel_study(
                 config, data_path, env=env, signals=signals
             )
+        store = artifact_store(config)
         return cls(
             space=config.search_space,
             data_path=data_path,
@@ -123,10 +132,21 @@ class Objective:
             split_sha256=config.split_sha256,
             epoch_metrics=pruning_metrics(config),
             env=dict(env or {}),
-            artifact_store=artifact_store(config),
+            artifact_store=store,
             signals=signals,
             spares=spares,
+            keep_weights=config.keep_weights if store is not None else 0,
+            maximize=config.search_space.directions[0] == "maximize",
+            storage_url=storage_url,
         )
+
+    def with_storage(self, storage_url: str) -> Objective:
+        """A copy that knows the study's storage (to rank kept weights)."""
+        return dataclasses.replace(self, storage_url=storage_url)
+
+    @property
+    def _keeps_weights(self) -> bool:
+        return self.keep_weights > 0 and self.artifact_store is not None and bool(self.storage_url)
 
     def with_hook(self, on_trial_created: Callable[[], None] | None) -> Objective:
         """A copy that calls ``on_trial_created`` once Optuna has created the trial."""
@@ -178,6 +198,7 @@ class Objective:
         storage_s = time.monotonic() - started
         with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
             samples = os.path.join(tmp, f"trial-{trial.number}-samples.npz")
+            weights = os.path.join(tmp, f"trial-{trial.number}.weights.h5")
             request = TrialRequest(
                 params=params.to_dict(),
                 data_path=self.data_path,
@@ -188,6 +209,7 @@ class Objective:
                 epoch_metrics=self.epoch_metrics,
                 samples_path=samples if self.artifact_store is not None else None,
                 score_test=self.score_test,
+                weights_path=weights if self._keeps_weights else None,
             )
             on_epoch = self._pruning_reporter(trial)
             if self.spares is not None:
@@ -222,6 +244,19 @@ class Objective:
                 )
                 trial.set_user_attr("samples_artifact", artifact_id)
             artifact_s = time.monotonic() - stamp
+            values = self._objective_values(result)
+            if self._keeps_weights and isinstance(values, float):
+                from sweep.run.weights import keep_if_best
+
+                keep_if_best(
+                    trial,
+                    value=values,
+                    maximize=self.maximize,
+                    keep=self.keep_weights,
+                    weights_file=weights,
+                    store=self.artifact_store,
+                    storage_url=self.storage_url,
+                )
         timing = dict(result.get("timing") or {})
         timing.update(
             child=round(child_s, 4),
@@ -230,7 +265,7 @@ class Objective:
             objective=round(time.monotonic() - started, 4),
         )
         trial.set_user_attr("timing", timing)
-        return self._objective_values(result)
+        return values
 
     def _pruning_reporter(self, trial: optuna.Trial) -> EpochHandler:
         """Report each epoch's objective to the pruner; raise ``TrialPruned`` when told to."""
@@ -239,6 +274,7 @@ class Objective:
         metric = self.epoch_metrics[0] if self.epoch_metrics else None
 
         def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
+            trial.set_user_attr(EPOCH_ATTR, epoch + 1)  # for `sweep status --watch`
             if metric is None:
                 return
             value = values.get(metric)

@@ -195,6 +195,8 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
         objective = study_objective(
             study, config, data_path, env=settings.env, signals=signals, spares=spares
         )
+        if isinstance(objective, Objective):  # kept weights are ranked in the database
+            objective = objective.with_storage(settings.storage_url)
         runner = _TrialRunner(study, storage, config, objective, settings, signals)
         return runner.loop()
 

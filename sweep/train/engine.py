@@ -71,6 +71,8 @@ class EngineOptions:
             for ``sweep trial --score-test`` only, never in a sweep.
         gpu_memory_mb: Cap each visible GPU at this many MiB for this process (a logical
             device); ``None``: memory growth (allocate on demand).
+        weights_path: After training, save the encoder's and decoder's weights there (a
+            ``.weights.h5`` file, :func:`sweep.train.export.save_weights`); ``None``: not saved.
     """
 
     jit_compile: bool | str = "auto"
@@ -84,6 +86,7 @@ class EngineOptions:
     score_every_epoch: bool = False
     score_test: bool = False
     gpu_memory_mb: int | None = None
+    weights_path: str | None = None
 
 
 @dataclass
@@ -223,6 +226,10 @@ def run_trial(
     curves.update(per_epoch)
     clock.lap("final_metrics")
     samples = _samples(model, data, options.sample_rows)
+    if options.weights_path:
+        from sweep.train.export import save_weights
+
+        save_weights(model, options.weights_path)
     figure_sample = _figure_sample(model, data, evaluation.diagnostics, params.seed)
     clock.lap("samples")
     return TrialResult(

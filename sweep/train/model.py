@@ -93,6 +93,7 @@ def _dense(
     )
 
 
+@keras.saving.register_keras_serializable(package="sweep")
 class SparseInputDense(keras.layers.Dense):
     """A ``Dense`` layer whose matmul skips the zeros of its input: same maths, faster on sparse x.
 
@@ -233,6 +234,7 @@ def hide_label_bits(x: Any, share: float, seed: keras.random.SeedGenerator) -> t
     return ops.concatenate([x[:, :-1], ops.expand_dims(label, -1)], axis=-1), hidden
 
 
+@keras.saving.register_keras_serializable(package="sweep")
 class VAE(keras.Model):
     """Variational autoencoder over binary rows, trained with a custom step.
 
@@ -308,6 +310,28 @@ class VAE(keras.Model):
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self._infer_fns: dict[tuple[str, str], Any] = {}
         self.built = True
+
+    def get_config(self) -> dict[str, Any]:
+        """Encoder, decoder and loss settings, so ``model.save("x.keras")`` works."""
+        return {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "n_features": self.n_features,
+            "loss": self.loss_name,
+            "focal_gamma": self.focal_gamma,
+            "focal_alpha": self.focal_alpha,
+            "kl_weight": float(keras.ops.convert_to_numpy(self.kl_weight)),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> VAE:
+        """Rebuild from :meth:`get_config` (used by ``keras.saving.load_model``)."""
+        values = dict(config)
+        encoder = keras.saving.deserialize_keras_object(values.pop("encoder"))
+        decoder = keras.saving.deserialize_keras_object(values.pop("decoder"))
+        n_features = values.pop("n_features")
+        return cls(encoder, decoder, n_features, **values)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

@@ -47,6 +47,7 @@ EpochCallback = Callable[[int, Mapping[str, Any]], None]
 """``on_epoch(epoch, values)``, see :class:`EpochReport`."""
 
 
+@keras.saving.register_keras_serializable(package="sweep")
 class FusedAdam(keras.optimizers.Adam):
     """Keras' Adam, updating each float32 variable with TensorFlow's fused ``ApplyAdam`` kernel.
 

@@ -1,0 +1,142 @@
+"""``sweep status NAME --watch``: a live table of a study's progress, redrawn with ``rich``.
+
+Each frame is read from the database (:func:`sweep.store.read.study_status` and
+:func:`sweep.store.lookup.running_progress`), so it shows workers on any machine: finished and
+budget, trials by state, the best so far, each running trial with its epoch and heartbeat age,
+throughput and ETA. :func:`status_frame` builds one frame (testable on its own);
+:func:`watch_status` redraws until Ctrl-C, which ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sweep.config import STATES
+from sweep.present.formatting import _duration
+from sweep.present.formatting import _num
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.console import RenderableType
+
+
+def status_frame(
+    status: Mapping[str, Any], progress: Mapping[int, Mapping[str, Any]]
+) -> RenderableType:
+    """One frame: a summary table and the running trials' table.
+
+    Args:
+        status: :func:`sweep.store.read.study_status` output.
+        progress: :func:`sweep.store.lookup.running_progress` output (epochs of running trials).
+    """
+    from rich.console import Group
+    from rich.table import Table
+
+    counts = status.get("counts") or {}
+    finished = status.get("finished", 0)
+    budget = status.get("budget")
+    summary = Table(title=f"study {status.get('name')}", show_header=False, box=None)
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("storage", str(status.get("storage")))
+    done = f"{finished}/{budget}" if budget is not None else str(finished)
+    summary.add_row("done", done)
+    summary.add_row("states", ", ".join(f"{s} {counts.get(s, 0)}" for s in STATES))
+    objectives = status.get("objectives") or []
+    if objectives:
+        summary.add_row(
+            "objective",
+            ", ".join(f"{o.get('metric') or 'value'} ({o.get('direction')})" for o in objectives),
+        )
+    best = status.get("best")
+    if best is not None:
+        values = "/".join(_num(v) for v in best.get("values") or [])
+        summary.add_row("best so far", f"{values} (#{best.get('number')})")
+    elif status.get("pareto_size") is not None:
+        summary.add_row("best so far", f"Pareto set of {status['pareto_size']} trials")
+    else:
+        summary.add_row("best so far", "none yet")
+    rate = status.get("throughput_per_hour")
+    summary.add_row("throughput", f"{rate:.1f} trials/h" if rate else "unknown")
+    eta = status.get("eta_s")
+    summary.add_row("ETA", _duration(eta) if eta is not None else "unknown")
+
+    running = Table(title="running trials")
+    for header in ("trial", "epoch", "started", "heartbeat age"):
+        running.add_column(header)
+    for r in status.get("running") or []:
+        number = r.get("number")
+        p = progress.get(int(number)) if number is not None else None
+        epoch = (p or {}).get("epoch")
+        epochs = (p or {}).get("epochs")
+        shown = "-" if epoch is None else str(epoch)
+        if epochs is not None:
+            shown = f"{shown}/{epochs}"
+        age = r.get("heartbeat_age_s")
+        started = str(r.get("started") or "-")[:19].replace("T", " ")
+        running.add_row(
+            f"#{number}", shown, started, f"{age:.0f} s" if age is not None else "no heartbeat"
+        )
+    if not status.get("running"):
+        running.add_row("none", "", "", "")
+    return Group(summary, running)
+
+
+def read_frame(url: str, name: str) -> RenderableType:
+    """The current frame of study ``name``, read from the database."""
+    from sweep.store.lookup import running_progress
+    from sweep.store.read import study_status
+
+    status = study_status(url, name)
+    progress = running_progress(url, name) if status.get("running") else {}
+    return status_frame(status, progress)
+
+
+def frame_text(url: str, name: str, width: int = 100) -> str:
+    """The current frame as plain text (what one refresh shows, without colours)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(read_frame(url, name))
+    return console.export_text()
+
+
+def watch_status(
+    url: str,
+    name: str,
+    *,
+    interval_s: float = 2.0,
+    count: int | None = None,
+    console: Console | None = None,
+) -> int:
+    """Redraw study ``name``'s frame every ``interval_s`` seconds until Ctrl-C or ``count``
+    frames; returns the number of frames shown. Ctrl-C ends it cleanly (no error).
+
+    Raises:
+        StudyNotFoundError, StorageError: on the first frame (later ones keep the last frame
+            and retry).
+    """
+    from rich.live import Live
+
+    from sweep.errors import StorageError
+
+    frame = read_frame(url, name)  # errors surface before the screen is taken over
+    shown = 1
+    try:
+        with Live(frame, console=console, auto_refresh=False, transient=False) as live:
+            live.refresh()
+            while count is None or shown < count:
+                time.sleep(interval_s)
+                try:
+                    frame = read_frame(url, name)
+                except StorageError:
+                    continue  # a lost database: keep the last frame, try again
+                live.update(frame, refresh=True)
+                shown += 1
+    except KeyboardInterrupt:
+        pass
+    return shown
