@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 import pytest
+from cli_helpers import run_sweep
 
 from sweep.errors import HypermodelError
 from sweep.run.hypermodel import default_direction
@@ -25,7 +26,6 @@ from sweep.run.hypermodel import suggest
 from sweep.train.hyperparams import SweepHyperParameters
 from sweep.train.hyperparams import UnsupportedHpCall
 from sweep.train.hyperparams import default_value
-from tests.cli_helpers import run_sweep
 
 HYPERMODELS = Path(__file__).resolve().parent / "hypermodels"
 TINY = HYPERMODELS / "tiny.py"
