@@ -53,9 +53,13 @@ def sweep_cli(*args: str, storage: str) -> None:
 
 
 def study_exists(storage: str, name: str) -> bool:
+    from sweep.errors import StorageError
     from sweep.store.read import list_studies
 
-    return any(s["name"] == name for s in list_studies(storage))
+    try:
+        return any(s["name"] == name for s in list_studies(storage))
+    except StorageError:  # no database yet (a SQLite file that does not exist)
+        return False
 
 
 def run_space(space: str, args: argparse.Namespace) -> str:

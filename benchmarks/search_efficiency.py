@@ -180,7 +180,11 @@ def replay(
     from sweep.store.study import make_sampler
 
     config = study_config(
-        space, sampler=sampler_name, pruner=pruner_name, seed=seed, n_trials=10**6
+        space.with_fixed({"epochs": epochs}),
+        sampler=sampler_name,
+        pruner=pruner_name,
+        seed=seed,
+        n_trials=10**6,
     )
     sampler = make_sampler(config, 0)
     pruner = make_pruner(config)
@@ -478,9 +482,9 @@ def _point_text(values: dict[str, Any]) -> str:
 
 
 def _project_warmup() -> str:
-    from sweep.config import MEDIAN_WARMUP_EPOCHS
+    from sweep.config import MEDIAN_WARMUP_SHARE
 
-    return f"`MEDIAN_WARMUP_EPOCHS` = {MEDIAN_WARMUP_EPOCHS}"
+    return f"`MEDIAN_WARMUP_SHARE` = {MEDIAN_WARMUP_SHARE:g} of the trial's epochs"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from sweep.errors import UsageError
 from sweep.store.study import make_pruner
 from sweep.store.study import make_sampler
 from sweep.store.study import max_epochs
+from sweep.store.study import median_warmup
 
 OBJECTIVE = {"metric": "expression.auroc", "direction": "maximize"}
 
@@ -109,6 +110,15 @@ def test_old_stored_configs_with_overrides_still_load() -> None:
 )
 def test_max_epochs_is_the_largest_a_trial_can_run(space: dict, expected: int) -> None:
     assert max_epochs(study_config(space).search_space) == expected
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(1, 1), (2, 1), (3, 1), (4, 2), (10, 5)])
+def test_the_median_pruner_waits_half_the_epochs(epochs: int, warmup: int) -> None:
+    # B2 (benchmarks/search_efficiency.py): early epochs rank trials unlike the final one.
+    pruner = make_pruner(study_config(_space({}, fixed={"epochs": epochs}), pruner="median"))
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert pruner._n_warmup_steps == warmup
+    assert median_warmup(epochs) == warmup
 
 
 def test_hyperband_max_resource_follows_a_searched_epochs() -> None:

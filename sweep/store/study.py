@@ -18,7 +18,7 @@ from typing import Any
 
 from sweep.config import BASELINE_ATTR
 from sweep.config import FINISHED_STATES
-from sweep.config import MEDIAN_WARMUP_EPOCHS
+from sweep.config import MEDIAN_WARMUP_SHARE
 from sweep.config import REFERENCE_ATTR
 from sweep.config import STUDY_ATTR
 from sweep.config import StudyConfig
@@ -201,11 +201,19 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     import optuna
 
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=5, n_warmup_steps=median_warmup(max_epochs(config.search_space))
+        )
     if config.pruner == "hyperband":
         epochs = max_epochs(config.search_space)
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
     return optuna.pruners.NopPruner()
+
+
+def median_warmup(epochs: int) -> int:
+    """Epochs a trial of ``epochs`` reports before the median pruner may stop it (at least 1):
+    :data:`sweep.config.MEDIAN_WARMUP_SHARE` of them, rounded down."""
+    return max(1, int(MEDIAN_WARMUP_SHARE * epochs))
 
 
 def max_epochs(space: SearchSpace) -> int:
