@@ -23,6 +23,7 @@ from cli_helpers import run_sweep
 from sweep.store.confirm import JOB_ATTR
 from sweep.store.confirm import companion_name
 from sweep.store.confirm_read import confirmed_results
+from sweep.store.confirm_read import confirmed_with_reference
 from sweep.store.rdb import open_storage
 from sweep.store.study import load_config
 
@@ -378,11 +379,12 @@ def test_the_report_shows_the_confirmed_trials(confirmed: dict[str, Any]) -> Non
     page = (out / "index.html").read_text()
     table = page[page.index('<table id="confirmed-trials">') :]
     table = table[: table.index("</table>")]
-    summary = confirmed_results(confirmed["url"], "t")
-    assert summary is not None
-    rows = table.split("<tr>")[2:]  # after the header row
-    assert len(rows) == len(summary["trials"]) == 2
-    for row, trial in zip(rows, summary["trials"], strict=True):
+    summary = confirmed_with_reference(confirmed["url"], "t")
+    assert summary is not None and summary["reference"] is not None
+    rows = table.split("<tr>")[2:]  # after the header row: the trials, then the reference
+    assert len(rows) == len(summary["trials"]) + 1 == 3
+    assert summary["reference"]["label"] in rows[-1]
+    for row, trial in zip(rows, summary["trials"], strict=False):
         test = trial["test"][METRIC]
         assert f"#{trial['number']}" in row
         assert f"{test['mean']:.4g} ± {test['sd']:.4g}" in row

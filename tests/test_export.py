@@ -264,6 +264,24 @@ def test_watch_frame_shows_progress(tmp_path: Path, study: dict[str, Any]) -> No
     assert "1/2" in row and "no heartbeat" in row  # epoch 1 of 2; written without heartbeats
 
 
+def _wait_idle(pid: int, timeout_s: float) -> None:
+    """Wait until process ``pid`` stops using CPU for a second: started up and waiting between
+    frames (the watch shows nothing on a pipe until it exits, so there is no line to wait for)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout_s
+    last = -1.0
+    while time.monotonic() < deadline:
+        times = process.cpu_times()
+        used = times.user + times.system
+        if used == last:
+            return
+        last = used
+        time.sleep(1.0)
+    raise AssertionError(f"process {pid} still busy after {timeout_s} s")
+
+
 def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     done = run_sweep(
         "status", NAME, "--watch", "--count", "2", "--interval", "0.1", storage=study["url"]
@@ -274,15 +292,15 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     from cli_helpers import sweep_env
 
     process = subprocess.Popen(
-        sweep_argv("status", NAME, "--watch", "--interval", "0.2"),
+        sweep_argv("status", NAME, "--watch", "--interval", "5"),
         env=sweep_env(study["url"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)  # started and drawing (Python, Optuna and the first frame)
+    _wait_idle(process.pid, timeout_s=120)  # imported, first frame read: between frames
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
+    out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "best so far" in out and err.strip() == ""
     assert os.path.exists(study["url"].removeprefix("sqlite:///"))

@@ -10,7 +10,8 @@ throughput and ETA. :func:`status_frame` builds one frame (testable on its own);
 from __future__ import annotations
 
 import io
-import time
+import signal
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -126,11 +127,16 @@ def watch_status(
 
     frame = read_frame(url, name)  # errors surface before the screen is taken over
     shown = 1
+    stop = threading.Event()
+    try:  # Ctrl-C ends the loop between reads, never inside one (a read turns errors into
+        # StorageError, which the loop retries)
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    except ValueError:  # not the main thread: Ctrl-C arrives as KeyboardInterrupt
+        previous = None
     try:
         with Live(frame, console=console, auto_refresh=False, transient=False) as live:
             live.refresh()
-            while count is None or shown < count:
-                time.sleep(interval_s)
+            while (count is None or shown < count) and not stop.wait(interval_s):
                 try:
                     frame = read_frame(url, name)
                 except StorageError:
@@ -139,4 +145,7 @@ def watch_status(
                 shown += 1
     except KeyboardInterrupt:
         pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return shown
