@@ -42,7 +42,7 @@ from sweep.errors import UsageError
 from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import run_in_child
 from sweep.run.objective import Objective
-from sweep.run.objective import artifact_store
+from sweep.run.objective import study_fields
 from sweep.run.signals import signals_as_interrupts
 
 if TYPE_CHECKING:
@@ -372,16 +372,8 @@ class HypermodelObjective(Objective):
         check_hypermodel_file(config)
         spec = config.hypermodel or {}
         return cls(
-            space=config.search_space,
-            data_path=data_path,
-            val_fraction=config.val_fraction,
-            test_fraction=config.test_fraction,
-            split_seed=config.split_seed,
-            split_sha256=config.split_sha256,
+            **study_fields(config, data_path, env=env, signals=signals),
             epoch_metrics=() if config.pruner == "none" else (spec["objective"],),
-            env=dict(env or {}),
-            artifact_store=artifact_store(config),
-            signals=signals,
             hypermodel=spec,
             seed=config.seed,
         )

@@ -122,20 +122,12 @@ class Objective:
             return HypermodelObjective.for_hypermodel_study(
                 config, data_path, env=env, signals=signals
             )
-        store = artifact_store(config)
+        common = study_fields(config, data_path, env=env, signals=signals)
         return cls(
-            space=config.search_space,
-            data_path=data_path,
-            val_fraction=config.val_fraction,
-            test_fraction=config.test_fraction,
-            split_seed=config.split_seed,
-            split_sha256=config.split_sha256,
+            **common,
             epoch_metrics=pruning_metrics(config),
-            env=dict(env or {}),
-            artifact_store=store,
-            signals=signals,
             spares=spares,
-            keep_weights=config.keep_weights if store is not None else 0,
+            keep_weights=config.keep_weights if common["artifact_store"] is not None else 0,
             maximize=config.search_space.directions[0] == "maximize",
             storage_url=storage_url,
         )
@@ -302,6 +294,28 @@ def spare_pool(
     """The worker's trial processes for ``config``'s data and split (close it when done)."""
     preload = Preload(data_path, config.val_fraction, config.test_fraction, config.split_seed)
     return SparePool(preload, env, spare=spare)
+
+
+def study_fields(
+    config: StudyConfig,
+    data_path: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    signals: signals_as_interrupts | None = None,
+) -> dict[str, Any]:
+    """The :class:`Objective` fields every kind of trial of a study shares: its space, data
+    file, split, artifact store, environment and signals."""
+    return {
+        "space": config.search_space,
+        "data_path": data_path,
+        "val_fraction": config.val_fraction,
+        "test_fraction": config.test_fraction,
+        "split_seed": config.split_seed,
+        "split_sha256": config.split_sha256,
+        "env": dict(env or {}),
+        "artifact_store": artifact_store(config),
+        "signals": signals,
+    }
 
 
 def pruning_metrics(config: StudyConfig) -> tuple[str, ...]:
