@@ -119,3 +119,40 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) ->
         for process in openers:
             process.join(60)
         assert [results.get(timeout=10) for _ in openers] == ["ok"] * 3
+
+
+def test_a_stale_failure_whose_retry_was_lost_is_queued_once(storage_url: str) -> None:
+    """A process killed between Optuna's FAIL and its retry callback loses no trial."""
+    import optuna
+
+    from sweep.config import Heartbeat
+    from sweep.store.study import requeue_lost_retries
+
+    storage = open_storage(storage_url, heartbeat=Heartbeat(5, 10, 3), create=True)
+    study = optuna.create_study(study_name="lost", storage=storage)
+    x = optuna.distributions.FloatDistribution(0, 1)
+
+    def failed(value: float, **user_attrs: str) -> int:
+        study.enqueue_trial({"x": value})
+        trial = study.ask({"x": x})
+        for key, text in user_attrs.items():
+            trial.set_user_attr(key, text)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return trial.number
+
+    lost = failed(0.1)  # failed as stale, then its process died before the callback ran
+    explained = failed(0.2, fail_reason="loss is NaN")
+    retried = failed(0.3)
+    callback = storage.get_heartbeat_stale_trial_callback()
+    callback(study, study.trials[retried])  # its retry was queued (trial 3)
+
+    assert requeue_lost_retries(study, storage, grace_period_s=60) == []  # too recent to judge
+    assert requeue_lost_retries(study, storage, grace_period_s=0) == [lost]
+    assert requeue_lost_retries(study, storage, grace_period_s=0) == []  # never twice
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "FAIL", "WAITING", "WAITING"]
+    retry = trials[4]
+    assert retry.params == {"x": 0.1}
+    assert retry.system_attrs["failed_trial"] == lost
+    assert retry.system_attrs["retry_history"] == [lost]
+    assert explained not in {t.system_attrs.get("failed_trial") for t in trials}

@@ -6,7 +6,9 @@ counts finished and running trials and creates its next trial under a storage-wi
 (:class:`BudgetClaim` over :func:`sweep.store.lock.budget_lock`), released as soon as the trial
 exists. A worker killed mid-trial leaves a RUNNING trial whose heartbeat stops; after the grace
 period another worker (or ``resume``) marks it FAIL and Optuna's
-``RetryHeartbeatStaleTrialCallback`` queues the same parameters again.
+``RetryHeartbeatStaleTrialCallback`` queues the same parameters again; a retry lost because
+the process that failed the trial was killed before queueing it is queued at a later claim
+(:func:`sweep.store.study.requeue_lost_retries`).
 
 This module keeps the loop: the data-file check, claiming, the stale-trial watcher and the
 progress log. What a trial does is :mod:`sweep.run.objective`; signals are
@@ -44,6 +46,7 @@ from sweep.store.study import finished_count
 from sweep.store.study import load_config
 from sweep.store.study import make_pruner
 from sweep.store.study import make_sampler
+from sweep.store.study import requeue_lost_retries
 from sweep.store.study import state_counts
 
 if TYPE_CHECKING:
@@ -300,6 +303,7 @@ class _TrialRunner:
             self.signals.defer()
             try:
                 optuna.storages.fail_stale_trials(self.study)
+                requeue_lost_retries(self.study, self.storage, self.config.grace_period_s)
                 self.n_trials = load_config(self.storage, self.study.study_name).n_trials
                 counts = state_counts(self.study)
                 finished = finished_count(counts)

@@ -165,6 +165,44 @@ def state_counts(study: optuna.Study) -> Counter[str]:
     return Counter(t.state.name for t in study.get_trials(deepcopy=False))
 
 
+def requeue_lost_retries(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_period_s: float
+) -> list[int]:
+    """Queue the retry of each stale trial whose retry was lost; their numbers.
+
+    Optuna's ``fail_stale_trials`` marks a stale trial FAIL and only then runs the heartbeat
+    callback that queues its retry. A process killed between the two (a worker's stale-trial
+    watcher is as killable as its trial) leaves a FAIL trial with neither a retry nor a
+    ``fail_reason``. Such a trial is retried here with the storage's own callback, so
+    ``max_retry`` and the retry attributes are Optuna's. Only trials failed more than
+    ``grace_period_s`` ago count: a live process between its two steps is never doubled.
+    Call it under the budget lock, so that two workers never repair the same trial.
+    """
+    import datetime
+
+    callback = storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]
+    if callback is None:
+        return []
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period_s)
+    lost = [
+        t
+        for t in trials
+        if t.state.name == "FAIL"
+        and "fail_reason" not in t.user_attrs
+        and t.number not in retried
+        and t.datetime_complete is not None
+        and t.datetime_complete < cutoff  # naive local time, as Optuna's RDBStorage writes it
+    ]
+    for trial in lost:
+        _logger.warning(
+            "trial %d failed stale but its retry was never queued: queueing it", trial.number
+        )
+        callback(study, trial)
+    return [t.number for t in lost]
+
+
 def finished_count(counts: Counter[str]) -> int:
     """Trials that count towards the budget (:data:`sweep.config.FINISHED_STATES`)."""
     return sum(counts[state] for state in FINISHED_STATES)
