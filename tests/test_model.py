@@ -291,3 +291,20 @@ def test_engine_speed_options_train_and_score(
         assert result.metrics["expression.auroc"] == pytest.approx(
             speed_baseline.metrics["expression.auroc"], abs=0.02
         )
+
+
+def test_two_pass_reconstruction_equals_reconstruct(x: np.ndarray) -> None:
+    """The scoring path decodes twice (label bit 0 and 1), not three times, and loses nothing."""
+    from sweep.train.metrics import reconstruction_and_probe
+    from sweep.train.metrics import symmetric_label_probe
+
+    vae = build_vae(_params(), N_FEATURES, jit_compile=False)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    rows = x.copy()
+    rows[::2, -1] = 1  # both label values present
+    full, probe = reconstruction_and_probe(lambda r: vae.reconstruct(r, 20), rows, N_FEATURES - 1)
+    np.testing.assert_array_equal(full, vae.reconstruct(rows, 20))
+    np.testing.assert_array_equal(
+        probe, symmetric_label_probe(lambda r: vae.reconstruct(r, 20), rows, N_FEATURES - 1)
+    )
+    assert full.dtype == np.float32

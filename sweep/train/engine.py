@@ -38,6 +38,7 @@ from sweep.train.metrics import Evaluation
 from sweep.train.metrics import choose_threshold
 from sweep.train.metrics import evaluate
 from sweep.train.metrics import quick_metrics
+from sweep.train.metrics import reconstruction_and_probe
 from sweep.train.metrics import symmetric_label_probe
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
@@ -368,15 +369,10 @@ def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _label_hidden(model: Any, data: Dataset, rows: np.ndarray) -> np.ndarray:
-    """The symmetric label-hidden probe of ``rows`` (see ``symmetric_label_probe``)."""
-    return symmetric_label_probe(model.reconstruct, rows, data.label_column)
-
-
 def _hidden_threshold(model: Any, data: Dataset) -> float | None:
     """The label-hidden probe's F1-maximising threshold on the training split (as in the file,
     not balanced); validation and test rows play no part."""
-    scores = _label_hidden(model, data, data.train)
+    scores = symmetric_label_probe(model.reconstruct, data.train, data.label_column)
     if not np.all(np.isfinite(scores)):
         raise TrialFailed("non-finite label-hidden reconstruction on the training split")
     return choose_threshold(data.train[:, data.label_column], scores)
@@ -386,8 +382,7 @@ def _score(
     model: Any, data: Dataset, rows: np.ndarray, threshold: float | None, split: str
 ) -> Evaluation:
     """Evaluate ``rows`` (a whole split) from the posterior mean."""
-    probs = model.reconstruct(rows)
-    label_hidden = _label_hidden(model, data, rows)
+    probs, label_hidden = reconstruction_and_probe(model.reconstruct, rows, data.label_column)
     z_mean, z_log_var = model.encode(rows)
     arrays = (
         ("reconstruction", probs),
@@ -405,8 +400,7 @@ def _score(
 
 def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
     """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
-    probs = model.reconstruct(data.val)
-    label_hidden = _label_hidden(model, data, data.val)
+    probs, label_hidden = reconstruction_and_probe(model.reconstruct, data.val, data.label_column)
     if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
         raise TrialFailed("non-finite reconstruction on the validation split")
     return quick_metrics(data.val, probs, label_hidden, data.sections)
