@@ -4,6 +4,8 @@ Run by hand (not a test):
 
     .venv/bin/python benchmarks/trial_breakdown.py --postgres "$SWEEP_TEST_POSTGRES_URL"
     .venv/bin/python benchmarks/trial_breakdown.py --quick      # 2 epochs, 1,000 synthetic rows
+    # the 10,000-row file with fewer epochs, on SQLite only (a shorter run on 2 cores):
+    .venv/bin/python benchmarks/trial_breakdown.py --synthetic-epochs 2 --synthetic-sqlite-only
 
 For each storage (SQLite, PostgreSQL when given), each data file (the bundled K562 data and a
 10,000-row synthetic file) and the spare off then on, a real ``sweep launch`` (one worker) runs
@@ -156,6 +158,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4, help="trials per case (at least 3)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 10; quick 2)")
     parser.add_argument("--bundled-only", action="store_true", help="skip the synthetic file")
+    parser.add_argument(
+        "--synthetic-epochs", type=int, default=None, help="epochs on the synthetic file"
+    )
+    parser.add_argument(
+        "--synthetic-sqlite-only", action="store_true", help="the synthetic file on SQLite only"
+    )
     parser.add_argument("--tiny", action="store_true", help="a toy network (smoke runs)")
     parser.add_argument("--block", default=BLOCK, help="the RESULTS.md block to write")
     parser.add_argument("--no-write", action="store_true", help="only print the section")
@@ -182,12 +190,16 @@ def main() -> None:
     if args.postgres:
         storages.append(("PostgreSQL", args.postgres))
     sections = []
+    epochs_of: dict[str, int] = {}
     for data_label, data in datasets:
         cases = []
-        synthetic_quick = args.quick and data_label.startswith("synthetic")
-        for storage_label, url in storages[:1] if synthetic_quick else storages:
+        synthetic = data_label.startswith("synthetic")
+        sqlite_only = synthetic and (args.quick or args.synthetic_sqlite_only)
+        data_epochs = (args.synthetic_epochs or epochs) if synthetic else epochs
+        epochs_of[data_label] = data_epochs
+        for storage_label, url in storages[:1] if sqlite_only else storages:
             for spare in (False, True):
-                result = run_case(url, data, epochs, args.trials, spare, tmp, args.tiny)
+                result = run_case(url, data, data_epochs, args.trials, spare, tmp, args.tiny)
                 label = f"{storage_label}, spare {'on' if spare else 'off'}"
                 cases.append((label, result))
                 print(f"{data_label} / {label}: cycle {result['cycle']:.2f} s", flush=True)
@@ -203,8 +215,8 @@ def main() -> None:
         _records.provenance(
             command, load, started=started_at, seconds=time.perf_counter() - started
         ),
-        f"The default trial (notes' defaults{', toy network' if args.tiny else ''}, {epochs} "
-        "epochs, pruner's per-epoch scoring on), "
+        f"The default trial (notes' defaults{', toy network' if args.tiny else ''}, epochs as "
+        "each table says, pruner's per-epoch scoring on), "
         f"{args.trials} trials per column with one worker (`sweep launch`); steady state: "
         "trials 2 to n-1 (the first starts cold, the last has no next start). Seconds per "
         "trial and share of the trial cycle (one trial's start to the next's). Start-up counts "
@@ -215,7 +227,7 @@ def main() -> None:
         "",
     ]
     for data_label, cases in sections:
-        lines += [f"**{data_label}**", "", *table(cases), ""]
+        lines += [f"**{data_label}, {epochs_of[data_label]} epochs**", "", *table(cases), ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
