@@ -353,8 +353,8 @@ class _TrialRunner:
         if trial.state.name == "COMPLETE":
             metrics = trial.user_attrs.get("metrics", {})
             shown = [f"{m}={_fmt(metrics.get(m))}" for m in self.metric_names]
-            for extra in ("expression.f1", "latent.active_units"):
-                if extra not in self.metric_names:
+            for extra in ("expression_hidden.f1_at_threshold", "latent.active_units"):
+                if extra not in self.metric_names and extra in metrics:  # VAE trials only
                     shown.append(f"{extra.split('.')[-1]}={_fmt(metrics.get(extra))}")
             flags = trial.user_attrs.get("flags") or []
             what = " ".join(shown) + (f" [collapse: {len(flags)} flag(s)]" if flags else "")
