@@ -54,17 +54,17 @@ def confirmed_results(url: str, name: str) -> dict[str, Any] | None:
     from sqlalchemy import select
 
     from sweep.store._optuna_schema import tables
-    from sweep.store.read import _connect
-    from sweep.store.read import _find_study
-    from sweep.store.read import _load_trials
-    from sweep.store.read import _loads
-    from sweep.store.read import _objectives
+    from sweep.store.read import find_study
+    from sweep.store.read import load_trial_rows
+    from sweep.store.read import loads_json
+    from sweep.store.read import objectives_of
+    from sweep.store.read import read_connection
 
     companion = companion_name(name)
-    with _connect(url) as (conn, schema):
-        main = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        main = find_study(conn, schema, url, name)
         try:
-            study = _find_study(conn, schema, url, companion)
+            study = find_study(conn, schema, url, companion)
         except StudyNotFoundError:
             return None
         attrs_t = tables().study_user_attributes
@@ -73,11 +73,11 @@ def confirmed_results(url: str, name: str) -> dict[str, Any] | None:
                 attrs_t.c.study_id == study.study_id, attrs_t.c.key == CONFIRM_ATTR
             )
         ).scalar()
-        stored = _loads(raw) if raw is not None else None
+        stored = loads_json(raw) if raw is not None else None
         if not isinstance(stored, dict) or stored.get("source") != name:
             return None
-        trials = _load_trials(conn, study.study_id, study.schema)
-    objectives = _objectives(main.config, main.directions)
+        trials = load_trial_rows(conn, study.study_id, study.schema)
+    objectives = objectives_of(main.config, main.directions)
     return summarise(name, stored.get("jobs") or [], list(trials.values()), objectives)
 
 
@@ -177,15 +177,15 @@ def trials_by_number(url: str, name: str, numbers: Sequence[int]) -> list[dict[s
     from sqlalchemy import select
 
     from sweep.store._optuna_schema import tables
-    from sweep.store.read import _connect
-    from sweep.store.read import _find_study
-    from sweep.store.read import _load_trials
+    from sweep.store.read import find_study
+    from sweep.store.read import load_trial_rows
+    from sweep.store.read import read_connection
 
     if not numbers:
         return []
     trials_t = tables().trials
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         ids = {
             row.number: row.trial_id
             for row in conn.execute(
@@ -195,7 +195,7 @@ def trials_by_number(url: str, name: str, numbers: Sequence[int]) -> list[dict[s
                 )
             )
         }
-        loaded = _load_trials(
+        loaded = load_trial_rows(
             conn, study.study_id, study.schema, ids=[ids[n] for n in numbers if n in ids]
         )
     by_number = {t["number"]: t for t in loaded.values()}

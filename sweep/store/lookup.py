@@ -13,11 +13,11 @@ from typing import Any
 
 from sweep.errors import TrialNotFoundError
 from sweep.store._optuna_schema import tables
-from sweep.store.read import _connect
-from sweep.store.read import _find_study
-from sweep.store.read import _load_trials
-from sweep.store.read import _pareto_ids
-from sweep.store.read import _top_single
+from sweep.store.read import find_study
+from sweep.store.read import load_trial_rows
+from sweep.store.read import pareto_ids
+from sweep.store.read import read_connection
+from sweep.store.read import top_single
 
 #: Trial user attribute: the artifact id of the trial's kept weights (``launch --keep-weights``).
 WEIGHTS_ATTR = "weights_artifact"
@@ -41,13 +41,13 @@ def find_trial(
     from sqlalchemy import select
 
     trials_t = tables().trials
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         if number is None:
             if len(study.directions) > 1:
-                ids = _pareto_ids(conn, study)[:1]
+                ids = pareto_ids(conn, study)[:1]
             else:
-                ids = [row[0] for row in _top_single(conn, study, 1)]
+                ids = [row[0] for row in top_single(conn, study, 1)]
             if not ids:
                 raise TrialNotFoundError(f"study {name!r} has no COMPLETE trial yet")
             trial_id = ids[0]
@@ -67,7 +67,7 @@ def find_trial(
                 known = f"trials 0-{count}" if count is not None else "no trials"
                 raise TrialNotFoundError(f"study {name!r} has no trial {number} (it has {known})")
             trial_id = int(found)
-        trials = _load_trials(
+        trials = load_trial_rows(
             conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
         )
     return trials[trial_id], dict(study.config or {})
@@ -75,9 +75,9 @@ def find_trial(
 
 def top_complete(url: str, name: str, k: int) -> list[tuple[int, float]]:
     """``(number, value)`` of the best ``k`` COMPLETE trials by the first objective, best first."""
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
-        return [(number, value) for _, number, value in _top_single(conn, study, k)]
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
+        return [(number, value) for _, number, value in top_single(conn, study, k)]
 
 
 def weight_holders(url: str, name: str) -> list[tuple[int, str, str]]:
@@ -87,8 +87,8 @@ def weight_holders(url: str, name: str) -> list[tuple[int, str, str]]:
     m = tables()
     trials_t = m.trials
     uattrs_t = m.trial_user_attributes
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         rows = conn.execute(
             select(trials_t.c.number, trials_t.c.state, uattrs_t.c.value_json)
             .select_from(trials_t.join(uattrs_t, uattrs_t.c.trial_id == trials_t.c.trial_id))
@@ -107,8 +107,8 @@ def running_progress(url: str, name: str) -> dict[int, dict[str, Any]]:
     trials_t = m.trials
     uattrs_t = m.trial_user_attributes
     out: dict[int, dict[str, Any]] = {}
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         rows = conn.execute(
             select(trials_t.c.number, uattrs_t.c.key, uattrs_t.c.value_json)
             .select_from(trials_t.join(uattrs_t, uattrs_t.c.trial_id == trials_t.c.trial_id))

@@ -94,7 +94,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     studies_t = m.studies
     trials_t = m.trials
     attrs_t = m.study_user_attributes
-    with _connect(url) as (conn, schema):
+    with read_connection(url) as (conn, schema):
         if schema is None:
             return []  # an empty database: no sweep has written to it yet
         names = {
@@ -126,13 +126,13 @@ def list_studies(url: str) -> list[dict[str, Any]]:
             ).all()
         )
         configs = {
-            row.study_id: _loads(row.value_json)
+            row.study_id: loads_json(row.value_json)
             for row in conn.execute(
                 select(attrs_t.c.study_id, attrs_t.c.value_json).where(attrs_t.c.key == STUDY_ATTR)
             )
         }
         confirms = {  # companion studies of `sweep confirm`: the study they confirm
-            row.study_id: (_loads(row.value_json) or {}).get("source")
+            row.study_id: (loads_json(row.value_json) or {}).get("source")
             for row in conn.execute(
                 select(attrs_t.c.study_id, attrs_t.c.value_json).where(
                     attrs_t.c.key == CONFIRM_ATTR
@@ -142,7 +142,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     out = []
     for sid, name in names.items():
         config = configs.get(sid)
-        objectives = _objectives(config, directions.get(sid, []))
+        objectives = objectives_of(config, directions.get(sid, []))
         study_counts = counts[sid]
         out.append(
             {
@@ -183,8 +183,8 @@ def study_status(url: str, name: str) -> dict[str, Any]:
     m = tables()
     trials_t = m.trials
     beats_t = m.trial_heartbeats
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         counts = dict.fromkeys(STATES, 0)
         for state, count in conn.execute(
             select(trials_t.c.state, func.count())
@@ -206,11 +206,11 @@ def study_status(url: str, name: str) -> dict[str, Any]:
         best = None
         pareto_size = None
         if len(study.directions) == 1:
-            top = _top_single(conn, study, 1)
+            top = top_single(conn, study, 1)
             if top:
                 best = {"number": top[0][1], "values": [top[0][2]]}
         elif study.directions:
-            pareto_size = len(_pareto_ids(conn, study))
+            pareto_size = len(pareto_ids(conn, study))
         running_rows = conn.execute(
             select(trials_t.c.number, trials_t.c.datetime_start, beats_t.c.heartbeat)
             .select_from(trials_t.outerjoin(beats_t, beats_t.c.trial_id == trials_t.c.trial_id))
@@ -257,7 +257,7 @@ def study_status(url: str, name: str) -> dict[str, Any]:
     return {
         "name": study.name,
         "storage": mask_url(url),
-        "objectives": _objectives(study.config, study.directions),
+        "objectives": objectives_of(study.config, study.directions),
         "budget": budget,
         "counts": counts,
         "finished": finished,
@@ -294,13 +294,13 @@ def best_trials(
         StorageError: the database cannot be reached or used.
     """
     check_option("top", top)
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         if len(study.directions) <= 1:
-            ids = [row[0] for row in _top_single(conn, study, top)]
+            ids = [row[0] for row in top_single(conn, study, top)]
         else:
-            ids = _pareto_ids(conn, study)
-        trials = _load_trials(
+            ids = pareto_ids(conn, study)
+        trials = load_trial_rows(
             conn, study.study_id, study.schema, ids=ids, include_history=include_history
         )
     rows = [trials[i] for i in ids if i in trials]
@@ -317,12 +317,12 @@ def baseline_trial(url: str, name: str, *, include_history: bool = False) -> dic
         StudyNotFoundError: no study of that name (the message lists the existing ones).
         StorageError: the database cannot be reached or used.
     """
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         trial_id = _baseline_id(conn, study)
         if trial_id is None:
             return None
-        trials = _load_trials(
+        trials = load_trial_rows(
             conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
         )
     return trials.get(trial_id)
@@ -345,19 +345,19 @@ def reference_row(url: str, name: str) -> dict[str, Any] | None:
     """
     from sqlalchemy import select
 
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         attrs_t = tables().study_user_attributes
         raw = conn.execute(
             select(attrs_t.c.value_json).where(
                 attrs_t.c.study_id == study.study_id, attrs_t.c.key == REFERENCE_ATTR
             )
         ).scalar()
-    stored = _loads(raw) if raw is not None else None
+    stored = loads_json(raw) if raw is not None else None
     if not isinstance(stored, dict):
         return None
     metrics = stored.get("metrics") if isinstance(stored.get("metrics"), dict) else {}
-    objectives = _objectives(study.config, study.directions)
+    objectives = objectives_of(study.config, study.directions)
     return {
         "number": None,
         "state": "REFERENCE",
@@ -399,9 +399,9 @@ def list_trials(
             if str(state).upper() not in STATES:
                 raise UsageError(f"unknown trial state {state!r}; choose from {', '.join(STATES)}")
             wanted.append(str(state).upper())
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
-        trials = _load_trials(
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
+        trials = load_trial_rows(
             conn, study.study_id, study.schema, states=wanted, include_history=include_history
         )
     return sorted(trials.values(), key=lambda t: t["number"])
@@ -418,8 +418,8 @@ def study_config(url: str, name: str) -> dict[str, Any]:
         StudyNotFoundError: no study of that name (the message lists the existing ones).
         StorageError: the database cannot be reached or used.
     """
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
     return {**(study.config or {}), "name": study.name, "directions": list(study.directions)}
 
 
@@ -437,8 +437,8 @@ def trial_by_number(
     from sqlalchemy import select
 
     trials_t = tables().trials
-    with _connect(url) as (conn, schema):
-        study = _find_study(conn, schema, url, name)
+    with read_connection(url) as (conn, schema):
+        study = find_study(conn, schema, url, name)
         trial_id = conn.execute(
             select(trials_t.c.trial_id).where(
                 trials_t.c.study_id == study.study_id, trials_t.c.number == int(number)
@@ -450,7 +450,7 @@ def trial_by_number(
             ).scalar()
             have = f"trials 0-{count - 1}" if count else "no trials"
             raise UsageError(f"study {name!r} has no trial {number} (it has {have})")
-        trials = _load_trials(
+        trials = load_trial_rows(
             conn, study.study_id, study.schema, ids=[trial_id], include_history=include_history
         )
     return trials[trial_id]
@@ -459,7 +459,9 @@ def trial_by_number(
 # --- internals -----------------------------------------------------------------------------
 
 
-class _Study:
+class StoredStudy:
+    """A study as found in the database: id, name, directions, sweep config, schema."""
+
     __slots__ = ("study_id", "name", "directions", "config", "schema")
 
     def __init__(
@@ -478,7 +480,7 @@ class _Study:
 
 
 @contextlib.contextmanager
-def _connect(url: str) -> Iterator[tuple[Connection, StoredSchema | None]]:
+def read_connection(url: str) -> Iterator[tuple[Connection, StoredSchema | None]]:
     """A read connection and the database's checked schema (``None``: no Optuna tables).
 
     Database errors become one-line :class:`StorageError`; an unsupported schema is refused
@@ -492,7 +494,12 @@ def _connect(url: str) -> Iterator[tuple[Connection, StoredSchema | None]]:
         engine.dispose()
 
 
-def _find_study(conn: Connection, schema: StoredSchema | None, url: str, name: str) -> _Study:
+def find_study(conn: Connection, schema: StoredSchema | None, url: str, name: str) -> StoredStudy:
+    """Study ``name`` in the database at ``url``.
+
+    Raises:
+        StudyNotFoundError: no such study (or no Optuna tables at all).
+    """
     from sqlalchemy import select
 
     m = tables()
@@ -525,12 +532,12 @@ def _find_study(conn: Connection, schema: StoredSchema | None, url: str, name: s
             attrs_t.c.study_id == study_id, attrs_t.c.key == STUDY_ATTR
         )
     ).scalar()
-    config = _loads(raw) if raw is not None else None
+    config = loads_json(raw) if raw is not None else None
     config = config if isinstance(config, dict) else None
-    return _Study(study_id, name, directions, config, schema)
+    return StoredStudy(study_id, name, directions, config, schema)
 
 
-def _top_single(conn: Connection, study: _Study, limit: int) -> list[tuple[int, int, float]]:
+def top_single(conn: Connection, study: StoredStudy, limit: int) -> list[tuple[int, int, float]]:
     """``(trial_id, number, value)`` of the best ``limit`` COMPLETE trials, best first."""
     from sqlalchemy import select
 
@@ -558,7 +565,7 @@ def _top_single(conn: Connection, study: _Study, limit: int) -> list[tuple[int, 
     return [(r.trial_id, r.number, decode_value(r.value, r.value_type)) for r in rows]
 
 
-def _baseline_id(conn: Connection, study: _Study) -> int | None:
+def _baseline_id(conn: Connection, study: StoredStudy) -> int | None:
     """The trial id of the study's baseline, or ``None``; no query when none was enqueued."""
     from sqlalchemy import select
 
@@ -576,7 +583,7 @@ def _baseline_id(conn: Connection, study: _Study) -> int | None:
     ).scalar()
 
 
-def _pareto_ids(conn: Connection, study: _Study) -> list[int]:
+def pareto_ids(conn: Connection, study: StoredStudy) -> list[int]:
     """Ids of the Pareto set of COMPLETE trials, sorted by the first objective, best first."""
     from sqlalchemy import select
 
@@ -646,7 +653,7 @@ def _pareto_front(losses: list[list[float]]) -> list[int]:
     return front_rows
 
 
-def _load_trials(
+def load_trial_rows(
     conn: Connection,
     study_id: int,
     schema: StoredSchema,
@@ -745,7 +752,7 @@ def _load_trials(
         trial = trials.get(r.trial_id)
         if trial is None:
             continue
-        value = _loads(r.value_json)
+        value = loads_json(r.value_json)
         if r.key in KNOWN_ATTRS or r.key in BIG_ATTRS:
             trial[r.key] = value
         else:
@@ -765,7 +772,7 @@ def _load_trials(
         ):
             trial = trials.get(r.trial_id)
             if trial is not None and trial["fail_reason"] is None:
-                trial["fail_reason"] = _loads(r.value_json)
+                trial["fail_reason"] = loads_json(r.value_json)
     return trials
 
 
@@ -784,7 +791,8 @@ def _external(distribution_json: str, internal: float) -> Any:
         return internal
 
 
-def _loads(text: str | None) -> Any:
+def loads_json(text: str | None) -> Any:
+    """A stored attribute's JSON value (the text itself when it is not JSON)."""
     if text is None:
         return None
     try:
@@ -800,7 +808,7 @@ def _budget(config: dict[str, Any] | None) -> int | None:
     return int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None
 
 
-def _objectives(config: dict[str, Any] | None, directions: list[str]) -> list[dict[str, Any]]:
+def objectives_of(config: dict[str, Any] | None, directions: list[str]) -> list[dict[str, Any]]:
     """``[{metric, direction}]``; the metric is ``None`` when the study does not name it."""
     metrics: list[Any] = []
     if isinstance(config, dict) and isinstance(config.get("space"), dict):
