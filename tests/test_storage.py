@@ -128,7 +128,8 @@ def test_a_stale_failure_whose_retry_was_lost_is_queued_once(storage_url: str) -
     from sweep.config import Heartbeat
     from sweep.store.study import requeue_lost_retries
 
-    storage = open_storage(storage_url, heartbeat=Heartbeat(5, 10, 3), create=True)
+    heartbeat = Heartbeat(interval_s=5, grace_period_s=60, max_retry=1)
+    storage = open_storage(storage_url, heartbeat=heartbeat, create=True)
     study = optuna.create_study(study_name="lost", storage=storage)
     x = optuna.distributions.FloatDistribution(0, 1)
 
@@ -146,9 +147,10 @@ def test_a_stale_failure_whose_retry_was_lost_is_queued_once(storage_url: str) -
     callback = storage.get_heartbeat_stale_trial_callback()
     callback(study, study.trials[retried])  # its retry was queued (trial 3)
 
-    assert requeue_lost_retries(study, storage, grace_period_s=60) == []  # too recent to judge
-    assert requeue_lost_retries(study, storage, grace_period_s=0) == [lost]
-    assert requeue_lost_retries(study, storage, grace_period_s=0) == []  # never twice
+    assert requeue_lost_retries(study, storage, heartbeat) == []  # too recent to judge
+    now = Heartbeat(interval_s=5, grace_period_s=0, max_retry=1)
+    assert requeue_lost_retries(study, storage, now) == [lost]
+    assert requeue_lost_retries(study, storage, now) == []  # never twice
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "FAIL", "WAITING", "WAITING"]
     retry = trials[4]
@@ -156,3 +158,8 @@ def test_a_stale_failure_whose_retry_was_lost_is_queued_once(storage_url: str) -
     assert retry.system_attrs["failed_trial"] == lost
     assert retry.system_attrs["retry_history"] == [lost]
     assert explained not in {t.system_attrs.get("failed_trial") for t in trials}
+    # Both retries fail stale and lose their retries too, but they used up max_retry (1).
+    for _ in range(2):
+        study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    assert [t.state.name for t in study.get_trials()[3:]] == ["FAIL", "FAIL"]
+    assert requeue_lost_retries(study, storage, now) == []

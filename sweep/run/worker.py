@@ -303,7 +303,7 @@ class _TrialRunner:
             self.signals.defer()
             try:
                 optuna.storages.fail_stale_trials(self.study)
-                requeue_lost_retries(self.study, self.storage, self.config.grace_period_s)
+                requeue_lost_retries(self.study, self.storage, self.config.heartbeat)
                 self.n_trials = load_config(self.storage, self.study.study_name).n_trials
                 counts = state_counts(self.study)
                 finished = finished_count(counts)

@@ -21,6 +21,7 @@ from sweep.config import FINISHED_STATES
 from sweep.config import MEDIAN_WARMUP_SHARE
 from sweep.config import REFERENCE_ATTR
 from sweep.config import STUDY_ATTR
+from sweep.config import Heartbeat
 from sweep.config import StudyConfig
 from sweep.errors import StudyConflictError
 from sweep.errors import StudyNotFoundError
@@ -166,7 +167,7 @@ def state_counts(study: optuna.Study) -> Counter[str]:
 
 
 def requeue_lost_retries(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_period_s: float
+    study: optuna.Study, storage: optuna.storages.BaseStorage, heartbeat: Heartbeat
 ) -> list[int]:
     """Queue the retry of each stale trial whose retry was lost; their numbers.
 
@@ -174,8 +175,9 @@ def requeue_lost_retries(
     callback that queues its retry. A process killed between the two (a worker's stale-trial
     watcher is as killable as its trial) leaves a FAIL trial with neither a retry nor a
     ``fail_reason``. Such a trial is retried here with the storage's own callback, so
-    ``max_retry`` and the retry attributes are Optuna's. Only trials failed more than
-    ``grace_period_s`` ago count: a live process between its two steps is never doubled.
+    the retry attributes are Optuna's; a trial that has used up ``max_retry`` is left alone.
+    Only trials failed more than a grace period ago count: a live process between its two steps
+    is never doubled.
     Call it under the budget lock, so that two workers never repair the same trial.
     """
     import datetime
@@ -185,13 +187,14 @@ def requeue_lost_retries(
         return []
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period_s)
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=heartbeat.grace_period_s)
     lost = [
         t
         for t in trials
         if t.state.name == "FAIL"
         and "fail_reason" not in t.user_attrs
         and t.number not in retried
+        and len(t.system_attrs.get("retry_history", [])) < heartbeat.max_retry
         and t.datetime_complete is not None
         and t.datetime_complete < cutoff  # naive local time, as Optuna's RDBStorage writes it
     ]
