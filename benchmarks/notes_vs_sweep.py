@@ -5,6 +5,7 @@ where it stopped when run again with the same arguments):
 
     .venv/bin/python benchmarks/notes_vs_sweep.py          # 40 trials x 10 epochs, 3 seeds
     .venv/bin/python benchmarks/notes_vs_sweep.py --trials 12 --epochs 4   # shorter (stated)
+    .venv/bin/python benchmarks/notes_vs_sweep.py --workers 2   # two local workers
     .venv/bin/python benchmarks/notes_vs_sweep.py --quick  # a smoke run
 
 Everything goes through the CLI a researcher uses, on the bundled K562 data with the default
@@ -71,8 +72,11 @@ def run_space(space: str, args: argparse.Namespace) -> str:
             "--set", f"epochs={args.epochs}", "--seed", str(args.seed), "--no-run",
             storage=args.storage,
         )  # fmt: skip
-    sweep_cli("resume", name, storage=args.storage)
-    sweep_cli("confirm", name, "--top", "1", "--seeds", str(args.seeds), storage=args.storage)
+    workers = ("--workers", str(args.workers))
+    sweep_cli("resume", name, *workers, storage=args.storage)
+    sweep_cli(
+        "confirm", name, "--top", "1", "--seeds", str(args.seeds), *workers, storage=args.storage
+    )
     return name
 
 
@@ -102,7 +106,8 @@ def render(
             seconds=seconds,
         ),
         f"Bundled K562 data, default split (test held out). Each space: `sweep launch` "
-        f"({args.trials} trials, **{args.epochs} epochs** per trial"
+        f"({args.trials} trials, **{args.epochs} epochs** per trial, {args.workers} local "
+        "worker(s)"
         + (", the notes ran 10" if args.epochs != 10 else "")
         + f"; trial 0 = the notes' baseline), then `sweep confirm --top 1 --seeds {args.seeds}`: "
         "the best trial by validation and the baseline re-run with fresh seeds, scored on the "
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--workers", type=int, default=1, help="local workers (sweep and confirm)")
     parser.add_argument("--quick", action="store_true", help="3 trials x 1 epoch, 2 seeds")
     parser.add_argument("--storage", default=None, help="default: benchmarks/.cache/b1.db")
     parser.add_argument("--no-write", action="store_true", help="only print the section")
