@@ -47,8 +47,19 @@ def _peak_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
+def _write_json(path: str | Path, value: Any) -> None:
+    """Write ``value`` as JSON atomically (a reader never sees half a file)."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(path)
+
+
 def _notes_vae(args: argparse.Namespace, log: list[dict[str, Any]]) -> Any:
-    """A NotesVAE whose ``fit`` logs the epochs it spent and the metric it reached."""
+    """A NotesVAE whose ``fit`` logs the epochs it spent and the metric it reached.
+
+    The log so far is written to ``args.out`` after every trial, so a tuning process killed
+    for its memory still leaves its trials behind.
+    """
     from sweep.train.kerastuner import NotesVAE
 
     budget = args.trials * args.max_epochs
@@ -69,6 +80,7 @@ def _notes_vae(args: argparse.Namespace, log: list[dict[str, Any]]) -> Any:
                     "params": self.params(hp).to_dict(),
                 }
             )
+            _write_json(args.out, {"runs": log, "stopped": "", "partial": True})
             return metrics
 
     return CountingNotesVAE(space=args.space, data=args.data)
@@ -162,21 +174,65 @@ def run_method(method: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def confirm(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Retrain ``params`` with other seeds (full epochs); the metric on validation and test."""
-    from sweep.params import TrialParams
-    from sweep.train.data import BUNDLED_DATA
-    from sweep.train.data import load_dataset
-    from sweep.train.engine import EngineOptions
-    from sweep.train.engine import run_trial
+def run_guarded(
+    method: str, command: list[str], env: dict[str, str], out: Path, limit_gib: float
+) -> dict[str, Any]:
+    """Run one method's process; kill it if its own RSS passes ``limit_gib``.
 
-    data = load_dataset(args.data or BUNDLED_DATA)
+    A killed (or crashed) method keeps the trials it logged, with the reason in ``stopped``,
+    its wall time and the largest RSS sampled (every second) as its peak.
+    """
+    import psutil
+
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env)
+    watched = psutil.Process(child.pid)
+    peak, stopped = 0.0, ""
+    while child.poll() is None:
+        try:
+            rss = watched.memory_info().rss / 2**20
+        except psutil.Error:
+            rss = 0.0
+        peak = max(peak, rss)
+        if rss > limit_gib * 1024:
+            child.kill()
+            stopped = f"killed: the tuning process passed {limit_gib:g} GiB RSS"
+        time.sleep(1.0)
+    if child.returncode == 0 and not stopped:
+        return dict(json.loads(out.read_text()))
+    partial = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    done = len(partial.get("runs") or [])
+    return {
+        **partial,
+        "method": method,
+        "stopped": f"{stopped or f'exited with code {child.returncode}'} after {done} trials",
+        "seconds": time.perf_counter() - started,
+        "peak_self_mib": peak,
+        "peak_children_mib": 0.0,
+    }
+
+
+def confirm(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Retrain ``params`` with other seeds (full epochs); the metric on validation and test.
+
+    Each seed is one ``sweep trial --score-test`` in a fresh process, as a researcher runs it
+    (TensorFlow does not give back a model's memory within a process).
+    """
     val, test = [], []
-    for seed in range(1, args.confirm_seeds + 1):
-        p = TrialParams.from_dict({**params, "seed": seed, "epochs": args.max_epochs})
-        result = run_trial(p, data, options=EngineOptions(score_test=True))
-        val.append(float(result.metrics[METRIC]))
-        test.append(float(result.test_metrics.get(f"test.{METRIC}", float("nan"))))
+    with tempfile.TemporaryDirectory(prefix="kt_vs_sweep_confirm_") as tmp:
+        params_file = Path(tmp) / "params.json"
+        params_file.write_text(json.dumps(params))
+        for seed in range(1, args.confirm_seeds + 1):
+            command = [
+                sys.executable, "-m", "sweep", "--quiet", "trial", "--params", str(params_file),
+                "--seed", str(seed), "--epochs", str(args.max_epochs), "--score-test", "--json",
+            ]  # fmt: skip
+            if args.data:
+                command += ["--data", args.data]
+            done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=tmp)
+            result = json.loads(done.stdout)
+            val.append(float(result["metrics"][METRIC]))
+            test.append(float(result.get("test_metrics", {}).get(f"test.{METRIC}", float("nan"))))
     return {"val": val, "test": test}
 
 
@@ -249,6 +305,10 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "column: the largest of them).",
         "- Hyperband (KerasTuner) is stopped once it has spent the epoch budget; the sweep "
         "methods run their trials and prune, so they may spend less.",
+        f"- A method's tuning process is killed past {args.memory_limit_gib:g} GiB RSS (sampled "
+        "every second; the machine has no room for more beside other work); it keeps the "
+        "trials it finished, and its peak is the largest sample.",
+        "- Confirmation: each seed is a `sweep trial --score-test` in a fresh process.",
     ]
     if any(r.get("stopped") for r in results):
         lines.append(
@@ -268,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--quick", action="store_true", help="3 trials of 2 epochs, 1 seed")
+    parser.add_argument(
+        "--memory-limit-gib",
+        type=float,
+        default=12.0,
+        help="kill a method's tuning process past this RSS (its trials so far are kept)",
+    )
     parser.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--run-method", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -296,8 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
             print(f"running {method} ...", flush=True)
-            subprocess.run(command, check=True, env=env)
-            results.append(json.loads(out.read_text()))
+            results.append(run_guarded(method, command, env, out, args.memory_limit_gib))
     for r in results:
         best = _best_params(r["runs"])
         r["confirmed"] = confirm(best, args) if best else None
