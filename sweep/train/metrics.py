@@ -304,7 +304,7 @@ def symmetric_label_probe(
     Returns:
         ``(n,)`` float64 probabilities.
     """
-    return reconstruction_and_probe(reconstruct, rows, label_column)[1]
+    return _probe(*_bit_passes(reconstruct, rows, label_column), label_column)
 
 
 def reconstruction_and_probe(
@@ -320,18 +320,29 @@ def reconstruction_and_probe(
         The ``(n, d)`` reconstruction (as ``reconstruct`` returns it) and the ``(n,)`` float64
         probe.
     """
+    off, on = _bit_passes(reconstruct, rows, label_column)
+    bit_set = np.asarray(rows)[:, label_column] == 1
+    return np.where(bit_set[:, None], on, off), _probe(off, on, label_column)
+
+
+def _bit_passes(
+    reconstruct: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, label_column: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``reconstruct`` of ``rows`` with the label bit set to 0, then to 1."""
     x = np.array(rows, copy=True)
     x[:, label_column] = 0
     off = np.asarray(reconstruct(x))
     x[:, label_column] = 1
-    on = np.asarray(reconstruct(x))
-    bit_set = np.asarray(rows)[:, label_column] == 1
-    full = np.where(bit_set[:, None], on, off)
+    return off, np.asarray(reconstruct(x))
+
+
+def _probe(off: np.ndarray, on: np.ndarray, label_column: int) -> np.ndarray:
+    """The mean label probability of the two passes, rounded to :data:`PROBE_DECIMALS`."""
     # Rounded to 1e-6, about float32's precision: a copier whose confidence c varies with the
     # marks outputs c and 1 - c, whose float32 mean is 0.5 only up to round-off, and an AUROC
     # would rank that noise (0.43 seen) instead of scoring the tie it is.
     mean = 0.5 * (off[:, label_column].astype(np.float64) + on[:, label_column])
-    return full, np.round(mean, PROBE_DECIMALS)
+    return np.round(mean, PROBE_DECIMALS)
 
 
 def label_metrics(
