@@ -308,3 +308,83 @@ def test_two_pass_reconstruction_equals_reconstruct(x: np.ndarray) -> None:
         probe, symmetric_label_probe(lambda r: vae.reconstruct(r, 20), rows, N_FEATURES - 1)
     )
     assert full.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"sparse_input": True}, {"mixed_bfloat16": True}],
+    ids=["dense", "sparse-input", "bfloat16"],
+)
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch-norm"])
+def test_label_outputs_equal_the_label_column_of_full_reconstructions(
+    x: np.ndarray, options: dict[str, Any], batch_norm: bool
+) -> None:
+    """The label-only decode (shared first-layer product, one output column) changes nothing
+    but summation order; layouts it cannot read fall back to full reconstructions."""
+    params = _params(decoder_batch_norm=batch_norm, decoder_dropout=0.2)
+    vae = build_vae(params, N_FEATURES, jit_compile=False, **options)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    assert vae.decodes_label_alone is ("mixed_bfloat16" not in options)
+    rows = x.copy()
+    rows[::2, -1] = 1
+    off, on = vae.label_outputs(rows, batch_size=20)
+    assert off.dtype == on.dtype == np.float32 and off.shape == on.shape == (len(rows),)
+    for bit, label in ((0, off), (1, on)):
+        inputs = rows.copy()
+        inputs[:, -1] = bit
+        np.testing.assert_allclose(label, vae.reconstruct(inputs, 20)[:, -1], rtol=0, atol=1e-6)
+    assert not np.allclose(off, on, atol=1e-4)  # the bit matters to this model: a real check
+    np.testing.assert_allclose(vae.label_outputs(rows[:0])[0], np.zeros(0))
+    with pytest.raises(DataError, match="label input"):
+        vae.label_outputs(rows[:, :-1])
+
+
+def test_a_hand_built_vae_decodes_the_label_through_full_reconstructions(x: np.ndarray) -> None:
+    """An encoder whose first layer does not read the raw input gets no shared product."""
+    inputs = keras.Input((N_FEATURES,))
+    scaled = keras.layers.Rescaling(2.0)(inputs)
+    h = keras.layers.Dense(8, activation="relu", name="encoder_dense_0")(scaled)
+    z_mean = keras.layers.Dense(3, name="z_mean")(h)
+    z_log_var = keras.layers.Dense(3, name="z_log_var")(h)
+    encoder = keras.Model(inputs, [z_mean, z_log_var, Sampling(seed=0)([z_mean, z_log_var])])
+    vae = VAE(encoder, build_decoder(_params(coding_size=3), N_FEATURES), N_FEATURES,
+              loss="bce", focal_gamma=0.0, focal_alpha=None, kl_weight=0.0)  # fmt: skip
+    assert not vae.decodes_label_alone
+    rows = x.copy()
+    rows[:, -1] = 1
+    np.testing.assert_array_equal(vae.label_outputs(rows)[1], vae.reconstruct(rows)[:, -1])
+
+
+def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
+    """The engine's probe and reconstruction equal the generic two-pass ones."""
+    from sweep.train.engine import _label_probe
+    from sweep.train.engine import _reconstruction_and_probe
+    from sweep.train.metrics import reconstruction_and_probe
+    from sweep.train.metrics import symmetric_label_probe
+
+    vae = build_vae(_params(), N_FEATURES, jit_compile=False)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    rows = x.copy()
+    rows[1::2, -1] = 1
+    assert vae.decodes_label_alone
+    full, probe = _reconstruction_and_probe(vae, rows, N_FEATURES - 1)
+    generic_full, generic_probe = reconstruction_and_probe(vae.reconstruct, rows, N_FEATURES - 1)
+    np.testing.assert_array_equal(full, generic_full)
+    np.testing.assert_allclose(probe, generic_probe, rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(probe, _label_probe(vae, rows, N_FEATURES - 1))
+    np.testing.assert_allclose(
+        probe, symmetric_label_probe(vae.reconstruct, rows, N_FEATURES - 1), rtol=0, atol=2e-6
+    )
+
+
+def test_reconstruct_and_encode_equals_reconstruct_and_encode(x: np.ndarray) -> None:
+    vae = build_vae(_params(decoder_batch_norm=True), N_FEATURES, jit_compile=False)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    probs, z_mean, z_log_var = vae.reconstruct_and_encode(x, batch_size=20)
+    np.testing.assert_allclose(probs, vae.reconstruct(x, 20), rtol=0, atol=1e-6)
+    expected_mean, expected_log_var = vae.encode(x, 20)
+    np.testing.assert_allclose(z_mean, expected_mean, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(z_log_var, expected_log_var, rtol=0, atol=1e-6)
+    assert probs.dtype == z_mean.dtype == np.float32
+    empty = vae.reconstruct_and_encode(x[:0])
+    assert [a.shape for a in empty] == [(0, N_FEATURES), (0, 4), (0, 4)]

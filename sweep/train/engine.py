@@ -37,6 +37,7 @@ from sweep.train.data import load_dataset
 from sweep.train.metrics import Evaluation
 from sweep.train.metrics import choose_threshold
 from sweep.train.metrics import evaluate
+from sweep.train.metrics import label_hidden_probe
 from sweep.train.metrics import quick_metrics
 from sweep.train.metrics import reconstruction_and_probe
 from sweep.train.metrics import symmetric_label_probe
@@ -67,7 +68,7 @@ class EngineOptions:
         sample_rows: Validation rows whose codes and reconstructions are kept in the result.
         score_every_epoch: Score the validation split after every epoch with
             :func:`sweep.train.metrics.quick_metrics` (for pruning and per-epoch curves); costs
-            three extra validation passes per epoch.
+            one full and one label-only validation pass per epoch.
         score_test: After training, also score the test split (``TrialResult.test_metrics``);
             for ``sweep trial --score-test`` only, never in a sweep.
         gpu_memory_mb: Cap each visible GPU at this many MiB for this process (a logical
@@ -369,10 +370,27 @@ def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _label_probe(model: Any, rows: np.ndarray, label_column: int) -> np.ndarray:
+    """The label-hidden probe of ``rows``, decoding the label alone where the model can."""
+    if getattr(model, "decodes_label_alone", False):
+        return label_hidden_probe(*model.label_outputs(rows))
+    return symmetric_label_probe(model.reconstruct, rows, label_column)
+
+
+def _reconstruction_and_probe(
+    model: Any, rows: np.ndarray, label_column: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.reconstruct(rows)`` and the label-hidden probe: one full decoder pass and one
+    label-only pass where the model can decode the label alone, two full passes otherwise."""
+    if getattr(model, "decodes_label_alone", False):
+        return model.reconstruct(rows), label_hidden_probe(*model.label_outputs(rows))
+    return reconstruction_and_probe(model.reconstruct, rows, label_column)
+
+
 def _hidden_threshold(model: Any, data: Dataset) -> float | None:
     """The label-hidden probe's F1-maximising threshold on the training split (as in the file,
     not balanced); validation and test rows play no part."""
-    scores = symmetric_label_probe(model.reconstruct, data.train, data.label_column)
+    scores = _label_probe(model, data.train, data.label_column)
     if not np.all(np.isfinite(scores)):
         raise TrialFailed("non-finite label-hidden reconstruction on the training split")
     return choose_threshold(data.train[:, data.label_column], scores)
@@ -382,8 +400,12 @@ def _score(
     model: Any, data: Dataset, rows: np.ndarray, threshold: float | None, split: str
 ) -> Evaluation:
     """Evaluate ``rows`` (a whole split) from the posterior mean."""
-    probs, label_hidden = reconstruction_and_probe(model.reconstruct, rows, data.label_column)
-    z_mean, z_log_var = model.encode(rows)
+    if getattr(model, "decodes_label_alone", False):
+        probs, z_mean, z_log_var = model.reconstruct_and_encode(rows)
+        label_hidden = label_hidden_probe(*model.label_outputs(rows))
+    else:
+        probs, label_hidden = reconstruction_and_probe(model.reconstruct, rows, data.label_column)
+        z_mean, z_log_var = model.encode(rows)
     arrays = (
         ("reconstruction", probs),
         ("label-hidden reconstruction", label_hidden),
@@ -400,7 +422,7 @@ def _score(
 
 def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
     """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
-    probs, label_hidden = reconstruction_and_probe(model.reconstruct, data.val, data.label_column)
+    probs, label_hidden = _reconstruction_and_probe(model, data.val, data.label_column)
     if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
         raise TrialFailed("non-finite reconstruction on the validation split")
     return quick_metrics(data.val, probs, label_hidden, data.sections)
@@ -411,12 +433,12 @@ def _samples(model: Any, data: Dataset, rows: int) -> dict[str, np.ndarray]:
     if rows <= 0:
         return {}
     x = data.val[:rows]
-    z_mean, z_log_var = model.encode(x)
+    reconstruction, z_mean, z_log_var = model.reconstruct_and_encode(x)
     return {
         "x": x,
         "z_mean": z_mean.astype(np.float32),
         "z_log_var": z_log_var.astype(np.float32),
-        "reconstruction": model.reconstruct(x).astype(np.float16),
+        "reconstruction": reconstruction.astype(np.float16),
     }
 
 
@@ -427,7 +449,7 @@ def _figure_sample(
     rows = data.val[: figure_data.SAMPLE_ROWS]
     if len(rows) == 0:
         return {}
-    z_mean, z_log_var = model.encode(rows)
+    reconstruction, z_mean, z_log_var = model.reconstruct_and_encode(rows)
     activity = np.asarray(
         [np.nan if v is None else v for v in diagnostics.get("latent_variance") or []],
         dtype=float,
@@ -436,7 +458,7 @@ def _figure_sample(
         activity = np.var(z_mean, axis=0)
     return figure_data.build(
         rows,
-        model.reconstruct(rows),
+        reconstruction,
         z_mean,
         z_log_var,
         [(s.name, s.start, s.stop) for s in data.sections],

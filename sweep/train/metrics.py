@@ -337,11 +337,21 @@ def _bit_passes(
 
 
 def _probe(off: np.ndarray, on: np.ndarray, label_column: int) -> np.ndarray:
-    """The mean label probability of the two passes, rounded to :data:`PROBE_DECIMALS`."""
+    """The probe of two full reconstructions (label bit 0, then 1)."""
+    return label_hidden_probe(off[:, label_column], on[:, label_column])
+
+
+def label_hidden_probe(label_off: np.ndarray, label_on: np.ndarray) -> np.ndarray:
+    """The label-hidden probe from the label probabilities with the bit at 0 and at 1.
+
+    Their mean in float64, rounded to :data:`PROBE_DECIMALS`; what
+    :func:`symmetric_label_probe` returns, for a model that decodes the label alone
+    (``sweep.train.model.VAE.label_outputs``).
+    """
     # Rounded to 1e-6, about float32's precision: a copier whose confidence c varies with the
     # marks outputs c and 1 - c, whose float32 mean is 0.5 only up to round-off, and an AUROC
     # would rank that noise (0.43 seen) instead of scoring the tie it is.
-    mean = 0.5 * (off[:, label_column].astype(np.float64) + on[:, label_column])
+    mean = 0.5 * (np.asarray(label_off, np.float64) + np.asarray(label_on, np.float64))
     return np.round(mean, PROBE_DECIMALS)
 
 

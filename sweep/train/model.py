@@ -16,6 +16,7 @@ This module imports keras, tensorflow and numpy, never optuna or sqlalchemy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -105,6 +106,13 @@ class SparseInputDense(keras.layers.Dense):
     """
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
+        y = self.linear(inputs)
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+    def linear(self, inputs: Any) -> Any:
+        """``inputs @ kernel + bias`` before the activation, over the nonzeros of ``inputs``."""
         x = tf.cast(inputs, tf.float32)
         where = tf.where(tf.not_equal(x, 0))
         sparse = tf.SparseTensor(where, tf.gather_nd(x, where), tf.shape(x, out_type=tf.int64))
@@ -113,9 +121,61 @@ class SparseInputDense(keras.layers.Dense):
         y = tf.cast(y, self.compute_dtype)
         if self.use_bias:
             y = y + tf.cast(self.bias, self.compute_dtype)
-        if self.activation is not None:
-            y = self.activation(y)
         return y
+
+
+def _linear(layer: keras.layers.Dense, x: Any) -> Any:
+    """A Dense layer's ``x @ kernel + bias``, without its activation."""
+    if isinstance(layer, SparseInputDense):
+        return layer.linear(x)
+    y = ops.matmul(ops.cast(x, layer.compute_dtype), ops.cast(layer.kernel, layer.compute_dtype))
+    return y + ops.cast(layer.bias, layer.compute_dtype) if layer.use_bias else y
+
+
+@dataclass(frozen=True)
+class _LabelHead:
+    """The parts of a :func:`build_encoder`/:func:`build_decoder` pair that decode the label.
+
+    ``first`` reads the input; ``encoder_rest`` maps its output to ``z_mean``; ``decoder_hidden``
+    maps a code to the output layer's input; ``output`` is the final sigmoid ``Dense``.
+    """
+
+    first: keras.layers.Dense
+    encoder_rest: keras.Model
+    decoder_hidden: keras.Model
+    output: keras.layers.Dense
+
+
+def _label_head(encoder: keras.Model, decoder: keras.Model, n_features: int) -> _LabelHead | None:
+    """The label-decoding parts of a float32 model laid out as the builders make it, or None.
+
+    None for any other layout (say a bfloat16 policy, or a hand-built encoder), whose label
+    outputs then come from full reconstructions.
+    """
+    try:
+        first = encoder.get_layer("encoder_dense_0")
+        output = decoder.layers[-1]
+    except ValueError:
+        return None
+    plain = (
+        isinstance(first, keras.layers.Dense)
+        and isinstance(output, keras.layers.Dense)
+        and first.compute_dtype == "float32"
+        and output.compute_dtype == "float32"
+        and first.input is encoder.inputs[0]
+        and tuple(first.kernel.shape)[0] == n_features
+        and output.output is decoder.outputs[0]
+        and output.units == n_features
+        and output.activation is keras.activations.sigmoid
+    )
+    if not plain:
+        return None
+    try:  # Keras refuses a sub-model whose output reaches the input by another path.
+        encoder_rest = keras.Model(first.output, encoder.outputs[0])
+        decoder_hidden = keras.Model(decoder.inputs[0], output.input)
+    except ValueError:
+        return None
+    return _LabelHead(first, encoder_rest, decoder_hidden, output)
 
 
 def build_encoder(
@@ -309,6 +369,7 @@ class VAE(keras.Model):
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self._infer_fns: dict[tuple[str, str], Any] = {}
+        self._label_head = _label_head(encoder, decoder, self.n_features)
         self.built = True
 
     def get_config(self) -> dict[str, Any]:
@@ -402,6 +463,29 @@ class VAE(keras.Model):
             def forward(x: Any) -> Any:
                 z_mean, z_log_var, _ = encoder(tf.cast(x, tf.float32), training=False)
                 return z_mean, z_log_var
+        elif kind == "posterior":
+
+            def forward(x: Any) -> Any:
+                z_mean, z_log_var, _ = encoder(tf.cast(x, tf.float32), training=False)
+                return decoder(z_mean, training=False), z_mean, z_log_var
+        elif kind == "label":
+            head = self._label_head
+            assert head is not None
+
+            def forward(x: Any) -> Any:
+                x = tf.cast(x, tf.float32)
+                # (marks, 0) @ W is computed once; (marks, 1) @ W only adds W's label row.
+                pre_off = _linear(head.first, tf.concat([x[:, :-1], tf.zeros_like(x[:, -1:])], 1))
+                pre_on = pre_off + tf.cast(head.first.kernel[-1], pre_off.dtype)
+                activation = head.first.activation or (lambda t: t)
+                hidden = tf.concat([activation(pre_off), activation(pre_on)], 0)
+                codes = head.encoder_rest(hidden, training=False)
+                h = head.decoder_hidden(codes, training=False)
+                out = head.output
+                logit = tf.matmul(h, out.kernel[:, -1:])[:, 0]
+                probs = tf.sigmoid(logit + out.bias[-1] if out.use_bias else logit)
+                n = tf.shape(x)[0]
+                return probs[:n], probs[n:]
         else:
 
             def forward(x: Any) -> Any:
@@ -412,13 +496,16 @@ class VAE(keras.Model):
         self._infer_fns[key] = fn
         return fn
 
-    def _batches(self, x: np.ndarray, batch_size: int, kind: str) -> list[Any]:
-        if batch_size < 1:
-            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    def _check_rows(self, x: np.ndarray, kind: str) -> None:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise DataError(
                 f"{kind} input: expected shape (rows, {self.n_features}), got {x.shape}"
             )
+
+    def _batches(self, x: np.ndarray, batch_size: int, kind: str) -> list[Any]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        self._check_rows(x, kind)
         fast = x.dtype in (np.uint8, np.float32)
         fn = self._infer_fn(kind, x.dtype if fast else np.dtype(np.float32))
         out = []
@@ -458,3 +545,62 @@ class VAE(keras.Model):
         if not parts:
             return np.zeros((0, self.n_features), dtype=np.float32)
         return np.concatenate([p.numpy() for p in parts]).astype(np.float32, copy=False)
+
+    def reconstruct_and_encode(
+        self, x: np.ndarray, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`reconstruct` and :meth:`encode` of ``x`` in one encoder pass.
+
+        Returns:
+            float32 probabilities ``(rows, n_features)``, ``z_mean`` and ``z_log_var``
+            ``(rows, coding_size)``.
+
+        Raises:
+            DataError: if ``x`` is not 2-D with ``n_features`` columns.
+        """
+        x = np.asarray(x)
+        parts = self._batches(x, batch_size, "posterior")
+        if not parts:
+            codes = np.zeros((0, self.coding_size), dtype=np.float32)
+            return np.zeros((0, self.n_features), dtype=np.float32), codes, codes.copy()
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([p[i].numpy() for p in parts]).astype(np.float32, copy=False)
+            for i in range(3)
+        )
+
+    @property
+    def decodes_label_alone(self) -> bool:
+        """Whether :meth:`label_outputs` runs without full reconstructions (float32 models
+        laid out by :func:`build_encoder` and :func:`build_decoder`)."""
+        return self._label_head is not None
+
+    def label_outputs(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """The label probability of every row with its input bit set to 0, and set to 1.
+
+        Equals the last column of :meth:`reconstruct` of the two inputs up to floating-point
+        summation order, at a fraction of the cost when :attr:`decodes_label_alone`: the first
+        encoder layer's product is computed once for both bits (they differ in one input
+        column) and the decoder computes only the label's output. Otherwise both inputs are
+        reconstructed in full. The label is the last column.
+
+        Returns:
+            Two float32 ``(rows,)`` arrays: the bit at 0, the bit at 1.
+
+        Raises:
+            DataError: if ``x`` is not 2-D with ``n_features`` columns.
+        """
+        x = np.asarray(x)
+        if self._label_head is None:
+            self._check_rows(x, "label")
+            rows = np.array(x, copy=True)
+            rows[:, -1] = 0
+            off = self.reconstruct(rows, batch_size)[:, -1]
+            rows[:, -1] = 1
+            return off, self.reconstruct(rows, batch_size)[:, -1]
+        parts = self._batches(x, batch_size, "label")
+        if not parts:
+            empty = np.zeros(0, dtype=np.float32)
+            return empty, empty.copy()
+        off = np.concatenate([p[0].numpy() for p in parts]).astype(np.float32, copy=False)
+        on = np.concatenate([p[1].numpy() for p in parts]).astype(np.float32, copy=False)
+        return off, on
