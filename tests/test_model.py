@@ -356,7 +356,8 @@ def test_a_hand_built_vae_decodes_the_label_through_full_reconstructions(x: np.n
 
 
 def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
-    """The engine's probe and reconstruction equal the generic two-pass ones."""
+    """The engine's probe and reconstruction equal the generic two-pass ones (up to summation
+    order: the one-pass scoring adds the label row to a shared first-layer product)."""
     from sweep.train.engine import _label_probe
     from sweep.train.engine import _reconstruction_and_probe
     from sweep.train.metrics import reconstruction_and_probe
@@ -369,7 +370,7 @@ def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
     assert vae.decodes_label_alone
     full, probe = _reconstruction_and_probe(vae, rows, N_FEATURES - 1)
     generic_full, generic_probe = reconstruction_and_probe(vae.reconstruct, rows, N_FEATURES - 1)
-    np.testing.assert_array_equal(full, generic_full)
+    np.testing.assert_allclose(full, generic_full, rtol=0, atol=1e-6)
     np.testing.assert_allclose(probe, generic_probe, rtol=0, atol=2e-6)
     np.testing.assert_array_equal(probe, _label_probe(vae, rows, N_FEATURES - 1))
     np.testing.assert_allclose(
@@ -388,3 +389,20 @@ def test_reconstruct_and_encode_equals_reconstruct_and_encode(x: np.ndarray) -> 
     assert probs.dtype == z_mean.dtype == np.float32
     empty = vae.reconstruct_and_encode(x[:0])
     assert [a.shape for a in empty] == [(0, N_FEATURES), (0, 4), (0, 4)]
+
+
+@pytest.mark.parametrize("options", [{}, {"sparse_input": True}], ids=["dense", "sparse-input"])
+def test_scoring_outputs_equal_the_separate_passes(x: np.ndarray, options: dict[str, Any]) -> None:
+    vae = build_vae(_params(decoder_batch_norm=True), N_FEATURES, jit_compile=False, **options)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    rows = x.copy()
+    rows[::3, -1] = 1
+    probs, z_mean, z_log_var, off, on = vae.scoring_outputs(rows, batch_size=20)
+    expected = (*vae.reconstruct_and_encode(rows, 20), *vae.label_outputs(rows, 20))
+    for got, want in zip((probs, z_mean, z_log_var, off, on), expected, strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert [a.shape[0] for a in vae.scoring_outputs(rows[:0])] == [0] * 5
+    bfloat16 = build_vae(_params(), N_FEATURES, jit_compile=False, mixed_bfloat16=True)
+    with pytest.raises(ValueError, match="cannot decode the label alone"):
+        bfloat16.scoring_outputs(rows)

@@ -68,7 +68,7 @@ class EngineOptions:
         sample_rows: Validation rows whose codes and reconstructions are kept in the result.
         score_every_epoch: Score the validation split after every epoch with
             :func:`sweep.train.metrics.quick_metrics` (for pruning and per-epoch curves); costs
-            one full and one label-only validation pass per epoch.
+            one validation pass per epoch (``VAE.scoring_outputs``).
         score_test: After training, also score the test split (``TrialResult.test_metrics``);
             for ``sweep trial --score-test`` only, never in a sweep.
         gpu_memory_mb: Cap each visible GPU at this many MiB for this process (a logical
@@ -380,10 +380,11 @@ def _label_probe(model: Any, rows: np.ndarray, label_column: int) -> np.ndarray:
 def _reconstruction_and_probe(
     model: Any, rows: np.ndarray, label_column: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``model.reconstruct(rows)`` and the label-hidden probe: one full decoder pass and one
-    label-only pass where the model can decode the label alone, two full passes otherwise."""
+    """``model.reconstruct(rows)`` and the label-hidden probe: one pass with a shared first
+    layer where the model can decode the label alone, two full passes otherwise."""
     if getattr(model, "decodes_label_alone", False):
-        return model.reconstruct(rows), label_hidden_probe(*model.label_outputs(rows))
+        probs, _, _, off, on = model.scoring_outputs(rows)
+        return probs, label_hidden_probe(off, on)
     return reconstruction_and_probe(model.reconstruct, rows, label_column)
 
 
@@ -401,8 +402,8 @@ def _score(
 ) -> Evaluation:
     """Evaluate ``rows`` (a whole split) from the posterior mean."""
     if getattr(model, "decodes_label_alone", False):
-        probs, z_mean, z_log_var = model.reconstruct_and_encode(rows)
-        label_hidden = label_hidden_probe(*model.label_outputs(rows))
+        probs, z_mean, z_log_var, off, on = model.scoring_outputs(rows)
+        label_hidden = label_hidden_probe(off, on)
     else:
         probs, label_hidden = reconstruction_and_probe(model.reconstruct, rows, data.label_column)
         z_mean, z_log_var = model.encode(rows)

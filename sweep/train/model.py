@@ -136,8 +136,9 @@ def _linear(layer: keras.layers.Dense, x: Any) -> Any:
 class _LabelHead:
     """The parts of a :func:`build_encoder`/:func:`build_decoder` pair that decode the label.
 
-    ``first`` reads the input; ``encoder_rest`` maps its output to ``z_mean``; ``decoder_hidden``
-    maps a code to the output layer's input; ``output`` is the final sigmoid ``Dense``.
+    ``first`` reads the input; ``encoder_rest`` maps its output to ``[z_mean, z_log_var]``;
+    ``decoder_hidden`` maps a code to the output layer's input; ``output`` is the final sigmoid
+    ``Dense``.
     """
 
     first: keras.layers.Dense
@@ -171,7 +172,7 @@ def _label_head(encoder: keras.Model, decoder: keras.Model, n_features: int) -> 
     if not plain:
         return None
     try:  # Keras refuses a sub-model whose output reaches the input by another path.
-        encoder_rest = keras.Model(first.output, encoder.outputs[0])
+        encoder_rest = keras.Model(first.output, encoder.outputs[:2])
         decoder_hidden = keras.Model(decoder.inputs[0], output.input)
     except ValueError:
         return None
@@ -468,24 +469,32 @@ class VAE(keras.Model):
             def forward(x: Any) -> Any:
                 z_mean, z_log_var, _ = encoder(tf.cast(x, tf.float32), training=False)
                 return decoder(z_mean, training=False), z_mean, z_log_var
-        elif kind == "label":
+        elif kind in ("label", "score"):
             head = self._label_head
             assert head is not None
+            own = kind == "score"
 
             def forward(x: Any) -> Any:
                 x = tf.cast(x, tf.float32)
-                # (marks, 0) @ W is computed once; (marks, 1) @ W only adds W's label row.
-                pre_off = _linear(head.first, tf.concat([x[:, :-1], tf.zeros_like(x[:, -1:])], 1))
-                pre_on = pre_off + tf.cast(head.first.kernel[-1], pre_off.dtype)
-                activation = head.first.activation or (lambda t: t)
-                hidden = tf.concat([activation(pre_off), activation(pre_on)], 0)
-                codes = head.encoder_rest(hidden, training=False)
-                h = head.decoder_hidden(codes, training=False)
-                out = head.output
-                logit = tf.matmul(h, out.kernel[:, -1:])[:, 0]
-                probs = tf.sigmoid(logit + out.bias[-1] if out.use_bias else logit)
                 n = tf.shape(x)[0]
-                return probs[:n], probs[n:]
+                # (marks, 0) @ W is computed once; a bit of 1 only adds W's label row.
+                pre_off = _linear(head.first, tf.concat([x[:, :-1], tf.zeros_like(x[:, -1:])], 1))
+                label_row = tf.cast(head.first.kernel[-1], pre_off.dtype)
+                pre = [pre_off, pre_off + label_row]
+                if own:  # the row's own bit: exactly one of the two sums above
+                    pre.append(pre_off + tf.cast(x[:, -1:], pre_off.dtype) * label_row)
+                activation = head.first.activation or (lambda t: t)
+                z_mean, z_log_var = head.encoder_rest(
+                    tf.concat([activation(p) for p in pre], 0), training=False
+                )
+                h = head.decoder_hidden(z_mean, training=False)
+                out = head.output
+                logit = tf.matmul(h[: 2 * n], out.kernel[:, -1:])[:, 0]
+                label = tf.sigmoid(logit + out.bias[-1] if out.use_bias else logit)
+                if not own:
+                    return label[:n], label[n:]
+                probs = out(h[2 * n :], training=False)
+                return probs, z_mean[2 * n :], z_log_var[2 * n :], label[:n], label[n:]
         else:
 
             def forward(x: Any) -> Any:
@@ -566,6 +575,38 @@ class VAE(keras.Model):
         return tuple(  # type: ignore[return-value]
             np.concatenate([p[i].numpy() for p in parts]).astype(np.float32, copy=False)
             for i in range(3)
+        )
+
+    def scoring_outputs(
+        self, x: np.ndarray, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`reconstruct_and_encode` and :meth:`label_outputs` of ``x`` in one pass.
+
+        Needs :attr:`decodes_label_alone`. The first encoder layer's product is computed once
+        for the row and both label bits; the decoder's output layer runs in full for the row
+        only. Equal to the separate calls up to floating-point summation order.
+
+        Returns:
+            float32 probabilities ``(rows, n_features)``, ``z_mean`` and ``z_log_var``
+            ``(rows, coding_size)``, then the label probabilities ``(rows,)`` with the bit at
+            0 and at 1.
+
+        Raises:
+            DataError: if ``x`` is not 2-D with ``n_features`` columns.
+            ValueError: if the model cannot decode the label alone.
+        """
+        if self._label_head is None:
+            raise ValueError("scoring_outputs: this model's layout cannot decode the label alone")
+        x = np.asarray(x)
+        parts = self._batches(x, batch_size, "score")
+        if not parts:
+            codes = np.zeros((0, self.coding_size), dtype=np.float32)
+            label = np.zeros(0, dtype=np.float32)
+            probs = np.zeros((0, self.n_features), dtype=np.float32)
+            return probs, codes, codes.copy(), label, label.copy()
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([p[i].numpy() for p in parts]).astype(np.float32, copy=False)
+            for i in range(5)
         )
 
     @property
