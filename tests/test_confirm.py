@@ -7,11 +7,12 @@ run is a real trial on real data in a real database, run by real workers.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
-import shutil
+import sqlite3
 import statistics
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,10 @@ def test_confirm_again_adds_only_missing_runs(confirmed: dict[str, Any]) -> None
         assert "confirm" in done.stderr
     assert load_config(open_storage(url), companion_name("t")).n_trials == 4
     copy = confirmed["folder"] / "copy.db"
-    shutil.copy(confirmed["folder"] / "study.db", copy)
+    # SQLite's backup API: a WAL-mode file's recent commits may still sit in study.db-wal.
+    with contextlib.closing(sqlite3.connect(confirmed["folder"] / "study.db")) as source:
+        with contextlib.closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
     url2 = f"sqlite:///{copy}"
     more = run_sweep("confirm", "t", "--top", "2", "--seeds", "3", "--no-run", storage=url2)
     assert more.returncode == 0, more.stderr
