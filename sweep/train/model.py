@@ -295,6 +295,17 @@ def hide_label_bits(x: Any, share: float, seed: keras.random.SeedGenerator) -> t
     return ops.concatenate([x[:, :-1], ops.expand_dims(label, -1)], axis=-1), hidden
 
 
+_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "encode": ("codes", "codes"),
+    "reconstruct": ("features",),
+    "posterior": ("features", "codes", "codes"),
+    "score": ("features", "codes", "codes", "label", "label"),
+    "label": ("label", "label"),
+}
+"""What each of the VAE's traced inference functions returns, by width: a row of the input,
+a code, or one label probability per row."""
+
+
 @keras.saving.register_keras_serializable(package="sweep")
 class VAE(keras.Model):
     """Variational autoencoder over binary rows, trained with a custom step.
@@ -511,19 +522,27 @@ class VAE(keras.Model):
                 f"{kind} input: expected shape (rows, {self.n_features}), got {x.shape}"
             )
 
-    def _batches(self, x: np.ndarray, batch_size: int, kind: str) -> list[Any]:
+    def _outputs(self, x: np.ndarray, batch_size: int, kind: str) -> tuple[np.ndarray, ...]:
+        """Run ``kind``'s traced function over ``x`` in batches of ``batch_size``; each of its
+        outputs concatenated over the batches, float32 (no float copy of a uint8 ``x``)."""
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        x = np.asarray(x)
         self._check_rows(x, kind)
         fast = x.dtype in (np.uint8, np.float32)
         fn = self._infer_fn(kind, x.dtype if fast else np.dtype(np.float32))
-        out = []
+        parts = []
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start : start + batch_size]
-            if not fast:
-                chunk = chunk.astype(np.float32)
-            out.append(fn(chunk))
-        return out
+            out = fn(chunk if fast else chunk.astype(np.float32))
+            parts.append(out if isinstance(out, (tuple, list)) else (out,))
+        widths = {"features": (self.n_features,), "codes": (self.coding_size,), "label": ()}
+        if not parts:
+            return tuple(np.zeros((0, *widths[w]), dtype=np.float32) for w in _OUTPUTS[kind])
+        return tuple(
+            np.concatenate([p[i].numpy() for p in parts]).astype(np.float32, copy=False)
+            for i in range(len(_OUTPUTS[kind]))
+        )
 
     def encode(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Posterior parameters ``(z_mean, z_log_var)``, each float32 ``(rows, coding_size)``.
@@ -534,13 +553,7 @@ class VAE(keras.Model):
         Raises:
             DataError: if ``x`` is not 2-D with ``n_features`` columns.
         """
-        x = np.asarray(x)
-        parts = self._batches(x, batch_size, "encode")
-        if not parts:
-            empty = np.zeros((0, self.coding_size), dtype=np.float32)
-            return empty, empty.copy()
-        z_mean = np.concatenate([p[0].numpy() for p in parts]).astype(np.float32, copy=False)
-        z_log_var = np.concatenate([p[1].numpy() for p in parts]).astype(np.float32, copy=False)
+        z_mean, z_log_var = self._outputs(x, batch_size, "encode")
         return z_mean, z_log_var
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -549,11 +562,7 @@ class VAE(keras.Model):
         Raises:
             DataError: if ``x`` is not 2-D with ``n_features`` columns.
         """
-        x = np.asarray(x)
-        parts = self._batches(x, batch_size, "reconstruct")
-        if not parts:
-            return np.zeros((0, self.n_features), dtype=np.float32)
-        return np.concatenate([p.numpy() for p in parts]).astype(np.float32, copy=False)
+        return self._outputs(x, batch_size, "reconstruct")[0]
 
     def reconstruct_and_encode(
         self, x: np.ndarray, batch_size: int = 256
@@ -567,15 +576,8 @@ class VAE(keras.Model):
         Raises:
             DataError: if ``x`` is not 2-D with ``n_features`` columns.
         """
-        x = np.asarray(x)
-        parts = self._batches(x, batch_size, "posterior")
-        if not parts:
-            codes = np.zeros((0, self.coding_size), dtype=np.float32)
-            return np.zeros((0, self.n_features), dtype=np.float32), codes, codes.copy()
-        return tuple(  # type: ignore[return-value]
-            np.concatenate([p[i].numpy() for p in parts]).astype(np.float32, copy=False)
-            for i in range(3)
-        )
+        probs, z_mean, z_log_var = self._outputs(x, batch_size, "posterior")
+        return probs, z_mean, z_log_var
 
     def scoring_outputs(
         self, x: np.ndarray, batch_size: int = 256
@@ -597,17 +599,8 @@ class VAE(keras.Model):
         """
         if self._label_head is None:
             raise ValueError("scoring_outputs: this model's layout cannot decode the label alone")
-        x = np.asarray(x)
-        parts = self._batches(x, batch_size, "score")
-        if not parts:
-            codes = np.zeros((0, self.coding_size), dtype=np.float32)
-            label = np.zeros(0, dtype=np.float32)
-            probs = np.zeros((0, self.n_features), dtype=np.float32)
-            return probs, codes, codes.copy(), label, label.copy()
-        return tuple(  # type: ignore[return-value]
-            np.concatenate([p[i].numpy() for p in parts]).astype(np.float32, copy=False)
-            for i in range(5)
-        )
+        probs, z_mean, z_log_var, off, on = self._outputs(x, batch_size, "score")
+        return probs, z_mean, z_log_var, off, on
 
     @property
     def decodes_label_alone(self) -> bool:
@@ -638,10 +631,5 @@ class VAE(keras.Model):
             off = self.reconstruct(rows, batch_size)[:, -1]
             rows[:, -1] = 1
             return off, self.reconstruct(rows, batch_size)[:, -1]
-        parts = self._batches(x, batch_size, "label")
-        if not parts:
-            empty = np.zeros(0, dtype=np.float32)
-            return empty, empty.copy()
-        off = np.concatenate([p[0].numpy() for p in parts]).astype(np.float32, copy=False)
-        on = np.concatenate([p[1].numpy() for p in parts]).astype(np.float32, copy=False)
+        off, on = self._outputs(x, batch_size, "label")
         return off, on
