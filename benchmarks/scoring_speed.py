@@ -15,6 +15,10 @@ Every trial is scored after training, and (for the pruner) after each epoch:
 * **the threshold** on the training rows: the probe alone. Generic:
   :func:`sweep.train.metrics.symmetric_label_probe` (two full passes). Label head:
   ``VAE.label_outputs`` (one shared first-layer product, the label's output column only).
+* **the metrics** of a split from those outputs (:func:`sweep.train.metrics.evaluate`), and
+  within them the average precision over every cell of one mark section:
+  :func:`sweep.train.metrics.cell_average_precision` against scikit-learn's
+  ``average_precision_score`` (which it must equal to the bit; checked here too).
 
 Both paths run on the same model (the notes' defaults, 12,001 columns, float32, as a trial
 builds it) and the same synthetic rows (:func:`sweep.train.synth.synthesize`, the notes'
@@ -83,7 +87,29 @@ def measure(rows: int, repeat: int) -> dict[str, float]:
     threshold_new, threshold_probe_new = median_seconds(
         lambda: label_hidden_probe(*vae.label_outputs(x)), repeat
     )
+    from sklearn.metrics import average_precision_score
+
+    from sweep.train.metrics import cell_average_precision
+    from sweep.train.metrics import evaluate
+
+    sections = _sections(x.shape[1])
+    probs, z_mean, z_log_var, off, on = vae.scoring_outputs(x)
+    hidden = label_hidden_probe(off, on)
+    metrics_s, _ = median_seconds(
+        lambda: evaluate(x, probs, hidden, z_mean, z_log_var, sections), repeat
+    )
+    cells, scores = x[:, : sections[0].stop], probs[:, : sections[0].stop]
+    auprc_ours, ours = median_seconds(lambda: cell_average_precision(cells, scores), repeat)
+    auprc_sklearn, reference = median_seconds(
+        lambda: average_precision_score(cells.ravel(), scores.ravel().astype(np.float64)), repeat
+    )
+    if ours != reference:
+        raise SystemExit(f"cell_average_precision {ours!r} != scikit-learn's {reference!r}")
     return {
+        "metrics": metrics_s,
+        "cells": float(cells.size),
+        "auprc_ours": auprc_ours,
+        "auprc_sklearn": auprc_sklearn,
         "split_old": split_old,
         "split_new": split_new,
         "threshold_old": threshold_old,
@@ -95,6 +121,16 @@ def measure(rows: int, repeat: int) -> dict[str, float]:
             )
         ),
     }
+
+
+def _sections(width: int) -> list[Any]:
+    """The notes' layout: three mark sections of equal width, then the label."""
+    from sweep.train.data import Section
+
+    mark = (width - 1) // 3
+    names = ("DNA_methylation", "H3K9me3", "H3K27me3")
+    marks = [Section(name, i * mark, (i + 1) * mark) for i, name in enumerate(names)]
+    return [*marks, Section("expressed", width - 1, width)]
 
 
 def main() -> int:
@@ -123,6 +159,17 @@ def main() -> int:
         "passes | threshold: label head | speed-up | largest probe difference |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    metric_lines = [
+        "| rows | `evaluate` (all metrics of a split) | one section's cell AUPRC: ours "
+        "| scikit-learn's | speed-up | cells |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for rows, r in results:
+        metric_lines.append(
+            f"| {rows} | {r['metrics']:.3f} s | {r['auprc_ours']:.3f} s "
+            f"| {r['auprc_sklearn']:.3f} s | {r['auprc_sklearn'] / r['auprc_ours']:.2f}x "
+            f"| {int(r['cells']):,} |"
+        )
     for rows, r in results:
         lines.append(
             f"| {rows} | {r['split_old']:.3f} s | {r['split_new']:.3f} s "
@@ -147,6 +194,10 @@ def main() -> int:
         "= two decoder passes, label head = `VAE.label_outputs`. The probe difference is the "
         "largest absolute difference between the two paths' probes (rounded to 1e-6).\n\n"
         + "\n".join(lines)
+        + "\n\nThe metrics of a split from the label head's outputs (`evaluate`), and the "
+        "average precision over every cell of the first mark section, ours against "
+        "scikit-learn's (equal to the bit, checked on every run):\n\n"
+        + "\n".join(metric_lines)
         + "\n"
     )
     print(text)

@@ -536,3 +536,9 @@ def test_cell_average_precision_is_scikit_learns_to_the_bit(rows: int) -> None:
     assert cell_average_precision(labels.ravel(), shifted) == average_precision_score(
         labels.ravel(), shifted.astype(np.float64)
     )
+    # labels of other dtypes take the fast path too, with the same result
+    expected = average_precision_score(labels.ravel(), informative.astype(np.float64).ravel())
+    for dtype in (bool, np.int64, np.float32, np.float64):
+        assert cell_average_precision(labels.ravel().astype(dtype), informative.ravel()) == (
+            expected
+        )
