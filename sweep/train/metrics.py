@@ -517,47 +517,43 @@ def _section_metrics(
 def cell_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     """scikit-learn's ``average_precision_score(labels, scores)``, the same float, faster.
 
-    For 0/1 ``labels`` (any numeric or boolean dtype) and non-negative finite float32
-    ``scores`` (decoder probabilities over every cell of a section: millions), one ``sort`` of
-    packed keys (the score's bits, then the label) replaces scikit-learn's stable ``argsort``
-    and its input checks. The precision-recall curve is then read in ascending score order,
-    one point per distinct score, from integer counts. Those are the points, in the order,
-    that scikit-learn's ``precision_recall_curve`` returns, with the same float64 divisions,
-    and the same ``-sum(diff(recall) * precision[:-1])``, so the result is bit-for-bit the
-    same. Other inputs go to scikit-learn.
+    For 0/1 ``labels`` and non-negative float32 ``scores`` (decoder probabilities over every
+    cell of a section: millions), one ``sort`` of packed keys (the score's bits, then the label)
+    replaces scikit-learn's stable ``argsort`` and its input checks; the curve and the sum
+    are then computed exactly as scikit-learn does (``precision_recall_curve``, then
+    ``-sum(diff(recall) * precision[:-1])``), on the same distinct thresholds in the same
+    order, so the result is bit-for-bit the same. Other inputs go to scikit-learn.
     """
     y = np.asarray(labels).ravel()
     s = np.asarray(scores).ravel()
-    if s.dtype != np.float32 or y.size != s.size or y.size == 0 or y.dtype.kind not in "biuf":
-        return _sklearn_average_precision(y, s)
-    if y.dtype.kind == "f":
-        if not np.all((y == 0) | (y == 1)):
-            return _sklearn_average_precision(y, s)
-        y = y.astype(np.uint8)
-    # Finite non-negative float32 scores have bit patterns below that of +inf, ordered as the
-    # scores (-0.0 becomes 0.0); negatives, infinities and NaN lie above it.
-    bits = (s + np.float32(0.0)).view(np.uint32)
-    if bits.max() >= np.uint32(0x7F800000) or y.min() < 0 or y.max() != 1:
-        return _sklearn_average_precision(y, s)  # also labels without a 1, or above 1
-    keys = bits << np.uint32(1)
-    keys |= y.astype(np.uint32, copy=False)  # (bits << 1) | label fits in 32 bits
+    if (
+        s.dtype != np.float32
+        or y.size != s.size
+        or y.size == 0
+        or not np.all(s >= 0)  # also False for NaN
+        or not np.all(np.isfinite(s))
+        or not np.all((y == 0) | (y == 1))
+        or not y.any()
+    ):
+        return float(average_precision_score(y, np.asarray(s, dtype=np.float64)))
+    # Finite non-negative float32 scores have bit patterns below 2**31, ordered as the scores:
+    # (bits << 1) | label fits in 32 bits.
+    bits = (s + np.float32(0.0)).view(np.uint32)  # -0.0 becomes 0.0
+    keys = (bits << np.uint32(1)) | y.astype(np.uint32)
     keys.sort()
+    keys = keys[::-1]  # descending scores, as scikit-learn sorts them
     score_bits = keys >> np.uint32(1)
-    # Start of each run of equal scores, ascending; a run's cells are those at or above it.
-    starts = np.flatnonzero(score_bits[1:] != score_bits[:-1]) + 1
-    del score_bits
-    positives_before = np.cumsum(keys & np.uint32(1), dtype=np.int64)
-    total = int(positives_before[-1])
-    positives_below = np.concatenate(([0], positives_before[starts - 1]))
-    tps = (total - positives_below).astype(np.float64)  # true positives at each threshold
-    ps = (keys.size - np.concatenate(([0], starts))).astype(np.float64)  # predicted positive
-    precision = np.concatenate((tps / ps, np.asarray([1.0])))
-    recall = np.concatenate((tps / np.float64(total), np.asarray([0.0])))
+    distinct = np.nonzero(score_bits[1:] != score_bits[:-1])[0]
+    threshold_idxs = np.concatenate([distinct, np.asarray([keys.size - 1])])
+    positives = (keys & np.uint32(1)).astype(np.float64)
+    tps = np.cumsum(positives, dtype=np.float64)[threshold_idxs]
+    fps = 1 + threshold_idxs.astype(np.float64) - tps
+    ps = tps + fps
+    precision = np.where(ps != 0, np.divide(tps, ps), 0.0)
+    recall = tps / tps[-1]
+    precision = np.concatenate((np.flip(precision), np.asarray([1.0])))
+    recall = np.concatenate((np.flip(recall), np.asarray([0.0])))
     return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
-
-
-def _sklearn_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(average_precision_score(labels, np.asarray(scores, dtype=np.float64)))
 
 
 def _latent_metrics(
