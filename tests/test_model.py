@@ -358,8 +358,8 @@ def test_a_hand_built_vae_decodes_the_label_through_full_reconstructions(x: np.n
 def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
     """The engine's probe and reconstruction equal the generic two-pass ones (up to summation
     order: the one-pass scoring adds the label row to a shared first-layer product)."""
-    from sweep.train.engine import _label_probe
-    from sweep.train.engine import _reconstruction_and_probe
+    from sweep.train.engine import _decode_split
+    from sweep.train.metrics import label_hidden_probe
     from sweep.train.metrics import reconstruction_and_probe
     from sweep.train.metrics import symmetric_label_probe
 
@@ -368,11 +368,12 @@ def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
     rows = x.copy()
     rows[1::2, -1] = 1
     assert vae.decodes_label_alone
-    full, probe = _reconstruction_and_probe(vae, rows, N_FEATURES - 1)
+    full, probe, codes = _decode_split(vae, rows, N_FEATURES - 1)
+    assert codes is not None
     generic_full, generic_probe = reconstruction_and_probe(vae.reconstruct, rows, N_FEATURES - 1)
     np.testing.assert_allclose(full, generic_full, rtol=0, atol=1e-6)
     np.testing.assert_allclose(probe, generic_probe, rtol=0, atol=2e-6)
-    np.testing.assert_array_equal(probe, _label_probe(vae, rows, N_FEATURES - 1))
+    np.testing.assert_array_equal(probe, label_hidden_probe(*vae.label_outputs(rows)))
     np.testing.assert_allclose(
         probe, symmetric_label_probe(vae.reconstruct, rows, N_FEATURES - 1), rtol=0, atol=2e-6
     )

@@ -40,7 +40,6 @@ from sweep.train.metrics import evaluate
 from sweep.train.metrics import label_hidden_probe
 from sweep.train.metrics import quick_metrics
 from sweep.train.metrics import reconstruction_and_probe
-from sweep.train.metrics import symmetric_label_probe
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
 """``on_epoch(epoch, values)``, see :func:`run_trial`."""
@@ -370,28 +369,25 @@ def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _label_probe(model: Any, rows: np.ndarray, label_column: int) -> np.ndarray:
-    """The label-hidden probe of ``rows``, decoding the label alone where the model can."""
-    if getattr(model, "decodes_label_alone", False):
-        return label_hidden_probe(*model.label_outputs(rows))
-    return symmetric_label_probe(model.reconstruct, rows, label_column)
-
-
-def _reconstruction_and_probe(
+def _decode_split(
     model: Any, rows: np.ndarray, label_column: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``model.reconstruct(rows)`` and the label-hidden probe: one pass with a shared first
-    layer where the model can decode the label alone, two full passes otherwise."""
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """``model.reconstruct(rows)``, the label-hidden probe and, where they come free, the codes.
+
+    One pass with a shared first layer where the model can decode the label alone
+    (``VAE.scoring_outputs``); otherwise two full decoder passes and no codes.
+    """
     if getattr(model, "decodes_label_alone", False):
-        probs, _, _, off, on = model.scoring_outputs(rows)
-        return probs, label_hidden_probe(off, on)
-    return reconstruction_and_probe(model.reconstruct, rows, label_column)
+        probs, z_mean, z_log_var, off, on = model.scoring_outputs(rows)
+        return probs, label_hidden_probe(off, on), (z_mean, z_log_var)
+    probs, probe = reconstruction_and_probe(model.reconstruct, rows, label_column)
+    return probs, probe, None
 
 
 def _hidden_threshold(model: Any, data: Dataset) -> float | None:
     """The label-hidden probe's F1-maximising threshold on the training split (as in the file,
     not balanced); validation and test rows play no part."""
-    scores = _label_probe(model, data.train, data.label_column)
+    scores = label_hidden_probe(*model.label_outputs(data.train))  # label-only where it can
     if not np.all(np.isfinite(scores)):
         raise TrialFailed("non-finite label-hidden reconstruction on the training split")
     return choose_threshold(data.train[:, data.label_column], scores)
@@ -401,12 +397,8 @@ def _score(
     model: Any, data: Dataset, rows: np.ndarray, threshold: float | None, split: str
 ) -> Evaluation:
     """Evaluate ``rows`` (a whole split) from the posterior mean."""
-    if getattr(model, "decodes_label_alone", False):
-        probs, z_mean, z_log_var, off, on = model.scoring_outputs(rows)
-        label_hidden = label_hidden_probe(off, on)
-    else:
-        probs, label_hidden = reconstruction_and_probe(model.reconstruct, rows, data.label_column)
-        z_mean, z_log_var = model.encode(rows)
+    probs, label_hidden, codes = _decode_split(model, rows, data.label_column)
+    z_mean, z_log_var = codes if codes is not None else model.encode(rows)
     arrays = (
         ("reconstruction", probs),
         ("label-hidden reconstruction", label_hidden),
@@ -423,7 +415,7 @@ def _score(
 
 def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
     """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
-    probs, label_hidden = _reconstruction_and_probe(model, data.val, data.label_column)
+    probs, label_hidden, _ = _decode_split(model, data.val, data.label_column)
     if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
         raise TrialFailed("non-finite reconstruction on the validation split")
     return quick_metrics(data.val, probs, label_hidden, data.sections)
