@@ -171,9 +171,11 @@ class Objective:
         import optuna
 
         try:
-            job = self._take_job(trial)
-            if self.on_trial_created is not None:
-                self.on_trial_created()
+            try:
+                job = self._take_job(trial)
+            finally:
+                if self.on_trial_created is not None:
+                    self.on_trial_created()  # the slot (and the job) are this trial's now
             if self.signals is not None:
                 self.signals.resume()
             return self._run(trial, job)
@@ -187,8 +189,6 @@ class Objective:
             trial.set_user_attr("fail_reason", f"interrupted by {e.signal_name}")
             raise
         finally:
-            if self.on_trial_created is not None:
-                self.on_trial_created()  # idempotent: a job that could not be taken
             if self.signals is not None:
                 self.signals.defer()  # until Optuna has recorded this trial's outcome
 
