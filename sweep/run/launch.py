@@ -181,13 +181,7 @@ def create_study(request: LaunchRequest) -> str:
         test_fraction=settings.test_fraction,
         split_seed=settings.split_seed,
     )
-    split = DataSplit(
-        data_path,
-        settings.val_fraction,
-        settings.test_fraction,
-        settings.split_seed,
-        dataset.split_sha256,
-    )
+    split = DataSplit.of(settings, data_path, dataset.split_sha256)
     if request.hypermodel is not None:
         plan = plan_hypermodel_study(request, split)
     else:

@@ -133,13 +133,7 @@ class Objective:
         return cls(
             kind=kind,
             space=config.search_space,
-            split=DataSplit(
-                data_path,
-                config.val_fraction,
-                config.test_fraction,
-                config.split_seed,
-                config.split_sha256,
-            ),
+            split=DataSplit.of(config, data_path, config.split_sha256),
             hypermodel=config.hypermodel,
             seed=config.seed,
             epoch_metrics=() if kind.confirm else pruning_metrics(config),
@@ -346,8 +340,7 @@ def spare_pool(
     config: StudyConfig, data_path: str, env: Mapping[str, str] | None = None, *, spare: bool
 ) -> SparePool:
     """The worker's trial processes for ``config``'s data and split (close it when done)."""
-    split = DataSplit(data_path, config.val_fraction, config.test_fraction, config.split_seed)
-    return SparePool(split, env, spare=spare)
+    return SparePool(DataSplit.of(config, data_path), env, spare=spare)
 
 
 def pruning_metrics(config: StudyConfig) -> tuple[str, ...]:

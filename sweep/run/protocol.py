@@ -68,6 +68,17 @@ class DataSplit:
     split_seed: int
     split_sha256: str = ""
 
+    @classmethod
+    def of(cls, settings: Any, data_path: str, split_sha256: str = "") -> DataSplit:
+        """The split ``settings`` (a study's config or a launch's settings) makes of a file."""
+        return cls(
+            data_path,
+            settings.val_fraction,
+            settings.test_fraction,
+            settings.split_seed,
+            split_sha256,
+        )
+
     def same_rows(self, other: DataSplit) -> bool:
         """Whether ``other`` loads the same file with the same split (a warm spare's check)."""
         keys = ("data_path", "val_fraction", "test_fraction", "split_seed")

@@ -136,7 +136,7 @@ def check_split(config: StudyConfig, data_path: str, env: Mapping[str, str] | No
         return
     request = TrialRequest(
         kind=TrialKind(),
-        split=DataSplit(data_path, config.val_fraction, config.test_fraction, config.split_seed),
+        split=DataSplit.of(config, data_path),
         purpose="split",
     )
     try:
