@@ -23,7 +23,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sweep import __version__
+from sweep._version import __version__
 from sweep.errors import UsageError
 
 if TYPE_CHECKING:
