@@ -76,12 +76,12 @@ def test_default_worker_indices_differ_between_hosts_with_the_same_pid(
 ) -> None:
     import socket
 
-    from sweep import cli
+    from sweep import cli_options
 
     monkeypatch.setattr(os, "getpid", lambda: 1)  # PID 1, as in every container
     indices = set()
     for host in ("worker-a", "worker-b", "worker-c"):
         monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
-        indices.add(cli._default_worker_index())
+        indices.add(cli_options.default_worker_index())
     assert len(indices) == 3
     assert all(0 <= i < 2**31 for i in indices)
