@@ -57,11 +57,14 @@ def option(
             raise click.BadParameter(reason, ctx=ctx, param=param)
         return value
 
+    # Click 8.3+ takes an explicit default=None as a value: a required option would never be
+    # missing, so None is passed as no default at all.
+    default = {} if spec.default is None else {"default": spec.default}
     return click.option(
         spec.flag,
         spec.dest,
         type=kind,
-        default=spec.default,
+        **default,
         help=help,
         envvar=envvar,
         metavar=metavar,
@@ -238,7 +241,7 @@ def refuse_inapplicable(ctx: click.Context, hypermodel: str | None) -> None:
     """
     if hypermodel is None:
         wrong = [n for n in HYPERMODEL_ONLY if given(ctx, n)]
-        why = "apply to --hypermodel only; the built-in VAE's objective is its space's " \
+        why = "only with --hypermodel; the built-in VAE's objective is its space's " \
             "`objective:` key (metric names: `sweep metrics`)"  # fmt: skip
     else:
         values = ctx.params
@@ -246,10 +249,10 @@ def refuse_inapplicable(ctx: click.Context, hypermodel: str | None) -> None:
             n for n in VAE_ONLY
             if given(ctx, n) and values.get(n) not in ("none", 0)
         ]  # fmt: skip
-        why = "apply to the built-in VAE only, not to --hypermodel"
+        why = "only to the built-in VAE, not with --hypermodel"
     if wrong:
         flags = ", ".join(_flag(ctx, n) for n in wrong)
-        raise UsageError(f"{flags} {'does' if len(wrong) == 1 else 'do'} not {why}")
+        raise UsageError(f"{flags} {'applies' if len(wrong) == 1 else 'apply'} {why}")
 
 
 def _flag(ctx: click.Context, name: str) -> str:
@@ -329,7 +332,7 @@ states = option(
 
 # --- figures, export, data files ----------------------------------------------------------------
 out_folder = click.option(
-    "--out", "out", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    "--out", "out", type=click.Path(file_okay=False), metavar="DIR",
     help="Where the figures go (default: ./NAME-trial-N).",
 )  # fmt: skip
 report_folder = click.option(
