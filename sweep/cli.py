@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
@@ -26,6 +27,9 @@ from sweep.cli_errors import exit_code
 from sweep.config import RunOptions
 from sweep.log import configure as configure_logging
 from sweep.store.urls import redact
+
+if TYPE_CHECKING:
+    from sweep.present.views import View
 
 _state = {"debug": False}
 
@@ -47,7 +51,7 @@ def cli(debug: bool, verbose: bool, quiet: bool) -> None:
     configure_logging(1 if verbose else -1 if quiet else 0)
 
 
-def _echo_view(view: Any) -> None:
+def _echo_view(view: View) -> None:
     """Print a :class:`sweep.present.views.View`: notes on stderr, then text on stdout."""
     for note in view.notes:
         click.echo(note, err=True)
@@ -332,12 +336,10 @@ def metrics(data: str | None) -> None:
 
 # --- figures, report, dashboard, export -----------------------------------------------------
 
-trial_number = click.argument("number", type=click.IntRange(min=0), metavar="N")
-
 
 @cli.command()
 @o.study_argument
-@trial_number
+@click.argument("number", type=click.IntRange(min=0), metavar="N")
 @o.storage
 @o.out_folder
 @o.write_into

@@ -31,7 +31,7 @@ _SECONDS = "SECONDS"
 
 def option(
     rule: Option | str,
-    help: str | None = None,  # noqa: A002 - Click's own name for it
+    help: str | None = None,
     *,
     metavar: str | None = None,
     envvar: str | None = None,
@@ -76,7 +76,7 @@ def option(
     )
 
 
-def flag(name: str, dest: str, help: str) -> Callable[[F], F]:  # noqa: A002
+def flag(name: str, dest: str, help: str) -> Callable[[F], F]:
     """A boolean flag (default off)."""
     return option(Option(name, dest, False, bool), help)
 
