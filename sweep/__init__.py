@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from sweep._version import __version__
+
 # Quiet TensorFlow's C++ start-up chatter and pin Keras to TensorFlow, before either is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-__version__ = "0.1.0"
 __all__ = [
     "TrialParams",
     "run_trial",

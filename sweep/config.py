@@ -1,8 +1,8 @@
 """Configuration, once: names, defaults, option rules and the frozen study and run settings.
 
 * Names every layer shares: trial states, samplers, pruners, attribute keys, timing defaults.
-* :data:`OPTIONS`: each command-line option's flag, default, help text and range check.
-  :mod:`sweep.cli` builds its Click options from this table; nothing restates a default.
+* :data:`OPTIONS`: the rule (flag, default, range check) of each option a setting shares;
+  :mod:`sweep.cli_options` builds Click options from it (with their help); no default is restated.
 * :class:`StudySettings` (what a user chooses about a study), :class:`StudyConfig` (those
   settings plus the space and the data, stored in the study itself) and :class:`RunOptions`
   (how workers run on this machine): frozen, defaults from :data:`OPTIONS`, checked on
@@ -23,7 +23,9 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sweep import __version__
+from sweep._option import Option
+from sweep._option import OptionError
+from sweep._version import __version__
 from sweep.errors import UsageError
 
 if TYPE_CHECKING:
@@ -167,469 +169,45 @@ DATA_ENV = "SWEEP_DATA"
 FORMATS = ("table", "json", "csv")
 
 
-# --- options: each default, help text and range check, once ------------------------------------
+# --- option rules: each default and range check, once ------------------------------------------
 
-
-@dataclass(frozen=True)
-class Option:
-    """One command-line option: its flag, default, help and the one check of its value.
-
-    The CLI turns each into a Click option (:mod:`sweep.cli`); the frozen settings below take
-    their defaults from here and run :meth:`check` on construction, so a value set from Python
-    meets the same rule as one typed on the command line.
-
-    Attributes:
-        flag: The option's name on the command line, e.g. ``--n-trials``.
-        dest: The Python name the value is passed as (a settings field where there is one).
-        default: Its default (``None``: not given).
-        help: Help text (``--help``).
-        type: ``int``, ``float``, ``str`` or ``bool`` (``bool`` makes a flag).
-        minimum: Smallest accepted value (with ``positive``: values must be above it).
-        positive: The value must be > ``minimum`` rather than >=.
-        choices: The accepted values, if a fixed list.
-        envvar: Environment variable read when the option is not given.
-        metavar: Placeholder shown by ``--help``.
-        show_default: Whether ``--help`` shows the default.
-        required: The option must be given.
-        multiple: The option may repeat (the value is a tuple).
-        hidden: Left out of ``--help``.
-        case_sensitive: Whether ``choices`` match case-sensitively.
-        file: The value is a file path (not a directory).
-    """
-
-    flag: str
-    dest: str
-    default: Any = None
-    help: str | None = None
-    type: type = str
-    minimum: float | None = None
-    positive: bool = False
-    choices: tuple[str, ...] | None = None
-    envvar: str | None = None
-    metavar: str | None = None
-    show_default: bool = False
-    required: bool = False
-    multiple: bool = False
-    hidden: bool = False
-    case_sensitive: bool = True
-    file: bool = False
-
-    def problem(self, value: Any) -> str | None:
-        """Why ``value`` is not accepted (without the flag), or ``None`` when it is."""
-        if value is None:
-            return None
-        if self.multiple:
-            return next((p for p in map(self._problem, value) if p is not None), None)
-        return self._problem(value)
-
-    def _problem(self, value: Any) -> str | None:
-        if self.choices is not None and not self._is_choice(value):
-            return f"must be one of {', '.join(self.choices)}, got {value!r}"
-        if self.minimum is None:
-            return None
-        if self.positive and not value > self.minimum:
-            return f"must be a positive number of seconds, got {value}"
-        if not self.positive and value < self.minimum:
-            return f"must be at least {self.minimum:g}, got {value}"
-        return None
-
-    def _is_choice(self, value: Any) -> bool:
-        assert self.choices is not None
-        if self.case_sensitive:
-            return value in self.choices
-        return str(value).upper() in {c.upper() for c in self.choices}
-
-    def check(self, value: Any) -> None:
-        """Raise :class:`OptionError` when ``value`` is out of range or not a choice."""
-        reason = self.problem(value)
-        if reason is not None:
-            raise OptionError(self, reason)
-
-
-class OptionError(UsageError):
-    """A value breaks its option's rule; the message starts with the option's flag.
-
-    Attributes:
-        option: The option whose rule was broken.
-        reason: The rule and the received value, e.g. ``must be at least 1, got 0``.
-    """
-
-    def __init__(self, option: Option, reason: str) -> None:
-        super().__init__(f"{option.flag} {reason}")
-        self.option = option
-        self.reason = reason
-
-
-_SECONDS = "SECONDS"
-_BUNDLED_DATA_HELP = "Data file (.npz; env SWEEP_DATA); default: the bundled K562 data."
-_COPY_DATA_HELP = "Local copy of the study's data file (same SHA-256; env SWEEP_DATA)."
-
-#: Every option of every command, by key. A key names a settings field where there is one
-#: (``n_trials``), else ``command.name`` when commands differ (``resume.n_trials``).
+#: The rules of the options that settings, requests or readers share, by key: a settings field
+#: where there is one (``n_trials``), else ``command.name`` (``confirm.top``). Options of one
+#: command only, and every option's help text, are in :mod:`sweep.cli_options`.
 OPTIONS: dict[str, Option] = {
-    # where
-    "storage": Option(
-        "--storage",
-        "storage",
-        envvar=STORAGE_ENV,
-        metavar="URL",
-        help="Study database (default sqlite:///sweep.db; env SWEEP_STORAGE). Put passwords "
-        "in the environment variable, not on the command line.",
-    ),
-    "study_name": Option(
-        "--study",
-        "study_name",
-        default="notes",
-        envvar=STUDY_ENV,
-        show_default=True,
-        help="Study name (env SWEEP_STUDY).",
-    ),
-    "space": Option(
-        "--space",
-        "space",
-        default="notes",
-        show_default=True,
-        help="Search-space YAML file, or a bundled one: notes, notes_wide, notes_pareto, tiny.",
-    ),
-    "data": Option("--data", "data", envvar=DATA_ENV, help=_BUNDLED_DATA_HELP, file=True),
-    "worker.data": Option("--data", "data", envvar=DATA_ENV, help=_COPY_DATA_HELP, file=True),
-    # a user's KerasTuner hypermodel (sweep.run.hypermodel)
-    "hypermodel": Option(
-        "--hypermodel",
-        "hypermodel",
-        metavar="MODULE:ATTR",
-        help="Sweep a KerasTuner build_model(hp) function or HyperModel (module:attr or "
-        "path/to/file.py:attr) instead of the built-in VAE; --space is then ignored.",
-    ),
-    "objective": Option(
-        "--objective",
-        "objective",
-        default="val_loss",
-        show_default=True,
-        help="With --hypermodel: the Keras metric to optimise, as KerasTuner's objective=.",
-    ),
-    "direction": Option(
-        "--direction",
-        "direction",
-        choices=("minimize", "maximize"),
-        help="With --hypermodel: the objective's direction (default: maximize for metrics "
-        "named like accuracy/auc, else minimize).",
-    ),
+    # what a study is (sweep.run.launch.LaunchRequest)
+    "study_name": Option("--study", "study_name", "notes"),
+    "space": Option("--space", "space", "notes"),
+    "objective": Option("--objective", "objective", "val_loss"),
+    "reference": Option("--reference", "reference", "logistic", choices=("logistic", "none")),
+    "keep_weights": Option("--keep-weights", "keep_weights", 0, int, minimum=0),
     # the study's settings (StudySettings)
-    "n_trials": Option(
-        "--n-trials",
-        "n_trials",
-        default=8,
-        type=int,
-        minimum=1,
-        show_default=True,
-        help="Budget: finished trials across all workers.",
-    ),
-    "resume.n_trials": Option(
-        "--n-trials", "n_trials", type=int, minimum=1, help="Raise the study's budget to N."
-    ),
-    "sampler": Option("--sampler", "sampler", default="tpe", choices=SAMPLERS, show_default=True),
-    "pruner": Option("--pruner", "pruner", default="median", choices=PRUNERS, show_default=True),
-    "seed": Option("--seed", "seed", default=0, type=int, show_default=True, help="Sampler seed."),
-    "val_fraction": Option(
-        "--val-fraction",
-        "val_fraction",
-        default=0.2,
-        type=float,
-        show_default=True,
-        help="Validation share when the data file has no split.",
-    ),
-    "test_fraction": Option(
-        "--test-fraction",
-        "test_fraction",
-        default=0.2,
-        type=float,
-        minimum=0.0,
-        show_default=True,
-        help="Test share held out from every trial when the data file has no split (0: none).",
-    ),
-    "split_seed": Option("--split-seed", "split_seed", default=0, type=int, show_default=True),
+    "n_trials": Option("--n-trials", "n_trials", 8, int, minimum=1),
+    "sampler": Option("--sampler", "sampler", "tpe", choices=SAMPLERS),
+    "pruner": Option("--pruner", "pruner", "median", choices=PRUNERS),
+    "seed": Option("--seed", "seed", 0, int),
+    "val_fraction": Option("--val-fraction", "val_fraction", 0.2, float),
+    "test_fraction": Option("--test-fraction", "test_fraction", 0.2, float, minimum=0.0),
+    "split_seed": Option("--split-seed", "split_seed", 0, int),
     "heartbeat_interval_s": Option(
-        "--heartbeat-interval",
-        "heartbeat_interval_s",
-        default=HEARTBEAT_INTERVAL_S,
-        type=int,
-        metavar=_SECONDS,
-        show_default=True,
+        "--heartbeat-interval", "heartbeat_interval_s", HEARTBEAT_INTERVAL_S, int
     ),
-    "grace_period_s": Option(
-        "--grace-period",
-        "grace_period_s",
-        default=GRACE_PERIOD_S,
-        type=int,
-        metavar=_SECONDS,
-        show_default=True,
-        help="A trial without a heartbeat for this long is failed and retried.",
-    ),
+    "grace_period_s": Option("--grace-period", "grace_period_s", GRACE_PERIOD_S, int),
     "max_consecutive_failures": Option(
-        "--max-consecutive-failures",
-        "max_consecutive_failures",
-        default=5,
-        type=int,
-        minimum=1,
-        show_default=True,
+        "--max-consecutive-failures", "max_consecutive_failures", 5, int, minimum=1
     ),
-    "artifacts_dir": Option(
-        "--artifacts",
-        "artifacts_dir",
-        metavar="DIR",
-        help="Where per-trial samples go (default: beside a SQLite file; none otherwise).",
-    ),
-    "force_new": Option(
-        "--force-new",
-        "force_new",
-        default=False,
-        type=bool,
-        help="If NAME exists with another space or data, create NAME-2 instead of failing.",
-    ),
-    "baseline": Option(
-        "--baseline",
-        "baseline",
-        choices=("notes", "none"),
-        help="Enqueue this configuration as trial 0 (notes: the notes' own); default: the "
-        "space's baseline key (notes for the notes' spaces), none: no baseline.",
-    ),
-    "reference": Option(
-        "--reference",
-        "reference",
-        default="logistic",
-        choices=("logistic", "none"),
-        show_default=True,
-        help="Fit the supervised reference when the study is created (logistic regression on "
-        "100-bp bin densities; seconds); none: skip it.",
-    ),
-    "no_run": Option(
-        "--no-run",
-        "no_run",
-        default=False,
-        type=bool,
-        help="Create the study and exit (workers join later).",
-    ),
-    "assignments": Option(
-        "--set",
-        "assignments",
-        multiple=True,
-        metavar="NAME=VALUE",
-        help="Override a value of the space for this study (repeatable), e.g. epochs=2.",
-    ),
-    "keep_weights": Option(
-        "--keep-weights",
-        "keep_weights",
-        default=0,
-        type=int,
-        minimum=0,
-        show_default=True,
-        metavar="K",
-        help="Keep the weights of the K best trials in the artifact store (for `sweep export`).",
-    ),
-    # how workers run here (RunOptions)
-    "workers": Option(
-        "--workers",
-        "workers",
-        default=1,
-        type=int,
-        minimum=1,
-        show_default=True,
-        help="Local worker processes (ignored with --gpus).",
-    ),
-    "gpus": Option(
-        "--gpus",
-        "gpus",
-        metavar="IDS",
-        help="One worker per listed GPU, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES); repeat an id "
-        "(0,0,1,1) for several workers on one GPU.",
-    ),
-    "trials_per_gpu": Option(
-        "--trials-per-gpu",
-        "trials_per_gpu",
-        default=1,
-        type=int,
-        minimum=1,
-        metavar="K",
-        help="Workers (so trials at once) per listed GPU; each allocates GPU memory on demand.",
-    ),
-    "gpu_memory_mb": Option(
-        "--gpu-memory-mb",
-        "gpu_memory_mb",
-        type=int,
-        minimum=1,
-        metavar="MIB",
-        help="Cap each trial process at this much GPU memory instead of growing on demand.",
-    ),
-    "no_spare": Option(
-        "--no-spare",
-        "no_spare",
-        default=False,
-        type=bool,
-        help="Start each trial's process when the trial starts, with no warm spare waiting "
-        "(saves the spare's memory: TensorFlow plus the data).",
-    ),
-    "timeout_s": Option(
-        "--timeout",
-        "timeout_s",
-        type=float,
-        minimum=0,
-        positive=True,
-        metavar=_SECONDS,
-        help="Claim no new trial after this many seconds.",
-    ),
-    # one worker process
-    "wait_for_db_s": Option(
-        "--wait-for-db",
-        "wait_for_db_s",
-        default=WAIT_FOR_DB_S,
-        type=float,
-        metavar=_SECONDS,
-        show_default=True,
-        help="Keep retrying an unreachable database this long before giving up.",
-    ),
+    # how workers run here (RunOptions) and one worker process
+    "workers": Option("--workers", "workers", 1, int, minimum=1),
+    "trials_per_gpu": Option("--trials-per-gpu", "trials_per_gpu", 1, int, minimum=1),
+    "gpu_memory_mb": Option("--gpu-memory-mb", "gpu_memory_mb", None, int, minimum=1),
+    "timeout_s": Option("--timeout", "timeout_s", None, float, minimum=0, positive=True),
     "reconnect_timeout_s": Option(
-        "--reconnect-timeout",
-        "reconnect_timeout_s",
-        type=float,
-        minimum=0,
-        positive=True,
-        metavar=_SECONDS,
-        help="Once running, retry a lost database this long, then exit (the trial is retried). "
-        "At most, and by default, the study's grace period minus two heartbeat intervals "
-        f"({RECONNECT_TIMEOUT_S:g} s with the default heartbeat).",
+        "--reconnect-timeout", "reconnect_timeout_s", None, float, minimum=0, positive=True
     ),
-    "worker_index": Option("--worker-index", "worker_index", type=int, hidden=True),
-    # one trial
-    "trial.assignments": Option(
-        "--set",
-        "assignments",
-        multiple=True,
-        metavar="NAME=VALUE",
-        help="Set a hyperparameter (repeatable), e.g. --set coding_size=150.",
-    ),
-    "trial.epochs": Option("--epochs", "epochs", type=int, minimum=1, help="Training epochs."),
-    "trial.seed": Option("--seed", "seed", type=int, help="Seed for weights, noise and batches."),
-    "as_json": Option(
-        "--json", "as_json", default=False, type=bool, help="Print every metric as JSON."
-    ),
-    "score_test": Option(
-        "--score-test",
-        "score_test",
-        default=False,
-        type=bool,
-        help="Also score the test split (never used by a sweep); keys test.*.",
-    ),
-    "trial.params_file": Option(
-        "--params",
-        "params_file",
-        metavar="FILE",
-        file=True,
-        help="Hyperparameters from a YAML/JSON file of TrialParams fields (`sweep export` "
-        "writes one); --set and --epochs apply on top.",
-    ),
-    "trial.from_trial": Option(
-        "--from",
-        "from_trial",
-        metavar="NAME:N",
-        help="Re-run trial N of study NAME with its stored parameters, data file and split.",
-    ),
-    # export
-    "export.trial": Option(
-        "--trial", "trial", type=int, minimum=0, metavar="N", help="Trial number (default: best)."
-    ),
-    "export.out": Option("--out", "out", required=True, metavar="DIR", help="Output folder."),
-    "force": Option(
-        "--force", "force", default=False, type=bool, help="Overwrite an existing output folder."
-    ),
-    # live status
-    "watch": Option(
-        "--watch", "watch", default=False, type=bool, help="Refresh until Ctrl-C (a live table)."
-    ),
-    "interval_s": Option(
-        "--interval",
-        "interval_s",
-        default=2.0,
-        type=float,
-        minimum=0,
-        positive=True,
-        metavar=_SECONDS,
-        show_default=True,
-        help="Seconds between refreshes with --watch.",
-    ),
-    "count": Option(
-        "--count", "count", type=int, minimum=1, metavar="N", help="Stop --watch after N frames."
-    ),
-    # read-only commands
-    "top": Option("--top", "top", default=5, type=int, minimum=1, show_default=True),
-    "as_hyperparameters": Option(
-        "--as-hyperparameters",
-        "as_hyperparameters",
-        metavar="FILE",
-        file=True,
-        help="Also write the best trial as a keras_tuner.HyperParameters config (JSON), for "
-        "hypermodel.build(HyperParameters.from_config(...)).",
-    ),
-    "fmt": Option("--format", "fmt", default="table", choices=FORMATS, show_default=True),
-    "status.fmt": Option(
-        "--format", "fmt", default="table", choices=("table", "json"), show_default=True
-    ),
-    "states": Option(
-        "--state",
-        "states",
-        multiple=True,
-        choices=STATES,
-        case_sensitive=False,
-        help="Only trials in this state (repeatable).",
-    ),
-    # confirmation runs (sweep confirm, launch --confirm-top)
-    "confirm.top": Option(
-        "--top",
-        "top",
-        default=3,
-        type=int,
-        minimum=1,
-        show_default=True,
-        help="Confirm this many best trials (several objectives: spread over the Pareto set).",
-    ),
-    "confirm.seeds": Option(
-        "--seeds",
-        "seeds",
-        default=3,
-        type=int,
-        minimum=1,
-        show_default=True,
-        help="Fresh seeds per confirmed trial (the baseline is always confirmed too).",
-    ),
-    "confirm_top": Option(
-        "--confirm-top",
-        "confirm_top",
-        type=int,
-        minimum=1,
-        metavar="K",
-        help="When the budget is spent, confirm the K best trials (see `sweep confirm`).",
-    ),
-    "confirm_seeds": Option(
-        "--confirm-seeds",
-        "confirm_seeds",
-        default=3,
-        type=int,
-        minimum=1,
-        show_default=True,
-        help="Seeds per trial for --confirm-top.",
-    ),
-    "by": Option(
-        "--by",
-        "by",
-        default="value",
-        choices=("value", "confirmed"),
-        show_default=True,
-        help="Rank by the trial's own value, or by its confirmed validation mean.",
-    ),
-    # data files
-    "synth.rows": Option("--rows", "rows", type=int, minimum=1, required=True),
-    "synth.out": Option("--out", "out", required=True, file=True),
-    "synth.seed": Option("--seed", "seed", default=0, type=int, show_default=True),
+    # read-only commands and confirmation runs (sweep.store.read, sweep.store.confirm)
+    "top": Option("--top", "top", 5, int, minimum=1),
+    "confirm.top": Option("--top", "top", 3, int, minimum=1),
+    "confirm.seeds": Option("--seeds", "seeds", 3, int, minimum=1),
 }
 
 

@@ -15,9 +15,11 @@ class SweepError(Exception):
 
 
 class UsageError(SweepError, ValueError):
-    """A command-line value is out of range or inconsistent (exit code 2)."""
+    """A value is out of range or inconsistent with the study, the data or the machine.
 
-    exit_code = 2
+    Exit code 1, like every :class:`SweepError` (input sweep refuses); 2 is for what Click's
+    parser refuses (an unknown option, a missing argument).
+    """
 
 
 class ParamError(SweepError, ValueError):

@@ -6,9 +6,11 @@ import functools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import TINY_SPACE
 from conftest import run_sweep
 
 from sweep.names import metric_names
@@ -76,12 +78,127 @@ def test_default_worker_indices_differ_between_hosts_with_the_same_pid(
 ) -> None:
     import socket
 
-    from sweep import cli
+    from sweep import cli_options
 
     monkeypatch.setattr(os, "getpid", lambda: 1)  # PID 1, as in every container
     indices = set()
     for host in ("worker-a", "worker-b", "worker-c"):
         monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
-        indices.add(cli._default_worker_index())
+        indices.add(cli_options.default_worker_index())
     assert len(indices) == 3
     assert all(0 <= i < 2**31 for i in indices)
+
+
+# --- exit codes: 2 for what Click's parser refuses, 1 for input sweep refuses ------------------
+
+
+@pytest.fixture
+def created(tmp_path: Path, synthetic_npz: Path) -> str:
+    """A SQLite storage holding study ``s`` (tiny space, no trials run)."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    tiny = ("--space", str(TINY_SPACE), "--data", str(synthetic_npz), "--reference", "none")
+    run("launch", *tiny, "--study", "s", "--n-trials", "1", "--no-run", storage=url)
+    return url
+
+
+def _one_line_error(done: Any) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
+    assert "internal error" not in lines[0] and not done.stdout.strip(), done
+    return str(lines[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["status"], "Missing argument 'NAME'"),
+        (["best", "s", "--bogus"], "No such option '--bogus'"),
+        (["launch", "--n-trials", "0"], "'--n-trials': must be at least 1, got 0"),
+        (["trials", "s", "--format", "xml"], "'xml' is not one of"),
+        (["export", "s"], "Missing option '--out'"),
+        (["export", "s", "1", "--trial", "2", "--out", "x"], "N is 1 but --trial is 2"),
+        (["trial", "--params", "p.yaml", "--from", "s:0"], "--params and --from both"),
+        (["status", "s", "--interval", "0"], "'--interval': must be a positive number"),
+        (["report", "s"], "Missing option '--out'"),
+        (["data", "synth", "--out", "x.npz"], "Missing option '--rows'"),
+    ],
+)
+def test_usage_errors_exit_2(created: str, args: list[str], needle: str) -> None:
+    done = run_sweep(*args, storage=created)
+    assert done.returncode == 2, done
+    assert needle in _one_line_error(done)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["status", "nosuch"], "nosuch"),
+        (["best", "nosuch"], "nosuch"),
+        (["trials", "s", "--state", "fail", "--format", "json"], ""),  # not an error: exit 0
+        (["export", "s", "99", "--out", "x"], "has no trial 99"),
+        (["export", "s", "--trial", "99", "--out", "x"], "has no trial 99"),
+        (["best", "s", "--by", "confirmed"], "no complete confirmation run"),
+        (["data", "check", "missing.npz"], "missing.npz"),
+        (["trial", "--data", "missing.npz"], "missing.npz"),
+    ],
+)
+def test_refused_input_exits_1(created: str, tmp_path: Path, args: list[str], needle: str) -> None:
+    done = run_sweep(*args, storage=created, cwd=tmp_path)
+    if not needle:
+        assert done.returncode == 0, done.stderr
+        return
+    assert done.returncode == 1, done
+    assert needle in _one_line_error(done)
+
+
+def test_a_storage_without_a_database_exits_1_in_every_read_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    for args in (["status", "s"], ["best", "s"], ["trials", "s"], ["show", "s", "0"]):
+        done = run_sweep(*args, storage=url)
+        assert done.returncode == 1, (args, done)
+        assert "no study database" in _one_line_error(done)
+    assert not (tmp_path / "none.db").exists()
+
+
+# --- options that do not apply to the trial kind are refused, before any study exists ---------
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--objective", "val_loss"], "--objective applies only with --hypermodel"),
+        (["--direction", "minimize"], "--direction applies only with --hypermodel"),
+        (["--objective", "a.b", "--direction", "maximize"], "--objective, --direction apply"),
+        (["--hypermodel", "m.py:build", "--space", "tiny"], "--space applies only to the"),
+        (["--hypermodel", "m.py:build", "--keep-weights", "2"], "--keep-weights applies only"),
+        (["--hypermodel", "m.py:build", "--baseline", "notes"], "--baseline applies only"),
+        (["--hypermodel", "m.py:build", "--reference", "logistic"], "--reference applies"),
+    ],
+)
+def test_launch_refuses_options_its_trial_kind_ignores(
+    tmp_path: Path, synthetic_npz: Path, extra: list[str], needle: str
+) -> None:
+    db = tmp_path / "study.db"
+    args = ["launch", "--data", str(synthetic_npz), "--no-run", *extra]
+    done = run_sweep(*args, storage=f"sqlite:///{db}", cwd=tmp_path)
+    assert done.returncode == 1, done
+    line = _one_line_error(done)
+    assert needle in line, line
+    assert not db.exists()  # no study, not even a database file
+
+
+def test_launch_objective_refusal_points_at_the_space(tmp_path: Path) -> None:
+    done = run_sweep("launch", "--objective", "val_loss", storage=f"sqlite:///{tmp_path}/s.db")
+    line = _one_line_error(done)
+    assert "`objective:` key" in line and "sweep metrics" in line
+
+
+def test_hypermodel_accepts_none_for_the_vae_only_options(tmp_path: Path) -> None:
+    """``--reference none`` / ``--baseline none`` / ``--keep-weights 0`` ask for nothing."""
+    db = tmp_path / "study.db"
+    args = ["--reference", "none", "--baseline", "none", "--keep-weights", "0"]
+    done = run_sweep("launch", "--hypermodel", "absent.py:build", *args, "--no-run",
+                     storage=f"sqlite:///{db}", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    assert "applies only" not in _one_line_error(done)  # refused later: no such file
+    assert not db.exists()

@@ -50,14 +50,14 @@ def test_settings_take_their_defaults_from_the_options() -> None:
 def test_each_rule_is_the_options_rule(make: Any, message: str) -> None:
     with pytest.raises(OptionError, match=message) as caught:
         make()
-    assert caught.value.exit_code == 2
+    assert caught.value.exit_code == 1
 
 
 @pytest.mark.parametrize("grace", [10, 20])
 def test_the_grace_period_must_be_longer_than_two_heartbeats(grace: int) -> None:
     with pytest.raises(UsageError, match="grace period longer than two intervals") as caught:
         StudySettings(heartbeat_interval_s=10, grace_period_s=grace)
-    assert caught.value.exit_code == 2
+    assert caught.value.exit_code == 1
     assert StudySettings(heartbeat_interval_s=10, grace_period_s=21).grace_period_s == 21
 
 
@@ -77,7 +77,7 @@ def test_a_reconnect_timeout_the_grace_period_cannot_cover_is_refused() -> None:
     with pytest.raises(OptionError) as caught:
         reconnect_timeout(120, heartbeat, "s")
     message = str(caught.value)
-    assert caught.value.exit_code == 2 and "\n" not in message
+    assert caught.value.exit_code == 1 and "\n" not in message
     assert message.startswith("--reconnect-timeout 120 is too long for study 's'")
     assert "grace period (60 s)" in message and "use at most 40 s" in message
 

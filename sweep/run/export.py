@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep import __version__
+from sweep._version import __version__
 from sweep.errors import DataError
 from sweep.errors import NoWeightsError
 from sweep.errors import ParamError

@@ -204,7 +204,7 @@ def test_a_worker_refuses_a_reconnect_timeout_its_grace_period_cannot_cover(
     create_study(sqlite_url, "short", synthetic_npz, 1, "--sampler", "random")
     result = run_sweep(sqlite_url, "worker", "short", "--reconnect-timeout", "10", timeout=300)
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("Error: --reconnect-timeout 10"), lines
     assert f"grace period ({GRACE_S} s)" in lines[0], lines[0]
     reader = StudyReader(sqlite_url, "short")
