@@ -461,9 +461,9 @@ def status(
 
     ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0).
     """
+    from sweep.present.confirmed import confirmed_results
     from sweep.present.formatting import render_status
-    from sweep.store.confirm_read import confirmed_results
-    from sweep.store.read import study_status
+    from sweep.present.status import study_status
 
     url = _storage(storage)
     if watch:
@@ -541,9 +541,9 @@ def confirm(
     them like trials (`sweep worker NAME.confirm` joins). Running it again adds only missing
     (trial, seed) runs and finishes interrupted ones.
     """
+    from sweep.present.confirmed import confirmed_with_reference
     from sweep.present.formatting import render_confirmed
     from sweep.run.confirm import confirm_study
-    from sweep.store.confirm_read import confirmed_with_reference
 
     url = _storage(storage)
     options = _gpu_run_options(workers, gpus, timeout_s, data, run_options)
@@ -706,14 +706,14 @@ def data_check(path: str) -> None:
 
 
 def _print_best(url: str, name: str, top: int = 5, fmt: str = "table", by: str = "value") -> None:
+    from sweep.present.confirmed import confirmed_results
+    from sweep.present.confirmed import rank_by_confirmed
+    from sweep.present.confirmed import with_confirmed
     from sweep.present.formatting import render
-    from sweep.store.confirm_read import confirmed_results
-    from sweep.store.confirm_read import rank_by_confirmed
-    from sweep.store.confirm_read import trials_by_number
-    from sweep.store.confirm_read import with_confirmed
+    from sweep.present.status import study_status
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
-    from sweep.store.read import study_status
+    from sweep.store.read import trials_by_number
 
     confirmed = confirmed_results(url, name)
     if by == "confirmed":
@@ -752,7 +752,7 @@ def _reference_column(url: str, name: str) -> dict[str, Any] | None:
     Once ``confirm`` has scored it on test, it carries a ``confirmed`` entry (one fit: its
     validation and test values) for the Confirmed rows.
     """
-    from sweep.store.confirm_read import reference_test_metrics
+    from sweep.present.confirmed import reference_test_metrics
     from sweep.store.read import reference_row
 
     reference = reference_row(url, name)
