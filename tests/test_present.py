@@ -173,6 +173,46 @@ def test_the_report_opens_from_disk_in_a_browser(study: dict[str, Any]) -> None:
     assert _snapshot(out) == before
 
 
+def test_the_report_reads_through_one_connection(
+    study: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sweep report` opens one engine and one database connection (it opened 8 before)."""
+    import sqlalchemy
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    from sweep.present.report import write_report
+
+    engines: list[Any] = []
+    real_create_engine = sqlalchemy.create_engine
+
+    def counting_create_engine(*args: Any, **kwargs: Any) -> Any:
+        engine = real_create_engine(*args, **kwargs)
+        engines.append(engine)
+        return engine
+
+    connections: list[Any] = []
+    checkouts: list[Any] = []
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        connections.append(dbapi_connection)
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checkouts.append(dbapi_connection)
+
+    monkeypatch.setattr(sqlalchemy, "create_engine", counting_create_engine)
+    event.listen(Pool, "connect", on_connect)
+    event.listen(Pool, "checkout", on_checkout)
+    try:
+        index = write_report(study["url"], STUDY, tmp_path / "report")
+    finally:
+        event.remove(Pool, "connect", on_connect)
+        event.remove(Pool, "checkout", on_checkout)
+    assert index.is_file() and "<img " in index.read_text()
+    assert len(engines) == 1, engines
+    assert len(connections) == 1 and len(checkouts) == 1, (connections, checkouts)
+
+
 def test_report_bad_input_writes_nothing(study: dict[str, Any]) -> None:
     out = study["dir"] / "nothing"
     done = run_sweep("report", "no-such-study", "--out", str(out), storage=study["url"])

@@ -247,9 +247,9 @@ def test_confirm_scores_it_on_test_and_keeps_the_launch_numbers(
 
 def test_the_report_shows_it_beside_the_baseline(sqlite_url: str, synthetic_npz: Path) -> None:
     from sweep.present.report import _Page
+    from sweep.present.status import study_status
     from sweep.store.read import best_trials
     from sweep.store.read import reference_row
-    from sweep.store.read import study_status
 
     assert _launch(sqlite_url, synthetic_npz).returncode == 0
     _complete_one_trial(sqlite_url)
