@@ -66,7 +66,8 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     with StudyReader(url) as reader:
         status = status_view(reader, name)
         study = reader.config(name)
-        trials = reader.trials(name)
+        # a hypermodel study's own curves are its trials' Keras histories
+        trials = reader.trials(name, history=study.is_hypermodel)
         best = reader.best(name, TOP)
         baseline = reader.baseline(name)
         reference = reader.reference(name)
