@@ -11,18 +11,23 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+from cli_helpers import run_sweep
 from conftest import TINY_SPACE
 
 import sweep.run.objective as objective_module
 from sweep.config import RESULT_ATTRS
 from sweep.errors import TrialFailed
 from sweep.run.isolation import EpochHandler
-from sweep.run.isolation import TrialRequest
 from sweep.run.objective import Objective
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialKind
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
 from sweep.run.signals import Interrupted
 from sweep.run.worker import BudgetClaim
 from sweep.space import load_space
@@ -32,18 +37,18 @@ from sweep.store.rdb import open_storage
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _result(auroc: float) -> dict[str, Any]:
-    result: dict[str, Any] = {key: None for key in RESULT_ATTRS}
-    return {**result, "metrics": {"expression.auroc": auroc}, "seconds": 1.5, "epochs_run": 2}
+def _result(auroc: float) -> TrialOutcome:
+    extra = {"diagnostics": {}, "flags": [], "elbo_beta": 0.1, "figure_sample": {}}
+    return TrialOutcome(
+        metrics={"expression.auroc": auroc}, seconds=1.5, epochs_run=2, extra=extra
+    )
 
 
 def _objective(**changes: Any) -> Objective:
     base = Objective(
+        kind=TrialKind(),
         space=load_space(TINY_SPACE),
-        data_path="unused.npz",
-        val_fraction=0.2,
-        test_fraction=0.0,
-        split_seed=0,
+        split=DataSplit("unused.npz", 0.2, 0.0, 0),
         epoch_metrics=("expression.auroc",),
     )
     return dataclasses.replace(base, **changes)
@@ -52,7 +57,7 @@ def _objective(**changes: Any) -> Objective:
 def _fake_child(
     monkeypatch: pytest.MonkeyPatch,
     epochs: list[float],
-    outcome: dict[str, Any] | BaseException,
+    outcome: TrialOutcome | BaseException,
     calls: list[str] | None = None,
 ) -> None:
     def run_in_child(
@@ -60,7 +65,8 @@ def _fake_child(
         *,
         on_epoch: EpochHandler | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+        on_ask: Any = None,
+    ) -> TrialOutcome:
         if calls is not None:
             calls.append("child")
         for epoch, value in enumerate(epochs):
@@ -104,7 +110,7 @@ def test_an_undefined_objective_fails_the_trial(monkeypatch: pytest.MonkeyPatch)
     study = optuna.create_study(direction="maximize")
     study.optimize(_objective(), n_trials=1, catch=(TrialFailed,))
     reason = study.trials[0].user_attrs["fail_reason"]
-    assert reason == "objective metric expression.auroc is undefined for this trial"
+    assert reason.startswith("objective metric expression.auroc is undefined for this trial")
 
 
 def test_the_pruner_sees_every_epoch_and_prunes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,3 +191,28 @@ def test_the_run_package_stays_off_tensorflow_and_sklearn() -> None:
     out = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+def test_repeated_failures_stop_at_the_budget(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, synthetic_npz: Path
+) -> None:
+    from sweep.errors import SweepStopped
+    from sweep.run.isolation import SparePool
+    from sweep.run.worker import WorkerSettings
+    from sweep.run.worker import run_worker
+
+    done = run_sweep(
+        "launch", "--no-run", "--space", str(TINY_SPACE), "--data", str(synthetic_npz),
+        "--study", "f", "--n-trials", "2", "--max-consecutive-failures", "5",
+        storage=sqlite_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    def failing(self: SparePool, request: TrialRequest, **kwargs: Any) -> TrialOutcome:
+        raise TrialFailed("diverged on purpose")
+
+    monkeypatch.setattr(SparePool, "run", failing)
+    with pytest.raises(SweepStopped, match=r"after 2 consecutive failed trials \(as many as"):
+        run_worker(WorkerSettings(study_name="f", storage_url=sqlite_url, spare=False))
+    trials = optuna.load_study(study_name="f", storage=sqlite_url).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]

@@ -455,7 +455,7 @@ def _align(
 
 
 def render_confirmed(summary: Mapping[str, Any] | None, fmt: str) -> str:
-    """Render :func:`sweep.store.confirm_read.confirmed_results` as a table, JSON or CSV.
+    """Render :func:`sweep.present.confirmed.confirmed_results` as a table, JSON or CSV.
 
     One line per confirmed trial: seeds done, then per metric ``val mean ± sd`` and ``test mean
     ± sd``, and the gain over the baseline on test (difference of means ± its standard error).
