@@ -13,7 +13,7 @@ split, into a SQLite file (``--storage`` for another): for each of the two space
 launch --space S --n-trials N`` (trial 0 is the notes' baseline, and the supervised reference is
 fitted at launch), then ``sweep confirm --top 1 --seeds S`` (the best trial and the baseline,
 re-run with fresh seeds and scored on validation and on the untouched test split; the reference
-is scored on test). The table is read back with :func:`sweep.store.confirm_read.
+is scored on test). The table is read back with :func:`sweep.present.confirmed.
 confirmed_with_reference` and written as the ``notes_vs_sweep`` block of benchmarks/RESULTS.md.
 """
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         cache.mkdir(parents=True, exist_ok=True)
         args.storage = f"sqlite:///{cache / 'b1.db'}"
 
-    from sweep.store.confirm_read import confirmed_with_reference
+    from sweep.present.confirmed import confirmed_with_reference
 
     started_at = datetime.datetime.now().astimezone()
     started = time.perf_counter()

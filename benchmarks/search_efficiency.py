@@ -176,8 +176,8 @@ def replay(
     import optuna
 
     from sweep.config import study_config
-    from sweep.store.study import make_pruner
-    from sweep.store.study import make_sampler
+    from sweep.run.sampling import make_pruner
+    from sweep.run.sampling import make_sampler
 
     config = study_config(
         space.with_fixed({"epochs": epochs}),

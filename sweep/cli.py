@@ -283,9 +283,9 @@ def confirm(name: str, storage: str | None, top: int, seeds: int, **options: Any
     them like trials (`sweep worker NAME.confirm` joins). Running it again adds only missing
     (trial, seed) runs and finishes interrupted ones.
     """
+    from sweep.present.confirmed import confirmed_with_reference
     from sweep.present.formatting import render_confirmed
     from sweep.run.confirm import confirm_study
-    from sweep.store.confirm_read import confirmed_with_reference
 
     url, no_run, fmt = _storage(storage), options.pop("no_run"), options.pop("fmt")
     run = _run_options(options.pop("data"), options)

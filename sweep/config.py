@@ -50,6 +50,13 @@ STUDY_ATTR = "sweep"
 #: The trial user attribute that marks a study's baseline trial; its value is the baseline's name.
 BASELINE_ATTR = "baseline"
 
+#: The confirmation companion of study ``NAME`` is ``NAME`` + this suffix (``sweep confirm``).
+CONFIRM_SUFFIX = ".confirm"
+#: The companion's study user attribute: ``{"source": NAME, "jobs": [job, ...]}``.
+CONFIRM_ATTR = "sweep_confirm"
+#: A confirmation run's trial user attribute: its job's key, ``"SOURCE:SEED_INDEX"``.
+CONFIRM_JOB_ATTR = "confirm_job"
+
 #: The study user attribute that holds the supervised reference fitted at launch (JSON: see
 #: :func:`sweep.train.reference.reference_result`), absent when launched with ``--reference none``.
 REFERENCE_ATTR = "reference"

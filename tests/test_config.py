@@ -18,10 +18,10 @@ from sweep.config import max_reconnect_timeout
 from sweep.config import reconnect_timeout
 from sweep.config import study_config
 from sweep.errors import UsageError
-from sweep.store.study import make_pruner
-from sweep.store.study import make_sampler
-from sweep.store.study import max_epochs
-from sweep.store.study import median_warmup
+from sweep.run.sampling import make_pruner
+from sweep.run.sampling import make_sampler
+from sweep.run.sampling import max_epochs
+from sweep.run.sampling import median_warmup
 
 OBJECTIVE = {"metric": "expression.auroc", "direction": "maximize"}
 

@@ -21,10 +21,10 @@ import optuna
 import pytest
 from cli_helpers import run_sweep
 
+from sweep.present.confirmed import confirmed_results
+from sweep.present.confirmed import confirmed_with_reference
 from sweep.store.confirm import JOB_ATTR
 from sweep.store.confirm import companion_name
-from sweep.store.confirm_read import confirmed_results
-from sweep.store.confirm_read import confirmed_with_reference
 from sweep.store.rdb import open_storage
 from sweep.store.study import load_config
 
@@ -347,10 +347,10 @@ def test_confirm_survives_kill_9_and_confirm_again(tmp_path: Path, synthetic_npz
 
 
 def test_pareto_spread_and_the_reference_slot() -> None:
+    from sweep.present.confirmed import summarise
+    from sweep.present.confirmed import with_reference
     from sweep.present.formatting import render_confirmed
     from sweep.store.confirm import _spread
-    from sweep.store.confirm_read import summarise
-    from sweep.store.confirm_read import with_reference
 
     assert _spread(7, 3) == [0, 3, 6] and _spread(5, 1) == [0] and _spread(3, 3) == [0, 1, 2]
     jobs = [

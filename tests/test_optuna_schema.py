@@ -17,6 +17,7 @@ import pytest
 
 from sweep.errors import SchemaVersionError
 from sweep.errors import StorageError
+from sweep.present import status as present_status
 from sweep.store import _optuna_schema as schema
 from sweep.store import read
 from sweep.store.rdb import open_storage
@@ -156,7 +157,7 @@ def test_schema_check_on_postgres_refuses_and_changes_nothing(postgres_url: str)
         conn.execute(text("UPDATE alembic_version SET version_num = 'v9.9.9.z'"))
     for call in (
         lambda: read.best_trials(postgres_url, "s"),
-        lambda: read.study_status(postgres_url, "s"),
+        lambda: present_status.study_status(postgres_url, "s"),
         lambda: open_storage(postgres_url),
     ):
         with pytest.raises(SchemaVersionError, match="alembic revision v9.9.9.z"):
@@ -195,7 +196,7 @@ def test_reports_give_utc_for_each_writer(tmp_path: Path, local_zone: None) -> N
     started = datetime.datetime.fromisoformat(trials[0]["started"])
     completed = datetime.datetime.fromisoformat(trials[0]["completed"])
     assert before <= started <= completed <= after, (before, started, completed, after)
-    status = read.study_status(url, "s")
+    status = present_status.study_status(url, "s")
     assert status["created"] == trials[0]["started"]
     assert status["last_completed"] == trials[0]["completed"]
     # The same rows as Optuna 4.x would have written them: naive local (Berlin) time.
@@ -203,7 +204,7 @@ def test_reports_give_utc_for_each_writer(tmp_path: Path, local_zone: None) -> N
         conn.execute("UPDATE trials SET datetime_start = '2024-07-15 12:00:00.000000'")
     conn.close()
     _set_versions(path, library_version="4.5.0")
-    running = read.study_status(url, "s")["running"]
+    running = present_status.study_status(url, "s")["running"]
     assert running[0]["started"] == "2024-07-15T10:00:00+00:00"
     assert read.list_trials(url, "s")[0]["started"] == "2024-07-15T10:00:00+00:00"
     _set_versions(path, library_version="5.0.0")
@@ -217,5 +218,5 @@ def test_heartbeat_age_uses_the_database_clock(tmp_path: Path, local_zone: None)
     running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     storage.record_heartbeat(running[0]._trial_id)
     storage.engine.dispose()
-    age = read.study_status(url, "s")["running"][0]["heartbeat_age_s"]
+    age = present_status.study_status(url, "s")["running"][0]["heartbeat_age_s"]
     assert age is not None and 0 <= age < 60

@@ -173,6 +173,46 @@ def test_the_report_opens_from_disk_in_a_browser(study: dict[str, Any]) -> None:
     assert _snapshot(out) == before
 
 
+def test_the_report_reads_through_one_connection(
+    study: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sweep report` opens one engine and one database connection (it opened 8 before)."""
+    import sqlalchemy
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    from sweep.present.report import write_report
+
+    engines: list[Any] = []
+    real_create_engine = sqlalchemy.create_engine
+
+    def counting_create_engine(*args: Any, **kwargs: Any) -> Any:
+        engine = real_create_engine(*args, **kwargs)
+        engines.append(engine)
+        return engine
+
+    connections: list[Any] = []
+    checkouts: list[Any] = []
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        connections.append(dbapi_connection)
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checkouts.append(dbapi_connection)
+
+    monkeypatch.setattr(sqlalchemy, "create_engine", counting_create_engine)
+    event.listen(Pool, "connect", on_connect)
+    event.listen(Pool, "checkout", on_checkout)
+    try:
+        index = write_report(study["url"], STUDY, tmp_path / "report")
+    finally:
+        event.remove(Pool, "connect", on_connect)
+        event.remove(Pool, "checkout", on_checkout)
+    assert index.is_file() and "<img " in index.read_text()
+    assert len(engines) == 1, engines
+    assert len(connections) == 1 and len(checkouts) == 1, (connections, checkouts)
+
+
 def test_report_bad_input_writes_nothing(study: dict[str, Any]) -> None:
     out = study["dir"] / "nothing"
     done = run_sweep("report", "no-such-study", "--out", str(out), storage=study["url"])
@@ -291,3 +331,50 @@ def test_a_live_sqlite_study_gets_a_warning(tmp_path: Path) -> None:
     assert "live #0" in warning and "database is locked" in warning and "PostgreSQL" in warning
     live.tell(trial, 1.0)
     assert live_sqlite_warning(url, ["live"]) is None
+
+
+def test_a_hypermodel_study_report_shows_only_what_applies(
+    tmp_path: Path, synthetic_npz: Path
+) -> None:
+    """A KerasTuner study (real tiny Keras trials): its own history curves, no VAE panels."""
+    url = f"sqlite:///{tmp_path / 'hm.db'}"
+    tiny = Path(__file__).resolve().parent / "hypermodels" / "tiny.py"
+    run_sweep(
+        "launch", "--hypermodel", f"{tiny}:build_model", "--data", str(synthetic_npz),
+        "--study", "hm", "--set", "epochs=2", "--set", "batch_size=64", "--sampler", "random",
+        "--n-trials", "2", storage=url, check=True,
+    )  # fmt: skip
+    out = tmp_path / "report"
+    done = run_sweep("report", "hm", "--out", str(out), storage=url, report_heavy_imports=True)
+    assert done.returncode == 0, done.stderr
+    assert "IMPORTED" not in done.stderr
+    page = (out / "index.html").read_text()
+    for vae_only in (
+        "total loss (recon. + kl_weight x KL)",
+        "used dataset",
+        'id="rate-distortion"',
+        'id="balanced"',
+        'id="collapse"',
+        "Collapse flags",
+        "kl_per_dim",
+        "reconstruction.png",
+        "data SHA-256",
+        "notes&#x27; table",
+    ):
+        assert vae_only not in page, vae_only
+    assert 'id="histories"' in page and "hypermodel" in page
+    assert "data passed to fit" in page
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    assert "history_across_trials.png" in figures
+    assert any(name.endswith("-history.png") for name in figures), figures
+    assert not any("losses" in name or "kl_per_dim" in name for name in figures), figures
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        _valid_png(out / src)
+    table = re.search(r'<table id="best-trials">(.*?)</table>', page, re.S)
+    assert table is not None and "val_loss" in table.group(1)  # the hypermodel's own metrics
+    assert "Collapse" not in table.group(1)
+
+    shown = run_sweep("show", "hm", "0", "--out", str(tmp_path / "show"), storage=url)
+    assert shown.returncode == 0, shown.stderr
+    assert "flags:" not in shown.stdout and "val_loss" in shown.stdout
+    assert "history.png" in shown.stdout and "losses" not in shown.stdout

@@ -247,13 +247,14 @@ def test_confirm_scores_it_on_test_and_keeps_the_launch_numbers(
 
 def test_the_report_shows_it_beside_the_baseline(sqlite_url: str, synthetic_npz: Path) -> None:
     from sweep.present.report import _Page
-    from sweep.store.read import best_trials
-    from sweep.store.read import reference_row
-    from sweep.store.read import study_status
+    from sweep.present.status import status_view
+    from sweep.store.read import StudyReader
 
     assert _launch(sqlite_url, synthetic_npz).returncode == 0
     _complete_one_trial(sqlite_url)
-    page = _Page(study_status(sqlite_url, "notes"), {}, [], best_trials(sqlite_url, "notes"), None)
-    page.reference = reference_row(sqlite_url, "notes")  # as write_report sets it
+    with StudyReader(sqlite_url) as reader:
+        status = status_view(reader, "notes")
+        page = _Page(status, reader.config("notes"), [], reader.best("notes"), None)
+        page.reference = reader.reference("notes")  # as write_report sets it
     page.best_table()
     assert COLUMN in "".join(page.parts)

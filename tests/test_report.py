@@ -28,7 +28,9 @@ from sweep.config import study_config
 from sweep.errors import StorageError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
+from sweep.pareto import pareto_front
 from sweep.present import formatting
+from sweep.present.status import study_status
 from sweep.space import SearchSpace
 from sweep.store import read as report
 
@@ -277,7 +279,7 @@ def test_pareto_front_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
     for n_obj in (2, 3):
         points = rng.integers(0, 6, size=(300, n_obj)).astype(float)  # many ties
-        got = sorted(report._pareto_front(points.tolist()))
+        got = sorted(pareto_front(points.tolist()))
         expected = [
             i
             for i, p in enumerate(points)
@@ -290,7 +292,7 @@ def test_status_counts_best_running_throughput_eta(studies: str) -> None:
     study = optuna.load_study(study_name="max", storage=studies)
     running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
     study._storage.record_heartbeat(running[0]._trial_id)  # type: ignore[attr-defined]
-    status = report.study_status(studies, "max")
+    status = study_status(studies, "max")
     assert status["counts"] == {"COMPLETE": 5, "PRUNED": 1, "FAIL": 1, "RUNNING": 1, "WAITING": 1}
     assert status["finished"] == 6 and status["budget"] == 20
     assert status["best"] == {"number": 1, "values": [0.9]}
@@ -301,7 +303,7 @@ def test_status_counts_best_running_throughput_eta(studies: str) -> None:
     assert status["throughput_per_hour"] == pytest.approx(6.0)
     assert status["eta_s"] == pytest.approx(14 / 6.0 * 3600)
     assert status["objectives"] == [{"metric": "expression.auroc", "direction": "maximize"}]
-    pareto = report.study_status(studies, "pareto")
+    pareto = study_status(studies, "pareto")
     assert pareto["best"] is None and pareto["pareto_size"] == len(PARETO_EXPECTED)
     assert pareto["running"] == [] and pareto["eta_s"] == pytest.approx(3 / 7 * 70 * 60)
     text = formatting.render_status(status, "table")
@@ -315,7 +317,7 @@ def test_status_counts_best_running_throughput_eta(studies: str) -> None:
 def test_running_trial_without_heartbeat_and_unknown_eta(sqlite_url: str) -> None:
     study = optuna.create_study(storage=sqlite_url, study_name="plain")  # not a sweep study
     _add(study, 0, TrialState.RUNNING)
-    status = report.study_status(sqlite_url, "plain")
+    status = study_status(sqlite_url, "plain")
     assert status["running"][0]["heartbeat_age_s"] is None
     assert status["budget"] is None and status["eta_s"] is None
     assert status["throughput_per_hour"] is None and status["best"] is None
@@ -356,7 +358,7 @@ def test_list_studies(studies: str) -> None:
 def test_unknown_study_lists_existing_names(studies: str) -> None:
     for call in (
         lambda: report.best_trials(studies, "nope"),
-        lambda: report.study_status(studies, "nope"),
+        lambda: study_status(studies, "nope"),
         lambda: report.list_trials(studies, "nope"),
     ):
         with pytest.raises(StudyNotFoundError, match="'nope'.*max, min, pareto") as error:
@@ -369,7 +371,7 @@ def test_password_never_appears(postgres_studies: str) -> None:
 
     password = make_url(postgres_studies).password
     assert password
-    status = report.study_status(postgres_studies, "pareto")
+    status = study_status(postgres_studies, "pareto")
     assert password not in json.dumps(status) and "***" in status["storage"]
     with pytest.raises(StudyNotFoundError) as error:
         report.best_trials(postgres_studies, "nope")
@@ -379,7 +381,7 @@ def test_password_never_appears(postgres_studies: str) -> None:
 def test_unreachable_postgres_is_a_masked_storage_error() -> None:
     url = "postgresql+psycopg://someone:TopSecret123@127.0.0.1:1/nothing"
     with pytest.raises(StorageError) as error:
-        report.study_status(url, "x")
+        study_status(url, "x")
     assert "TopSecret123" not in str(error.value) and "\n" not in str(error.value)
 
 
@@ -388,7 +390,7 @@ def test_missing_sqlite_file_is_a_storage_error_and_not_created(tmp_path: Path) 
     url = f"sqlite:///{path}"
     for call in (
         lambda: report.best_trials(url, "x"),
-        lambda: report.study_status(url, "x"),
+        lambda: study_status(url, "x"),
         lambda: report.list_trials(url, "x"),
         lambda: report.list_studies(url),
     ):
@@ -450,7 +452,7 @@ def test_csv_output_parses(sqlite_studies: str) -> None:
 
 def test_best_table_has_one_column_per_trial(sqlite_studies: str) -> None:
     rows = report.best_trials(sqlite_studies, "max", top=5)
-    objectives = report.study_status(sqlite_studies, "max")["objectives"]
+    objectives = study_status(sqlite_studies, "max")["objectives"]
     text = formatting.render(rows, "table", kind="best", objectives=objectives)
     lines = text.splitlines()
     assert lines[0].split() == ["trial", "#1", "#3", "#2", "#0", "#4"]
@@ -485,7 +487,7 @@ def test_bad_format_or_kind_is_a_usage_error() -> None:
 def test_read_path_does_not_import_tensorflow(sqlite_studies: str) -> None:
     code = (
         "import json, sys\n"
-        "from sweep.store.read import best_trials, study_status\n"
+        "from sweep.present.status import study_status\nfrom sweep.store.read import best_trials\n"
         "from sweep.present.formatting import render\n"
         f"rows = best_trials({sqlite_studies!r}, 'max')\n"
         "render(rows, 'table', kind='best')\n"

@@ -178,7 +178,7 @@ def test_notes_alpha_is_applied_or_not_and_sampled_only_when_applied() -> None:
 
 def test_conditional_space_runs_with_the_study_sampler() -> None:
     from sweep.config import study_config
-    from sweep.store.study import make_sampler
+    from sweep.run.sampling import make_sampler
 
     config = study_config(load_space("notes"))
     study = optuna.create_study(sampler=make_sampler(config, 0), direction="maximize")

@@ -163,3 +163,13 @@ def test_a_stale_failure_whose_retry_was_lost_is_queued_once(storage_url: str) -
         study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
     assert [t.state.name for t in study.get_trials()[3:]] == ["FAIL", "FAIL"]
     assert requeue_lost_retries(study, storage, now) == []
+
+
+def test_confirm_names_shared_with_the_reader_agree() -> None:
+    """store/confirm.py still defines these beside config.py's copies the reader uses."""
+    from sweep import config
+    from sweep.store import confirm
+
+    assert confirm.CONFIRM_ATTR is config.CONFIRM_ATTR
+    assert confirm.JOB_ATTR == config.CONFIRM_JOB_ATTR
+    assert confirm.CONFIRM_SUFFIX == config.CONFIRM_SUFFIX

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.errors import UsageError
+
+if TYPE_CHECKING:
+    from sweep.store.read import StudyReader
 
 _logger = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -44,20 +48,19 @@ def live_sqlite_warning(url: str, names: list[str]) -> str | None:
     Live means a RUNNING trial whose heartbeat is younger than its study's grace period (every
     trial a worker runs has one from its start).
     """
-    from sweep.store.read import study_config
-    from sweep.store.read import study_status
+    from sweep.store.read import StudyReader
     from sweep.store.urls import parse_url
 
     if parse_url(url).get_backend_name() != "sqlite":
         return None
     live: list[str] = []
-    for name in names:
-        status = study_status(url, name)
-        grace = float(study_config(url, name).get("grace_period_s") or 60)
-        for run in status.get("running") or []:
-            age = run.get("heartbeat_age_s")
-            if age is not None and age < grace:
-                live.append(f"{name} #{run['number']}")
+    with StudyReader(url) as reader:
+        for name in names:
+            grace = float((reader.config(name).config or {}).get("grace_period_s") or 60)
+            for run in reader.running(name):
+                age = run.heartbeat_age_s
+                if age is not None and age < grace:
+                    live.append(f"{name} #{run.number}")
     if not live:
         return None
     shown = ", ".join(live[:5]) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
@@ -82,8 +85,7 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
         StudyNotFoundError: ``name`` is not a study of the storage.
         StorageError: the database cannot be reached or used.
     """
-    from sweep.store.read import list_studies
-    from sweep.store.read import study_config
+    from sweep.store.read import StudyReader
     from sweep.store.urls import mask_url
 
     check_port(port)
@@ -93,15 +95,16 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
         raise UsageError(
             "optuna-dashboard is not installed: pip install 'sweep[dashboard]'"
         ) from None
-    if name is not None:
-        names = [name]
-        study_config(url, name)  # an unknown study: one line, before the server starts
-    else:
-        names = [s["name"] for s in list_studies(url)]
+    with StudyReader(url) as reader:
+        if name is not None:
+            names = [name]
+            reader.config(name)  # an unknown study: one line, before the server starts
+        else:
+            names = [s.name for s in reader.studies()]
+        artifacts = _artifacts_dir(reader, names)
     warning = live_sqlite_warning(url, names)
     if warning:
         _logger.warning("%s", warning)
-    artifacts = _artifacts_dir(url, names)
     store = _artifact_store(artifacts)
     storage = _storage(url)
     _logger.info(
@@ -117,11 +120,9 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
         raise UsageError(f"port {port} on {HOST}: {e.strerror or e}") from None
 
 
-def _artifacts_dir(url: str, names: list[str]) -> str | None:
-    from sweep.store.read import study_config
-
+def _artifacts_dir(reader: StudyReader, names: list[str]) -> str | None:
     for name in reversed(names):  # the newest study first
-        directory = study_config(url, name).get("artifacts_dir")
+        directory = (reader.config(name).config or {}).get("artifacts_dir")
         if directory:
             return str(directory)
     return None

@@ -126,6 +126,10 @@ def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, An
     return _align(best_cells(rows, objectives), right_from=1)
 
 
+#: Metric key prefixes of the built-in VAE (:mod:`sweep.train.metrics`).
+_VAE_GROUPS = ("expression", "expression_hidden", "section", "sections", "latent", "collapse")
+
+
 def best_cells(
     rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None = None
 ) -> list[list[str]]:
@@ -172,6 +176,10 @@ def best_cells(
         sections.append((f"Section {section}", body))
     sections.append(("All sections", metric_rows("sections", SECTIONS)))
     sections.append(("Latent", metric_rows("latent", LATENT)))
+    if keys and not any(k.split(".", 1)[0] in _VAE_GROUPS for k in keys):
+        # a KerasTuner hypermodel's metrics (its Keras metric names); no VAE collapse flags
+        sections.append(("Metrics", [[k] + [_cell(m.get(k)) for m in metrics] for k in keys]))
+        keys = []
     flags = []
     for r, m in zip(rows, metrics, strict=True):
         if r.get("flags"):
@@ -180,7 +188,8 @@ def best_cells(
             flags.append(_cell(m["collapse.n_flags"]))
         else:
             flags.append("0" if isinstance(r.get("flags"), list) else "-")
-    sections.append(("Collapse", [["flags"] + flags]))
+    if keys or not metrics or not any(metrics):
+        sections.append(("Collapse", [["flags"] + flags]))
     if any(r.get("confirmed") for r in rows):
         sections.append(("Confirmed (mean ± sd over seeds)", _confirmed_best_rows(rows)))
     for title, body in sections:
@@ -446,7 +455,7 @@ def _align(
 
 
 def render_confirmed(summary: Mapping[str, Any] | None, fmt: str) -> str:
-    """Render :func:`sweep.store.confirm_read.confirmed_results` as a table, JSON or CSV.
+    """Render :func:`sweep.present.confirmed.confirmed_results` as a table, JSON or CSV.
 
     One line per confirmed trial: seeds done, then per metric ``val mean ± sd`` and ``test mean
     ± sd``, and the gain over the baseline on test (difference of means ± its standard error).

@@ -1,7 +1,7 @@
 """``sweep status NAME --watch``: a live table of a study's progress, redrawn with ``rich``.
 
-Each frame is read from the database (:func:`sweep.store.read.study_status` and
-:func:`sweep.store.lookup.running_progress`), so it shows workers on any machine: finished and
+Each frame is read from the database (:func:`sweep.present.status.status_view` and
+:meth:`sweep.store.read.StudyReader.running`), so it shows workers on any machine: finished and
 budget, trials by state, the best so far, each running trial with its epoch and heartbeat age,
 throughput and ETA. :func:`status_frame` builds one frame (testable on its own);
 :func:`watch_status` redraws until Ctrl-C, which ends it cleanly.
@@ -31,8 +31,8 @@ def status_frame(
     """One frame: a summary table and the running trials' table.
 
     Args:
-        status: :func:`sweep.store.read.study_status` output.
-        progress: :func:`sweep.store.lookup.running_progress` output (epochs of running trials).
+        status: :func:`sweep.present.status.status_view` output.
+        progress: ``{number: {epoch, epochs}}`` (epochs of running trials).
     """
     from rich.console import Group
     from rich.table import Table
@@ -89,11 +89,16 @@ def status_frame(
 
 def read_frame(url: str, name: str) -> RenderableType:
     """The current frame of study ``name``, read from the database."""
-    from sweep.store.lookup import running_progress
-    from sweep.store.read import study_status
+    from sweep.present.status import status_view
+    from sweep.store.read import StudyReader
 
-    status = study_status(url, name)
-    progress = running_progress(url, name) if status.get("running") else {}
+    with StudyReader(url) as reader:  # one connection per frame
+        status = status_view(reader, name)
+        progress = (
+            {r.number: {"epoch": r.epoch, "epochs": r.epochs} for r in reader.running(name)}
+            if status.get("running")
+            else {}
+        )
     return status_frame(status, progress)
 
 

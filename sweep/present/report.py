@@ -4,8 +4,10 @@ The page opens from disk with no server and no network: inline CSS, no scripts, 
 relative path. It holds the study summary (space, data file and SHA-256, split, budget, trials
 by state, time spent), the best trials in the notes' table with the baseline beside them, a
 section for confirmed trials, Optuna's plots, the rate-distortion view, balanced vs original,
-collapse across trials and the best trial's own figures. A study with no COMPLETE trial still
-gets a page that says so.
+collapse across trials and the best trial's own figures. A study of a KerasTuner hypermodel
+(``config.hypermodel``) shows what applies to it instead of the VAE's panels: its own Keras
+history curves across trials and for the best trial. A study with no COMPLETE trial still gets a
+page that says so.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.present.plotting import Figure
 from sweep.present.plotting import make_out_dir
 from sweep.present.plotting import prepare_out_dir
+
+if TYPE_CHECKING:
+    from sweep.store.records import ReferenceRecord
+    from sweep.store.records import StudyRecord
+    from sweep.store.records import TrialRecord
 
 FIGURES = "figures"
 TOP = 5
@@ -39,57 +47,50 @@ REPORT_CONFIRMED_METRICS = (
 def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -> Path:
     """Write the report of study ``name`` into the folder ``out``; return ``index.html``'s path.
 
-    Everything is read before anything is written: an unknown study or a non-empty ``out``
-    (without ``force``) leaves the disk untouched.
+    Everything is read before anything is written, through one
+    :class:`~sweep.store.read.StudyReader` (one connection): an unknown study or a non-empty
+    ``out`` (without ``force``) leaves the disk untouched.
 
     Raises:
         UsageError: ``out`` is a file, or a non-empty folder and ``force`` is not set.
         StudyNotFoundError: no study of that name.
         StorageError: the database cannot be reached or used.
     """
-    from sweep.store.confirm_read import confirmed_with_reference
-    from sweep.store.read import baseline_trial
-    from sweep.store.read import best_trials
-    from sweep.store.read import list_trials
-    from sweep.store.read import reference_row
-    from sweep.store.read import study_config
-    from sweep.store.read import study_status
-    from sweep.store.read import trial_by_number
+    from sweep.log import quiet_optuna
+    from sweep.present.confirmed import confirmed_view
+    from sweep.present.status import status_view
+    from sweep.store.read import StudyReader
 
     target = prepare_out_dir(out, force)
-    status = study_status(url, name)
-    config = study_config(url, name)
-    trials = list_trials(url, name)
-    best = best_trials(url, name, TOP)
-    baseline = baseline_trial(url, name)
-    reference = reference_row(url, name)
-    confirmed = confirmed_with_reference(url, name)
-    detailed = trial_by_number(url, name, best[0]["number"]) if best else None
-    study = _load_optuna_study(url, name)
+    quiet_optuna()
+    with StudyReader(url) as reader:
+        status = status_view(reader, name)
+        study = reader.config(name)
+        # a hypermodel study's own curves are its trials' Keras histories
+        trials = reader.trials(name, history=study.is_hypermodel)
+        best = reader.best(name, TOP)
+        baseline = reader.baseline(name)
+        reference = reader.reference(name)
+        confirmed = confirmed_view(reader, name)
+        detailed = reader.trial(name, best[0].number) if best else None
+        optuna_study = reader.optuna_study(name)
 
     make_out_dir(target)
     figures_dir = make_out_dir(target / FIGURES)
-    page = _Page(status, config, trials, best, baseline)
-    page.reference = reference if reference and not reference.get("error") else None
+    page = _Page(status, study, trials, best, baseline)
+    page.reference = reference if reference is not None and not reference.error else None
     page.summary()
     page.best_table()
     page.confirmed(confirmed)
-    page.optuna(study, figures_dir)
-    page.across_trials(figures_dir)
+    page.optuna(optuna_study, figures_dir)
+    if study.is_hypermodel:
+        page.histories(figures_dir)
+    else:
+        page.across_trials(figures_dir)
     page.trial_figures(detailed, figures_dir)
     index = target / "index.html"
     index.write_text(page.html(), encoding="utf-8")
     return index
-
-
-def _load_optuna_study(url: str, name: str) -> Any:
-    import optuna
-
-    from sweep.log import quiet_optuna
-    from sweep.store.rdb import open_storage
-
-    quiet_optuna()
-    return optuna.load_study(study_name=name, storage=open_storage(url))
 
 
 class _Page:
@@ -98,24 +99,26 @@ class _Page:
     def __init__(
         self,
         status: Mapping[str, Any],
-        config: Mapping[str, Any],
-        trials: list[dict[str, Any]],
-        best: list[dict[str, Any]],
-        baseline: dict[str, Any] | None,
+        study: StudyRecord,
+        trials: list[TrialRecord],
+        best: list[TrialRecord],
+        baseline: TrialRecord | None,
     ) -> None:
         self.status = status
-        self.config = config
+        self.study = study
+        self.config: Mapping[str, Any] = study.config or {}
+        self.hypermodel = study.is_hypermodel
         self.trials = trials
         self.best = best
         self.baseline = baseline
-        #: The supervised reference (:func:`sweep.store.read.reference_row`): a last column.
-        self.reference: dict[str, Any] | None = None
+        #: The supervised reference: a last column of the best table.
+        self.reference: ReferenceRecord | None = None
         self.parts: list[str] = []
         self.objectives = list(status.get("objectives") or [])
         self.metric_names = [
             str(o.get("metric") or f"objective {i}") for i, o in enumerate(self.objectives)
         ]
-        self.complete = [t for t in trials if t.get("state") == "COMPLETE"]
+        self.complete = [t for t in trials if t.state == "COMPLETE"]
 
     # --- sections ---------------------------------------------------------------------------
 
@@ -135,8 +138,24 @@ class _Page:
             ("budget", _budget_text(s)),
             ("trials by state", ", ".join(f"{k} {v}" for k, v in counts.items())),
             ("time spent", _time_spent(self.trials, s)),
-            ("data file", str(c.get("data_path") or "-")),
-            ("data SHA-256", str(c.get("data_sha256") or "-")),
+        ]
+        if self.hypermodel:
+            spec = self.study.hypermodel or {}
+            rows += [
+                ("hypermodel", str(spec.get("ref") or "-")),
+                ("hypermodel SHA-256", str(spec.get("sha256") or "-")),
+                (
+                    "data passed to fit",
+                    f"{c.get('data_path') or '-'} (x = y = its training rows, validation_data "
+                    "its validation rows; a hypermodel with its own fit may load other data)",
+                ),
+            ]
+        else:
+            rows += [
+                ("data file", str(c.get("data_path") or "-")),
+                ("data SHA-256", str(c.get("data_sha256") or "-")),
+            ]
+        rows += [
             ("split", _split_text(c)),
             ("sampler / pruner", f"{c.get('sampler', '-')} / {c.get('pruner', '-')}"),
             ("baseline", _baseline_text(c, self.baseline)),
@@ -157,12 +176,12 @@ class _Page:
     def best_table(self) -> None:
         from sweep.present.formatting import best_cells
 
-        rows = list(self.best)
-        numbers = {r["number"] for r in rows}
-        if self.baseline is not None and self.baseline["number"] not in numbers:
-            rows.append(self.baseline)
+        rows = [t.to_dict() for t in self.best]
+        numbers = {t.number for t in self.best}
+        if self.baseline is not None and self.baseline.number not in numbers:
+            rows.append(self.baseline.to_dict())
         if rows and self.reference is not None:
-            rows.append(self.reference)
+            rows.append(self.reference.to_dict())
         title = "Best trials" if len(self.objectives) <= 1 else "Pareto set"
         self.parts.append(f'<section id="best"><h2>{title}</h2>')
         if not self.best:
@@ -174,6 +193,11 @@ class _Page:
                 "it is not among them; the supervised reference (logistic regression on 100-bp "
                 "bin densities, fitted on the same training rows) is the very last."
             )
+            if self.hypermodel:
+                note = (
+                    "Best first, with each trial's parameters and the metrics its fit reported "
+                    "(at the epoch where the objective was best, as KerasTuner scores)."
+                )
             self.parts.append(f"<p>{note}</p>")
             self.parts.append(_cells_html(best_cells(rows, self.objectives), "best-trials"))
             flagged = [r for r in rows if r.get("flags")]
@@ -225,11 +249,11 @@ class _Page:
 
         marked = {}
         if self.best:
-            marked[int(self.best[0]["number"])] = f"best #{self.best[0]['number']}"
+            marked[self.best[0].number] = f"best #{self.best[0].number}"
         if self.baseline is not None:
-            marked[int(self.baseline["number"])] = f"baseline #{self.baseline['number']}"
+            marked[self.baseline.number] = f"baseline #{self.baseline.number}"
         objective = self.metric_names[0] if self.metric_names else "objective"
-        trials, where = self.trials, figures_dir
+        trials, where = [t.to_dict() for t in self.trials], figures_dir
         drawers: tuple[tuple[str, str, Callable[[], Figure]], ...] = (
             ("rate-distortion", "Rate-distortion", lambda: rate_distortion(trials, where, marked)),
             (
@@ -249,7 +273,7 @@ class _Page:
             if anchor == "balanced":
                 self.parts.append(_dataset_table(self.complete))
             if anchor == "collapse":
-                sections, rows = all_zero_sections(self.trials)
+                sections, rows = all_zero_sections(trials)
                 if rows:
                     head = ["trial"] + [f"{s}: all zeros" for s in sections]
                     cells = [[f"#{r[0]}"] + ["yes" if hit else "" for hit in r[1:]] for r in rows]
@@ -264,18 +288,35 @@ class _Page:
                     )
             self.parts.append("</section>")
 
-    def trial_figures(self, trial: Mapping[str, Any] | None, figures_dir: Path) -> None:
+    def histories(self, figures_dir: Path) -> None:
+        """A hypermodel study's own per-epoch curves: its Keras history keys, every trial."""
+        from sweep.present.study_figures import FigureUnavailable
+        from sweep.present.study_figures import history_across_trials
+
+        self.parts.append('<section id="histories"><h2>Training curves across trials</h2>')
+        try:
+            fig: Figure | str = history_across_trials(
+                [t.to_dict() for t in self.trials], figures_dir
+            )
+        except FigureUnavailable as e:
+            fig = f"not available: {e}"
+        self.parts.append(_figure_html(fig, "Training curves across trials"))
+        self.parts.append("</section>")
+
+    def trial_figures(self, trial: TrialRecord | None, figures_dir: Path) -> None:
         from sweep.present.trial_figures import write_trial_figures
 
         self.parts.append('<section id="best-trial"><h2>The best trial</h2>')
         if trial is None:
             self.parts.append("<p>No COMPLETE trial yet.</p></section>")
             return
-        prefix = f"trial-{trial['number']}-"
-        figures, notes = write_trial_figures(trial, figures_dir, prefix)
+        prefix = f"trial-{trial.number}-"
+        figures, notes = write_trial_figures(
+            trial.to_dict(), figures_dir, prefix, hypermodel=self.hypermodel
+        )
         self.parts.append(
-            f"<p>Trial #{_e(trial['number'])}; <code>sweep show {_e(self.status.get('name'))} "
-            f"{_e(trial['number'])}</code> draws these for any trial.</p>"
+            f"<p>Trial #{_e(trial.number)}; <code>sweep show {_e(self.status.get('name'))} "
+            f"{_e(trial.number)}</code> draws these for any trial.</p>"
         )
         for fig in figures:
             self.parts.append(_figure_html(fig, fig.title))
@@ -286,6 +327,15 @@ class _Page:
     def html(self) -> str:
         name = _e(self.status.get("name"))
         made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        across = (
+            (("histories", "Training curves"),)
+            if self.hypermodel
+            else (
+                ("rate-distortion", "Rate-distortion"),
+                ("balanced", "Balanced vs original"),
+                ("collapse", "Collapse"),
+            )
+        )
         nav = " · ".join(
             f'<a href="#{a}">{t}</a>'
             for a, t in (
@@ -293,9 +343,7 @@ class _Page:
                 ("best", "Best"),
                 ("confirmed", "Confirmed"),
                 ("optuna", "Optimization"),
-                ("rate-distortion", "Rate-distortion"),
-                ("balanced", "Balanced vs original"),
-                ("collapse", "Collapse"),
+                *across,
                 ("best-trial", "Best trial"),
             )
         )
@@ -382,15 +430,13 @@ def _space_html(space: Mapping[str, Any]) -> str:
     return "<h3>Search space</h3>" + text + _plain_table(["name", "", "values"], rows, "space")
 
 
-def _dataset_table(complete: Sequence[Mapping[str, Any]]) -> str:
+def _dataset_table(complete: Sequence[TrialRecord]) -> str:
     groups: dict[str, list[float]] = {}
     for t in complete:
-        dataset = (t.get("params_full") or {}).get("dataset") or (t.get("params") or {}).get(
-            "dataset"
-        )
-        values = t.get("values") or []
-        if values and values[0] is not None and math.isfinite(float(values[0])):
-            groups.setdefault(str(dataset or "?"), []).append(float(values[0]))
+        dataset = (t.params_full or {}).get("dataset") or t.params.get("dataset")
+        value = t.value
+        if value is not None and math.isfinite(float(value)):
+            groups.setdefault(str(dataset or "?"), []).append(float(value))
     if not groups:
         return ""
     rows = []
@@ -409,8 +455,8 @@ def _budget_text(status: Mapping[str, Any]) -> str:
     return f"{finished} of {budget} finished" if budget is not None else f"{finished} finished"
 
 
-def _time_spent(trials: Sequence[Mapping[str, Any]], status: Mapping[str, Any]) -> str:
-    total = sum(float(t["seconds"]) for t in trials if isinstance(t.get("seconds"), int | float))
+def _time_spent(trials: Sequence[TrialRecord], status: Mapping[str, Any]) -> str:
+    total = sum(float(t.seconds) for t in trials if isinstance(t.seconds, int | float))
     text = f"{_duration(total)} of trial time"
     start, end = status.get("created"), status.get("last_completed")
     if start and end:
@@ -446,10 +492,10 @@ def _split_text(config: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _baseline_text(config: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> str:
+def _baseline_text(config: Mapping[str, Any], baseline: TrialRecord | None) -> str:
     if not config.get("baseline"):
         return "none"
-    where = f"trial #{baseline['number']} ({baseline['state']})" if baseline else "not found"
+    where = f"trial #{baseline.number} ({baseline.state})" if baseline else "not found"
     differs = config.get("baseline_differs") or {}
     extra = f"; differs from the notes in {json.dumps(differs)}" if differs else ""
     return f"{config['baseline']}: {where}{extra}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
+from sweep.errors import TrialNotFoundError
+from sweep.errors import UsageError
 from sweep.present.plotting import make_out_dir
 from sweep.present.plotting import prepare_out_dir
 
@@ -17,7 +18,8 @@ def show_trial(
 
     The text is the notes' table for the trial, its state, flags, every parameter (fixed ones
     included), the failure or pruning reason if any, and the figures written (or why some were
-    not). Everything is read before anything is written.
+    not). Everything is read, on one connection, before anything is written. A trial of a
+    KerasTuner hypermodel shows its own Keras history and no VAE collapse flags.
 
     Args:
         url: Storage URL.
@@ -32,43 +34,47 @@ def show_trial(
         StorageError: the database cannot be reached or used.
     """
     from sweep.present.formatting import render
-    from sweep.store.read import study_status
-    from sweep.store.read import trial_by_number
+    from sweep.store.read import StudyReader
 
     target = prepare_out_dir(out if out is not None else f"{name}-trial-{number}", force)
-    trial = trial_by_number(url, name, number)
-    objectives = study_status(url, name)["objectives"]
+    with StudyReader(url) as reader:
+        try:
+            trial = reader.trial(name, number)
+        except TrialNotFoundError as e:
+            raise UsageError(str(e)) from None
+        study = reader.config(name)
 
     from sweep.present.trial_figures import write_trial_figures
 
     make_out_dir(target)
-    figures, notes = write_trial_figures(trial, target)
+    figures, notes = write_trial_figures(trial.to_dict(), target, hypermodel=study.is_hypermodel)
 
-    lines = [f"study {name}, trial #{number}: {trial['state']}" + _baseline(trial)]
-    for key in ("fail_reason",):
-        if trial.get(key):
-            lines.append(f"fail reason: {trial[key]}")
-    prune = (trial.get("user_attrs") or {}).get("prune_reason")
+    baseline = f" (baseline: {trial.baseline})" if trial.baseline else ""
+    lines = [f"study {name}, trial #{number}: {trial.state}" + baseline]
+    if trial.fail_reason:
+        lines.append(f"fail reason: {trial.fail_reason}")
+    prune = trial.user_attrs.get("prune_reason")
     if prune:
         lines.append(f"prune reason: {prune}")
     lines.append("")
-    lines.append(render([trial], "table", kind="best", objectives=objectives).rstrip("\n"))
+    table = render([trial.to_dict()], "table", kind="best", objectives=study.objectives)
+    lines.append(table.rstrip("\n"))
     lines.append("")
-    flags = trial.get("flags") or []
-    lines.append("flags: " + ("none" if not flags else ""))
-    lines += [f"  - {flag}" for flag in flags]
+    if not study.is_hypermodel:  # collapse flags are the VAE's
+        lines.append("flags: " + ("none" if not trial.flags else ""))
+        lines += [f"  - {flag}" for flag in trial.flags]
     lines.append("parameters (searched and fixed):")
-    params: dict[str, Any] = trial.get("params_full") or trial.get("params") or {}
+    params = trial.all_params
     width = max((len(k) for k in params), default=0)
     lines += [f"  {k.ljust(width)}  {json.dumps(v)}" for k, v in params.items()]
-    for label, key in (("seconds", "seconds"), ("epochs run", "epochs_run"), ("worker", "worker")):
-        if trial.get(key) is not None:
-            lines.append(f"{label}: {trial[key]}")
+    for label, value in (
+        ("seconds", trial.seconds),
+        ("epochs run", trial.epochs_run),
+        ("worker", trial.worker),
+    ):
+        if value is not None:
+            lines.append(f"{label}: {value}")
     lines.append(f"figures in {target}:")
     lines += [f"  {f.file}: {f.title}" for f in figures]
     lines += [f"  (not drawn) {note}" for note in notes]
     return "\n".join(lines) + "\n"
-
-
-def _baseline(trial: dict[str, Any]) -> str:
-    return f" (baseline: {trial['baseline']})" if trial.get("baseline") else ""

@@ -427,3 +427,49 @@ def _value(trial: Mapping[str, Any]) -> float | None:
 def _collapsed(trial: Mapping[str, Any]) -> bool:
     metrics = trial.get("metrics") or {}
     return bool(trial.get("flags")) or bool(metrics.get("collapse.any"))
+
+
+def history_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Figure:
+    """A KerasTuner hypermodel study's own curves: each validation metric of its Keras history
+    (the training one where there is no ``val_``) per epoch, one line per COMPLETE trial.
+
+    Raises:
+        FigureUnavailable: no COMPLETE trial stored a history.
+    """
+    from sweep.present.plotting import grid_shape
+    from sweep.present.trial_figures import history_keys
+
+    histories = [
+        (t.get("number"), t["history"])
+        for t in trials
+        if t.get("state") == "COMPLETE" and isinstance(t.get("history"), Mapping)
+    ]
+    keys: dict[str, None] = {}
+    for _, history in histories:
+        keys.update(dict.fromkeys(history_keys(history)))
+    if not keys:
+        raise FigureUnavailable("no COMPLETE trial stored a Keras history")
+    plt = pyplot()
+    rows, cols = grid_shape(len(keys))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        shown = f"val_{key}"
+        if not any(isinstance(h.get(shown), list) and h.get(shown) for _, h in histories):
+            shown = key
+        for _number, history in histories:
+            values = [float(v) for v in history.get(shown) or [] if isinstance(v, int | float)]
+            if values:
+                ax.plot(range(1, len(values) + 1), values, color=VAL_COLOR, alpha=0.5, lw=1)
+        ax.set_title(shown)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    fig.suptitle("Keras history per epoch, COMPLETE trials")
+    fig.tight_layout()
+    save(fig, out / "history_across_trials.png")
+    return Figure(
+        "history_across_trials.png",
+        "Training curves across trials",
+        "each line a COMPLETE trial; validation curves where the history has them",
+    )

@@ -12,6 +12,9 @@ From a trial dict of :func:`sweep.store.read.trial_by_number` (``history``, ``di
   reconstruction's expected number, with the predicted and actual rates of ones; below, the
   output probabilities where the data has a one and where it has a zero.
 
+A trial of a KerasTuner hypermodel gets ``history.png`` instead: one panel per metric of its
+Keras history, train and validation.
+
 A figure whose data the trial does not have (a failed trial, a trial recorded before sweep
 stored samples) is skipped and listed in the returned notes.
 """
@@ -46,7 +49,7 @@ _ROLE_NAMES = {
 
 
 def write_trial_figures(
-    trial: Mapping[str, Any], out: Path, prefix: str = ""
+    trial: Mapping[str, Any], out: Path, prefix: str = "", *, hypermodel: bool = False
 ) -> tuple[list[Figure], list[str]]:
     """Draw every figure of ``trial`` that its stored data allows into ``out``.
 
@@ -54,6 +57,8 @@ def write_trial_figures(
         trial: A trial dict with ``history``, ``diagnostics`` and ``figure_sample`` loaded.
         out: The folder (created when needed).
         prefix: Prepended to each file name (``trial-3-``), so several trials share a folder.
+        hypermodel: The trial ran a user's KerasTuner hypermodel: draw its own Keras history
+            (one panel per metric, train and ``val_``) and none of the VAE's figures.
 
     Returns:
         The figures written, and one note per figure that could not be drawn (and why).
@@ -62,6 +67,17 @@ def write_trial_figures(
     figures: list[Figure] = []
     notes: list[str] = []
     history = trial.get("history") if isinstance(trial.get("history"), Mapping) else None
+    if hypermodel:
+        keys = history_keys(history or {})
+        if keys:
+            name = f"{prefix}history.png"
+            _history(history or {}, keys, label, out / name)
+            figures.append(
+                Figure(name, f"Keras history per epoch, {label}", "train and validation")
+            )
+        else:
+            notes.append("history per epoch: no Keras history stored for this trial")
+        return figures, notes
     diagnostics = trial.get("diagnostics")
     diagnostics = diagnostics if isinstance(diagnostics, Mapping) else {}
     sample = figure_data.decode(trial.get(figure_data.ATTR))
@@ -117,6 +133,39 @@ def _losses(history: Mapping[str, Any], label: str, path: Path) -> None:
         if ax.has_data():
             ax.legend()
     fig.suptitle(f"Losses per epoch, {label}")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def history_keys(history: Mapping[str, Any]) -> list[str]:
+    """The metric names of a Keras history (``loss``, ``binary_accuracy``...), each once: a
+    ``val_`` key counts as its training key's."""
+    keys: dict[str, None] = {}
+    for key, values in history.items():
+        if isinstance(values, list) and values:
+            keys.setdefault(key.removeprefix("val_"))
+    return list(keys)
+
+
+def _history(history: Mapping[str, Any], keys: list[str], label: str, path: Path) -> None:
+    plt = pyplot()
+    rows, cols = grid_shape(len(keys))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        for prefix, color, name in (("", TRAIN_COLOR, "train"), ("val_", VAL_COLOR, "validation")):
+            values = _floats(history.get(prefix + key))
+            if values:
+                ax.plot(
+                    range(1, len(values) + 1), values, marker="o", ms=3, color=color, label=name
+                )
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if ax.has_data():
+            ax.legend()
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"Keras history per epoch, {label}")
     fig.tight_layout()
     save(fig, path)
 

@@ -53,14 +53,14 @@ def best_view(
         UsageError: ``by="confirmed"`` before a confirmation run completed; an unknown ``fmt``.
         StudyNotFoundError, StorageError: as the readers of :mod:`sweep.store.read`.
     """
+    from sweep.present.confirmed import confirmed_results
+    from sweep.present.confirmed import rank_by_confirmed
+    from sweep.present.confirmed import with_confirmed
     from sweep.present.formatting import render
-    from sweep.store.confirm_read import confirmed_results
-    from sweep.store.confirm_read import rank_by_confirmed
-    from sweep.store.confirm_read import trials_by_number
-    from sweep.store.confirm_read import with_confirmed
+    from sweep.present.status import study_status
     from sweep.store.read import baseline_trial
     from sweep.store.read import best_trials
-    from sweep.store.read import study_status
+    from sweep.store.read import trials_by_number
 
     notes: list[str] = []
     if as_hyperparameters:
@@ -105,7 +105,7 @@ def _reference_row(url: str, name: str, notes: list[str]) -> dict[str, Any] | No
     Once ``confirm`` has scored it on test, it carries a ``confirmed`` entry (one fit: its
     validation and test values) for the Confirmed rows.
     """
-    from sweep.store.confirm_read import reference_test_metrics
+    from sweep.present.confirmed import reference_test_metrics
     from sweep.store.read import reference_row
 
     reference = reference_row(url, name)
@@ -134,9 +134,9 @@ def status_view(url: str, name: str, fmt: str = "table") -> View:
     Raises:
         StudyNotFoundError, StorageError: as :func:`sweep.store.read.study_status`.
     """
+    from sweep.present.confirmed import confirmed_results
     from sweep.present.formatting import render_status
-    from sweep.store.confirm_read import confirmed_results
-    from sweep.store.read import study_status
+    from sweep.present.status import study_status
 
     info = study_status(url, name)
     confirmed = confirmed_results(url, name)

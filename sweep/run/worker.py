@@ -41,14 +41,14 @@ from sweep.run.objective import spare_pool
 from sweep.run.protocol import DataSplit
 from sweep.run.protocol import TrialKind
 from sweep.run.protocol import TrialRequest
+from sweep.run.sampling import make_pruner
+from sweep.run.sampling import make_sampler
 from sweep.run.signals import signals_as_interrupts
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
 from sweep.store.rdb import storage_errors
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
-from sweep.store.study import make_pruner
-from sweep.store.study import make_sampler
 from sweep.store.study import requeue_lost_retries
 from sweep.store.study import state_counts
 

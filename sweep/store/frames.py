@@ -3,9 +3,9 @@
 ``sweep.load_trials(name)`` has one row per trial and the columns of ``sweep trials --format
 csv``: ``number``, ``state``, ``value_0``..., flat ``param.*`` and ``metric.*``, then
 ``confirmed.*`` (seed-confirmed metrics, only when some trial has them), ``baseline``,
-``seconds``, ``flags``, ``started``, ``completed`` and ``fail_reason``. It uses the SQL reads
-of :mod:`sweep.store.read` (no ``optuna.load_study``): 10,000 trials in about 4 s on a busy
-2-core machine, a quarter of Optuna's ``trials_dataframe()`` (``benchmarks/RESULTS.md``).
+``seconds``, ``flags``, ``started``, ``completed`` and ``fail_reason``. It reads with one
+:class:`sweep.store.read.StudyReader` (no ``optuna.load_study``): 10,000 trials in about 4 s on
+a busy 2-core machine, a quarter of Optuna's ``trials_dataframe()`` (``benchmarks/RESULTS.md``).
 pandas is an extra (``pip install 'sweep[notebook]'``), imported only here, when called.
 """
 
@@ -37,28 +37,29 @@ def load_trials(name: str, storage: str | None = None) -> pd.DataFrame:
         StudyNotFoundError, StorageError.
     """
     pd = _pandas("load_trials")
-    from sweep.store.read import list_trials
+    from sweep.store.read import StudyReader
     from sweep.store.urls import resolve_url
 
-    rows = list_trials(resolve_url(storage), name)
-    n_values = max((len(r.get("values") or []) for r in rows), default=0)
+    with StudyReader(resolve_url(storage)) as reader:
+        rows = reader.trials(name)
+    n_values = max((len(r.values or ()) for r in rows), default=0)
     records = []
     for r in rows:
-        record: dict[str, Any] = {"number": r["number"], "state": r["state"]}
-        values = list(r.get("values") or [])
+        record: dict[str, Any] = {"number": r.number, "state": r.state}
+        values = list(r.values or ())
         for i in range(n_values):
             record[f"value_{i}"] = values[i] if i < len(values) else None
-        record.update(_flat("param", r.get("params") or {}))
-        record.update(_flat("metric", r.get("metrics") or {}))
-        confirmed = _confirmed(r)
-        if confirmed:
+        record.update(_flat("param", r.params))
+        record.update(_flat("metric", r.metrics))
+        confirmed = r.user_attrs.get(CONFIRMED_KEY)
+        if isinstance(confirmed, Mapping) and confirmed:
             record.update(_flat("confirmed", confirmed))
-        record["baseline"] = r.get("baseline")
-        record["seconds"] = r.get("seconds")
-        record["flags"] = ";".join(str(f) for f in r.get("flags") or [])
-        record["started"] = r.get("started")
-        record["completed"] = r.get("completed")
-        record["fail_reason"] = r.get("fail_reason")
+        record["baseline"] = r.baseline
+        record["seconds"] = r.seconds
+        record["flags"] = ";".join(str(f) for f in r.flags)
+        record["started"] = r.started
+        record["completed"] = r.completed
+        record["fail_reason"] = r.fail_reason
         records.append(record)
     columns = _columns(records, n_values)
     frame = pd.DataFrame.from_records(records, columns=columns)
@@ -77,14 +78,15 @@ def load_history(name: str, trial: int, storage: str | None = None) -> pd.DataFr
         StudyNotFoundError, StorageError.
     """
     pd = _pandas("load_history")
-    from sweep.store.lookup import find_trial
+    from sweep.store.read import StudyReader
     from sweep.store.urls import resolve_url
 
-    row, _ = find_trial(resolve_url(storage), name, int(trial), include_history=True)
-    history = row.get("history")
-    if not isinstance(history, dict) or not history:
+    with StudyReader(resolve_url(storage)) as reader:
+        row = reader.trial(name, int(trial), history=True)
+    history = row.history
+    if not isinstance(history, Mapping) or not history:
         raise TrialNotFoundError(
-            f"trial {trial} of study {name!r} ({row['state']}) has no per-epoch history"
+            f"trial {trial} of study {name!r} ({row.state}) has no per-epoch history"
         )
     epochs = max(len(v) for v in history.values() if isinstance(v, list))
     data = {
@@ -102,13 +104,6 @@ def _pandas(what: str) -> Any:
     except ImportError:
         raise SweepError(f"sweep.{what} needs pandas: pip install 'sweep[notebook]'") from None
     return pd
-
-
-def _confirmed(row: Mapping[str, Any]) -> dict[str, Any]:
-    value = row.get(CONFIRMED_KEY)
-    if value is None:
-        value = (row.get("user_attrs") or {}).get(CONFIRMED_KEY)
-    return value if isinstance(value, dict) else {}
 
 
 def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:

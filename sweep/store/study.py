@@ -4,8 +4,8 @@ A sweep study is an ordinary Optuna study plus one study user attribute,
 :data:`sweep.config.STUDY_ATTR`, holding a :class:`sweep.config.StudyConfig`: the search space
 and its fingerprint, the data file's path and SHA-256, the split, the budget, the sampler, the
 pruner and the heartbeat. Any worker that can reach the storage rebuilds the whole sweep from
-it. Each trial carries the user attributes named in :data:`sweep.config.TRIAL_ATTRS`. This
-module turns a config into Optuna's sampler and pruner, and never imports TensorFlow.
+it. Each trial carries the user attributes named in :data:`sweep.config.TRIAL_ATTRS`. Never imports
+TensorFlow; the sampler and pruner a config asks for are built by :mod:`sweep.run.sampling`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from sweep.config import BASELINE_ATTR
 from sweep.config import FINISHED_STATES
-from sweep.config import MEDIAN_WARMUP_SHARE
 from sweep.config import REFERENCE_ATTR
 from sweep.config import STUDY_ATTR
 from sweep.config import Heartbeat
@@ -26,8 +25,6 @@ from sweep.config import StudyConfig
 from sweep.errors import StudyConflictError
 from sweep.errors import StudyNotFoundError
 from sweep.errors import UsageError
-from sweep.params import TrialParams
-from sweep.space import SearchSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -209,70 +206,6 @@ def requeue_lost_retries(
 def finished_count(counts: Counter[str]) -> int:
     """Trials that count towards the budget (:data:`sweep.config.FINISHED_STATES`)."""
     return sum(counts[state] for state in FINISHED_STATES)
-
-
-def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded per worker so that parallel workers do not collide."""
-    import optuna
-
-    seed = (config.seed + 7919 * worker_index) % 2**32  # NumPy seeds are 32-bit
-    multi = len(config.search_space.directions) > 1
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.sampler == "grid":  # refuses a conditional space (SearchSpace.grid)
-        return optuna.samplers.GridSampler(config.search_space.grid(), seed=seed)
-    if config.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    if config.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    # group=True samples each set of names that occur together (a conditional space) jointly.
-    # A KerasTuner hypermodel's space is define-by-run (conditional scopes): group it too.
-    group = not multi and (config.search_space.is_conditional or config.hypermodel is not None)
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=not multi, group=group, constant_liar=True
-    )
-
-
-def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
-    """The study's pruner; epochs are the pruning steps.
-
-    Hyperband's largest resource is the most epochs a trial of the space can run
-    (:func:`max_epochs`).
-    """
-    import optuna
-
-    if config.pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=median_warmup(max_epochs(config.search_space))
-        )
-    if config.pruner == "hyperband":
-        epochs = max_epochs(config.search_space)
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
-    return optuna.pruners.NopPruner()
-
-
-def median_warmup(epochs: int) -> int:
-    """Epochs a trial of ``epochs`` reports before the median pruner may stop it (at least 1):
-    :data:`sweep.config.MEDIAN_WARMUP_SHARE` of them, rounded down."""
-    return max(1, int(MEDIAN_WARMUP_SHARE * epochs))
-
-
-def max_epochs(space: SearchSpace) -> int:
-    """The most epochs a trial of ``space`` can run.
-
-    A fixed ``epochs``; else the largest value a searched ``epochs`` can take (the highest
-    choice, or the top of an int range on its step grid); else the
-    :class:`sweep.params.TrialParams` default.
-    """
-    if "epochs" in space.fixed:
-        return int(space.fixed["epochs"])
-    spec = space.search.get("epochs")
-    if spec is None:
-        return TrialParams().epochs
-    if spec["type"] == "categorical":
-        return int(max(spec["choices"]))
-    low, high, step = int(spec["low"]), int(spec["high"]), int(spec["step"] or 1)
-    return high if spec["log"] else low + (high - low) // step * step
 
 
 def _next_free_name(name: str, existing: set[str]) -> str:

@@ -1,8 +1,9 @@
-"""Read confirmation runs: mean ± sd over seeds per confirmed trial, the gain over the baseline.
+"""Confirmation runs summarised: mean ± sd over seeds per confirmed trial, the gain over the
+baseline. Standard library only; the runs are read by :meth:`sweep.store.read.StudyReader.
+confirmations`.
 
-Read-only and TensorFlow-free, like :mod:`sweep.store.read` (whose connection and trial loading
-it uses). :func:`confirmed_results` answers with one plain dict, the JSON schema ``sweep
-confirm``, ``sweep best`` and scripts rely on::
+:func:`summarise` answers with one plain dict, the JSON schema ``sweep confirm``, ``sweep best``
+and scripts rely on::
 
     {"study", "companion", "objectives": [{metric, direction}], "metrics": [names summarised],
      "jobs", "counts": {state: n}, "complete", "seeds": [seed, ...], "baseline": number | None,
@@ -22,14 +23,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import CONFIRM_JOB_ATTR
 from sweep.config import STATES
-from sweep.errors import StudyNotFoundError
-from sweep.store.confirm import CONFIRM_ATTR
-from sweep.store.confirm import JOB_ATTR
-from sweep.store.confirm import companion_name
-from sweep.store.confirm import mean_sd
+
+if TYPE_CHECKING:
+    from sweep.store.read import StudyReader
+    from sweep.store.records import ConfirmationRecord
+    from sweep.store.records import ReferenceRecord
 
 #: Metrics summarised besides the objectives (when the trials have them).
 HEADLINE_METRICS = (
@@ -44,41 +47,46 @@ HEADLINE_METRICS = (
 )
 
 
-def confirmed_results(url: str, name: str) -> dict[str, Any] | None:
-    """The confirmation runs of study ``name``, summarised; ``None`` when it has none.
+def confirmed_view(
+    reader: StudyReader, name: str, *, reference: bool = True
+) -> dict[str, Any] | None:
+    """The confirmation runs of study ``name`` summarised (module docstring), with the study's
+    supervised reference in the ``reference`` slot when ``reference``; ``None`` without runs.
 
     Raises:
         StudyNotFoundError: no study ``name``.
-        StorageError: the database cannot be reached or used.
     """
-    from sqlalchemy import select
+    record = reader.confirmations(name)
+    if record is None:
+        return None
+    summary = summarise_record(record, reader.config(name).objectives)
+    if reference:
+        summary = with_reference_record(summary, reader.reference(name))
+    return summary
 
-    from sweep.store._optuna_schema import tables
-    from sweep.store.read import find_study
-    from sweep.store.read import load_trial_rows
-    from sweep.store.read import loads_json
-    from sweep.store.read import objectives_of
-    from sweep.store.read import read_connection
 
-    companion = companion_name(name)
-    with read_connection(url) as (conn, schema):
-        main = find_study(conn, schema, url, name)
-        try:
-            study = find_study(conn, schema, url, companion)
-        except StudyNotFoundError:
-            return None
-        attrs_t = tables().study_user_attributes
-        raw = conn.execute(
-            select(attrs_t.c.value_json).where(
-                attrs_t.c.study_id == study.study_id, attrs_t.c.key == CONFIRM_ATTR
-            )
-        ).scalar()
-        stored = loads_json(raw) if raw is not None else None
-        if not isinstance(stored, dict) or stored.get("source") != name:
-            return None
-        trials = load_trial_rows(conn, study.study_id, study.schema)
-    objectives = objectives_of(main.config, main.directions)
-    return summarise(name, stored.get("jobs") or [], list(trials.values()), objectives)
+def confirmed_results(url: str, name: str) -> dict[str, Any] | None:
+    """:func:`confirmed_view` without the reference, on a reader of its own."""
+    from sweep.store.read import StudyReader
+
+    with StudyReader(url) as reader:
+        return confirmed_view(reader, name, reference=False)
+
+
+def confirmed_with_reference(url: str, name: str) -> dict[str, Any] | None:
+    """:func:`confirmed_view` with the supervised reference, on a reader of its own."""
+    from sweep.store.read import StudyReader
+
+    with StudyReader(url) as reader:
+        return confirmed_view(reader, name)
+
+
+def summarise_record(
+    record: ConfirmationRecord, objectives: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """:func:`summarise` of a :class:`~sweep.store.records.ConfirmationRecord`."""
+    trials = [t.to_dict() for t in record.trials]
+    return summarise(record.study, record.jobs, trials, objectives)
 
 
 def summarise(
@@ -88,12 +96,14 @@ def summarise(
     objectives: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The summary dict (module docstring) from the companion's jobs and trial dicts."""
+    from sweep.config import CONFIRM_SUFFIX
+
     counts = dict.fromkeys(STATES, 0)
     for t in trials:
         counts[str(t["state"])] = counts.get(str(t["state"]), 0) + 1
     done: dict[str, Mapping[str, Any]] = {}
     for t in sorted(trials, key=lambda t: t["number"]):
-        key = (t.get("user_attrs") or {}).get(JOB_ATTR)
+        key = (t.get("user_attrs") or {}).get(CONFIRM_JOB_ATTR)
         if t["state"] == "COMPLETE" and key is not None and key not in done:
             done[key] = t
     objective_metrics = [str(o["metric"]) for o in objectives if o.get("metric")]
@@ -139,7 +149,7 @@ def summarise(
     seeds = sorted({int(j["seed"]) for j in jobs})
     return {
         "study": name,
-        "companion": companion_name(name),
+        "companion": name + CONFIRM_SUFFIX,
         "objectives": [dict(o) for o in objectives],
         "metrics": metrics,
         "jobs": len(jobs),
@@ -155,7 +165,7 @@ def summarise(
 def rank_by_confirmed(summary: Mapping[str, Any], top: int) -> list[int]:
     """Source trial numbers ranked by the confirmed validation mean of the first objective.
 
-    Trials without a confirmed run come last (not at all: they are left out); ties by number.
+    Trials without a confirmed run are left out; ties by number.
     """
     objectives = summary.get("objectives") or []
     if not objectives or not objectives[0].get("metric"):
@@ -170,40 +180,8 @@ def rank_by_confirmed(summary: Mapping[str, Any], top: int) -> list[int]:
     return [number for _, number in sorted(scored)[:top]]
 
 
-def trials_by_number(url: str, name: str, numbers: Sequence[int]) -> list[dict[str, Any]]:
-    """Trial dicts (as :func:`sweep.store.read.best_trials`) of study ``name``, in ``numbers``'
-    order; numbers that do not exist are left out.
-    """
-    from sqlalchemy import select
-
-    from sweep.store._optuna_schema import tables
-    from sweep.store.read import find_study
-    from sweep.store.read import load_trial_rows
-    from sweep.store.read import read_connection
-
-    if not numbers:
-        return []
-    trials_t = tables().trials
-    with read_connection(url) as (conn, schema):
-        study = find_study(conn, schema, url, name)
-        ids = {
-            row.number: row.trial_id
-            for row in conn.execute(
-                select(trials_t.c.trial_id, trials_t.c.number).where(
-                    trials_t.c.study_id == study.study_id,
-                    trials_t.c.number.in_(list(numbers)),
-                )
-            )
-        }
-        loaded = load_trial_rows(
-            conn, study.study_id, study.schema, ids=[ids[n] for n in numbers if n in ids]
-        )
-    by_number = {t["number"]: t for t in loaded.values()}
-    return [by_number[n] for n in numbers if n in by_number]
-
-
 def with_confirmed(
-    rows: Sequence[dict[str, Any]], summary: Mapping[str, Any] | None
+    rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Copies of trial dicts, each confirmed one with a ``confirmed`` key (its summary row)."""
     if not summary:
@@ -223,35 +201,39 @@ def with_reference(
     summary: dict[str, Any], label: str, val: Mapping[str, float], test: Mapping[str, float]
 ) -> dict[str, Any]:
     """``summary`` with a reference model's validation and test scores (the formatter shows it
-    beside the confirmed trials); the hook for the supervised reference."""
+    beside the confirmed trials)."""
     return {**summary, "reference": {"label": label, "val": dict(val), "test": dict(test)}}
 
 
+def with_reference_record(
+    summary: dict[str, Any], reference: ReferenceRecord | None
+) -> dict[str, Any]:
+    """``summary`` with the study's supervised reference; unchanged without one, or when it
+    failed at launch."""
+    if reference is None or reference.error:
+        return summary
+    return with_reference(
+        summary, f"reference ({reference.label})", reference.metrics, reference.test_metrics
+    )
+
+
 def reference_test_metrics(reference: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A :func:`sweep.store.read.reference_row`'s test metrics (keys without ``test.``), once
-    ``confirm`` scored them; empty before."""
+    """A reference row's (``ReferenceRecord.to_dict``) test metrics, keys without ``test.``."""
     details = (reference or {}).get("details") or {}
     test = details.get("test_metrics") if isinstance(details, dict) else None
     return {k.removeprefix("test."): v for k, v in test.items()} if isinstance(test, dict) else {}
 
 
-def confirmed_with_reference(url: str, name: str) -> dict[str, Any] | None:
-    """:func:`confirmed_results` with the study's supervised reference in its ``reference``
-    slot (validation from launch, test once ``confirm`` scored it); ``None`` without runs."""
-    from sweep.store.read import reference_row
-
-    summary = confirmed_results(url, name)
-    if summary is None:
-        return None
-    reference = reference_row(url, name)
-    if reference is None or reference.get("error"):
-        return summary
-    return with_reference(
-        summary,
-        f"reference ({reference['reference']})",
-        reference.get("metrics") or {},
-        reference_test_metrics(reference),
-    )
+def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of the finite values (``None`` for the sd of one)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return None, None
+    mean = sum(finite) / len(finite)
+    if len(finite) < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    return mean, math.sqrt(var)
 
 
 def _test(trial: Mapping[str, Any]) -> Mapping[str, Any]:
