@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_sweep
 
 from sweep.names import metric_names
 from sweep.train.data import file_sha256
+from tests.support.cli import run_sweep
 
 SMALL = ["--set", "encoder_units=32-16", "--set", "coding_size=4", "--epochs", "1"]
 run = functools.partial(run_sweep, check=True)

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import sweep_argv
-from cli_helpers import sweep_env
-from conftest import TINY_SPACE
-from conftest import run_sweep
+
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.cli import sweep_argv
+from tests.support.cli import sweep_env
 
 QUICK = ["--space", str(TINY_SPACE), "--set", "epochs=1", "--pruner", "none"]
 #: ``sweep(*args, storage=URL)``: the storage URL in the environment (never on argv).

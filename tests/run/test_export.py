@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_SPACE
-from conftest import run_sweep
-from study_writer import write_study
-from test_bad_input import dump
 
 from sweep.store.lookup import WEIGHTS_ATTR
 from sweep.store.lookup import weight_holders
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.database import dump
+from tests.support.study_writer import write_study
 
 NAME = "exp"
 
@@ -288,8 +288,8 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "best so far" in done.stdout
-    from cli_helpers import sweep_argv
-    from cli_helpers import sweep_env
+    from tests.support.cli import sweep_argv
+    from tests.support.cli import sweep_env
 
     process = subprocess.Popen(
         sweep_argv("status", NAME, "--watch", "--interval", "5"),

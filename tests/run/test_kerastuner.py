@@ -1,8 +1,8 @@
 """KerasTuner on the study database: hypermodels as sweeps, NotesVAE, --as-hyperparameters.
 
 The ``hp`` stand-in and its Optuna suggestions are checked in this process without Keras; the
-sweeps run the tiny hypermodels of tests/hypermodels/ (a Dense autoencoder, 1 epoch) with real
-trial processes on SQLite and PostgreSQL.
+sweeps run the tiny hypermodels of tests/support/hypermodels/ (a Dense autoencoder, 1 epoch)
+with real trial processes on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-from cli_helpers import run_sweep
 
 from sweep.errors import HypermodelError
 from sweep.run.hypermodel import default_direction
@@ -26,12 +24,12 @@ from sweep.run.hypermodel import suggest
 from sweep.train.hyperparams import SweepHyperParameters
 from sweep.train.hyperparams import UnsupportedHpCall
 from sweep.train.hyperparams import default_value
+from tests.support.cli import run_sweep
+from tests.support.hypermodels.calls import RANGES
+from tests.support.hypermodels.calls import declare
 
-HYPERMODELS = Path(__file__).resolve().parent / "hypermodels"
+HYPERMODELS = Path(__file__).resolve().parents[1] / "support" / "hypermodels"
 TINY = HYPERMODELS / "tiny.py"
-sys.path.insert(0, str(HYPERMODELS))
-from calls import RANGES  # noqa: E402
-from calls import declare  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -245,7 +243,8 @@ def test_a_hypermodel_runs_as_a_sweep(
     assert config["values"] == study.best_trial.user_attrs["hyperparameters"]["values"]
 
     import keras_tuner
-    from tiny import build_model
+
+    from tests.support.hypermodels.tiny import build_model
 
     hp = keras_tuner.HyperParameters.from_config(config)
     assert hp.values == config["values"]

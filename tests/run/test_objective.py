@@ -6,7 +6,6 @@ replaced so each outcome (complete, failed, pruned, interrupted) is certain and 
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import threading
@@ -15,38 +14,20 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import TINY_SPACE
 
 import sweep.run.objective as objective_module
 from sweep.config import RESULT_ATTRS
 from sweep.errors import TrialFailed
 from sweep.run.isolation import EpochHandler
 from sweep.run.isolation import TrialRequest
-from sweep.run.objective import Objective
 from sweep.run.signals import Interrupted
 from sweep.run.worker import BudgetClaim
-from sweep.space import load_space
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
+from tests.support.objective import tiny_objective as _objective
+from tests.support.objective import trial_result as _result
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _result(auroc: float) -> dict[str, Any]:
-    result: dict[str, Any] = {key: None for key in RESULT_ATTRS}
-    return {**result, "metrics": {"expression.auroc": auroc}, "seconds": 1.5, "epochs_run": 2}
-
-
-def _objective(**changes: Any) -> Objective:
-    base = Objective(
-        space=load_space(TINY_SPACE),
-        data_path="unused.npz",
-        val_fraction=0.2,
-        test_fraction=0.0,
-        split_seed=0,
-        epoch_metrics=("expression.auroc",),
-    )
-    return dataclasses.replace(base, **changes)
 
 
 def _fake_child(

@@ -11,9 +11,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from cli_helpers import TINY_SPACE
-from cli_helpers import run_sweep
-from cli_helpers import sweep_env
 
 from sweep.config import REFERENCE_LABEL
 from sweep.errors import DataError
@@ -30,6 +27,9 @@ from sweep.train.reference import binned_features
 from sweep.train.reference import describe_features
 from sweep.train.reference import fit_reference
 from sweep.train.reference import reference_result
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.cli import sweep_env
 
 COLUMN = f"reference ({REFERENCE_LABEL})"
 

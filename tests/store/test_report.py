@@ -18,7 +18,6 @@ import numpy as np
 import optuna
 import pytest
 import yaml
-from conftest import fresh_postgres_database
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
@@ -31,8 +30,9 @@ from sweep.errors import UsageError
 from sweep.present import formatting
 from sweep.space import SearchSpace
 from sweep.store import read as report
+from tests.support.postgres import fresh_postgres_database
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
 BASE = datetime.datetime(2024, 3, 1, 12, 0, 0)

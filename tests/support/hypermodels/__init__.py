@@ -1,1 +1,1 @@
-"""Hypermodels the KerasTuner tests sweep (tests/test_kerastuner.py)."""
+"""Hypermodels the KerasTuner tests sweep (tests/run/test_kerastuner.py)."""
