@@ -69,7 +69,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
 
     make_out_dir(target)
     figures_dir = make_out_dir(target / FIGURES)
-    page = _Page(status, config, trials, best, baseline)
+    page = ReportPage(status, config, trials, best, baseline)
     page.reference = reference if reference and not reference.get("error") else None
     page.summary()
     page.best_table()
@@ -92,7 +92,7 @@ def _load_optuna_study(url: str, name: str) -> Any:
     return optuna.load_study(study_name=name, storage=open_storage(url))
 
 
-class _Page:
+class ReportPage:
     """The page, built section by section."""
 
     def __init__(

@@ -246,14 +246,15 @@ def test_confirm_scores_it_on_test_and_keeps_the_launch_numbers(
 
 
 def test_the_report_shows_it_beside_the_baseline(sqlite_url: str, synthetic_npz: Path) -> None:
-    from sweep.present.report import _Page
+    from sweep.present.report import ReportPage
     from sweep.store.read import best_trials
     from sweep.store.read import reference_row
     from sweep.store.read import study_status
 
     assert _launch(sqlite_url, synthetic_npz).returncode == 0
     _complete_one_trial(sqlite_url)
-    page = _Page(study_status(sqlite_url, "notes"), {}, [], best_trials(sqlite_url, "notes"), None)
+    best = best_trials(sqlite_url, "notes")
+    page = ReportPage(study_status(sqlite_url, "notes"), {}, [], best, None)
     page.reference = reference_row(sqlite_url, "notes")  # as write_report sets it
     page.best_table()
     assert COLUMN in "".join(page.parts)
