@@ -11,8 +11,9 @@ tier by where it lives and what it asks for:
 * ``postgres``: asks for ``postgres_url``, or is the ``postgres`` case of a parametrized storage
   (``storage_url``, ``fault_storage``); a test that opens
   :func:`tests.support.postgres.fresh_postgres_database` itself carries ``@pytest.mark.postgres``;
-* ``training``: trains a Keras model or runs real trials: asks for a fixture of
-  :data:`TRAINING_FIXTURES`, lives in a module of :data:`TRAINING_MODULES`, or carries
+* ``training``: trains a Keras model or runs real trials: asks, directly or through another
+  fixture, for one of :data:`TRAINING_FIXTURES` (``synthetic_npz``, the data file trials train
+  on, among them), lives in a module of :data:`TRAINING_MODULES`, or carries
   ``@pytest.mark.training``;
 * ``unit``: none of those (nor ``slow``). ``make test-unit`` runs ``-m unit``: no TensorFlow
   training, no PostgreSQL, no fault tests, under two minutes. A unit test slower than
@@ -47,10 +48,17 @@ TESTS = Path(__file__).resolve().parent
 TEST_SEED = 0
 #: The markers that keep a test out of the unit tier.
 NOT_UNIT = ("faults", "postgres", "training", "slow")
-#: Fixtures that train (a test asking for one trains too).
-TRAINING_FIXTURES = frozenset({"synthetic_npz"})
+#: Fixtures that mean training: a plain name, or ``module.fixture`` for one module's fixture.
+TRAINING_FIXTURES = frozenset({"synthetic_npz", "tests.run.test_export.study"})
 #: Modules, relative to tests/, where every test trains or runs real trials.
-TRAINING_MODULES: frozenset[str] = frozenset()
+TRAINING_MODULES = frozenset(
+    {
+        "test_sweep.py",
+        "train/test_engine.py",
+        "train/test_label_levers.py",
+        "train/test_model.py",
+    }
+)
 #: Seconds past which a unit test is named at the end of the run.
 UNIT_BUDGET_S = 5.0
 
@@ -64,10 +72,20 @@ def _uses_postgres(item: pytest.Item) -> bool:
     ]
 
 
+def _fixture_names(item: pytest.Item) -> set[str]:
+    """The plain and ``module.name`` names of every fixture ``item`` uses, however indirectly."""
+    names = set(getattr(item, "fixturenames", ()))
+    info = getattr(item, "_fixtureinfo", None)  # pytest has no public map to fixture functions
+    for definitions in getattr(info, "name2fixturedefs", {}).values():
+        func = definitions[-1].func
+        names.add(f"{func.__module__}.{func.__name__}")
+    return names
+
+
 def _trains(item: pytest.Item) -> bool:
-    if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+    if Path(item.path).relative_to(TESTS).as_posix() in TRAINING_MODULES:
         return True
-    return Path(item.path).relative_to(TESTS).as_posix() in TRAINING_MODULES
+    return bool(TRAINING_FIXTURES & _fixture_names(item))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

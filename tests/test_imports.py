@@ -333,16 +333,18 @@ def _present(modules: list[str], name: str) -> bool:
     return any(m == name or m.startswith(name + ".") for m in modules)
 
 
-def test_what_each_kind_of_process_loads(tmp_path: Path, synthetic_npz: Path) -> None:
+def test_what_each_kind_of_process_loads(tmp_path: Path) -> None:
+    from sweep.train.synth import write_synthetic
     from tests.support.study_writer import write_study
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     write_study(url, "ro", 3)
+    data = write_synthetic(tmp_path / "data.npz", 240, seed=0)  # not synthetic_npz: no training
     spec = {
         "stages": list(PROCESSES),
         "study": "ro",
         "space": str(REPO / "search_spaces" / "tiny.yaml"),
-        "data": str(synthetic_npz),
+        "data": str(data),
         "child_module": CHILD_MODULE,
         "env": {"SWEEP_STORAGE": url},
         "layers": {
