@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -304,16 +303,3 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     assert process.returncode == 0, err
     assert "best so far" in out and err.strip() == ""
     assert os.path.exists(study["url"].removeprefix("sqlite:///"))
-
-
-def test_import_sweep_stays_light() -> None:
-    """The new facade names load TensorFlow and pandas only when called."""
-    code = (
-        "import sys, sweep\n"
-        "sweep.load_model, sweep.load_trials, sweep.load_history\n"
-        "print(sorted(m for m in ('tensorflow', 'keras', 'pandas') if m in sys.modules))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]"

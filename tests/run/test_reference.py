@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,6 @@ from sweep.train.reference import fit_reference
 from sweep.train.reference import reference_result
 from tests.support.cli import TINY_SPACE
 from tests.support.cli import run_sweep
-from tests.support.cli import sweep_env
 
 COLUMN = f"reference ({REFERENCE_LABEL})"
 
@@ -165,36 +163,6 @@ def test_launch_stores_the_reference_and_best_shows_it(
     assert csv_rows.splitlines()[-1].startswith(",REFERENCE,")
     listed = json.loads(run_sweep("best", "notes", "--format", "json", storage=storage_url).stdout)
     assert [r["number"] for r in listed] == [0]  # JSON: the best set only
-
-
-def test_the_launching_process_loads_no_classifier_nor_tensorflow(
-    tmp_path: Path, synthetic_npz: Path
-) -> None:
-    """The classifier stays in its child process (splitting a file already brings
-    scikit-learn's model_selection into the launcher; the reference adds no classifier)."""
-    code = (
-        "import sys\nfrom sweep.cli import main\ncode = main(sys.argv[1:])\n"
-        "heavy = ('sklearn', 'scipy', 'tensorflow', 'keras')\n"
-        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-        "sys.exit(code)\n"
-    )
-    args = ["launch", "--no-run", "--space", str(TINY_SPACE), "--data", str(synthetic_npz)]
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=sweep_env(url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = done.stdout.split("LOADED", 1)[1]
-    assert "sklearn.model_selection" in loaded  # splitting the file: the check can see sklearn
-    assert "sklearn.linear_model" not in loaded
-    assert "'tensorflow'" not in loaded and "'keras'" not in loaded
-    stored = load_reference(optuna.storages.get_storage(url), "notes")
-    assert stored is not None and stored["metrics"]["expression_hidden.auroc"] is not None
 
 
 def test_reference_none_skips_it(sqlite_url: str, synthetic_npz: Path) -> None:

@@ -7,9 +7,6 @@ import datetime
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -480,31 +477,6 @@ def test_bad_format_or_kind_is_a_usage_error() -> None:
         formatting.render([], "json", kind="foo")
     with pytest.raises(UsageError, match="unknown format 'csv'"):
         formatting.render_status({}, "csv")
-
-
-def test_read_path_does_not_import_tensorflow(sqlite_studies: str) -> None:
-    code = (
-        "import json, sys\n"
-        "from sweep.store.read import best_trials, study_status\n"
-        "from sweep.present.formatting import render\n"
-        f"rows = best_trials({sqlite_studies!r}, 'max')\n"
-        "render(rows, 'table', kind='best')\n"
-        f"study_status({sqlite_studies!r}, 'pareto')\n"
-        f"bad = [m for m in sys.modules if m.split('.')[0] in {FORBIDDEN_MODULES[:3]!r} "
-        f"or m in {FORBIDDEN_MODULES[3:]!r}]\n"
-        "print(json.dumps({'n': len(rows), 'bad': bad}))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out == {"n": 5, "bad": []}
 
 
 def test_core_tables_match_optunas_schema() -> None:
