@@ -165,8 +165,14 @@ def sleeping_trial(trial_seconds: float, metric_names: list[str], stats: WorkerS
     """A ``run_in_child`` stand-in: sleep per epoch, report it, return an engine-shaped result."""
 
     def run_in_child(
-        request: Any, *, on_epoch: Any = None, env: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
+        request: Any,
+        *,
+        on_epoch: Any = None,
+        env: Mapping[str, str] | None = None,
+        on_ask: Any = None,
+    ) -> Any:
+        from sweep.run.protocol import TrialOutcome
+
         started = time.time()
         params = request.params
         epochs = int(params.get("epochs", 2))
@@ -187,18 +193,17 @@ def sleeping_trial(trial_seconds: float, metric_names: list[str], stats: WorkerS
         finally:
             stats.trials.append((started, time.time()))
         metrics = {m: quality for m in metric_names}
-        return {
-            "params": params,
-            "metrics": metrics,
-            "history": dict(history),
-            "diagnostics": {"kl_per_dim": [0.01 * i for i in range(50)], "latent_std": 1.0},
-            "flags": [],
-            "epochs_run": epochs,
-            "seconds": trial_seconds,
-            "n_features": 12000,
-            "elbo_beta": 1.0,
-            "data": {},
-        }
+        return TrialOutcome(
+            metrics=metrics,
+            history=dict(history),
+            epochs_run=epochs,
+            seconds=trial_seconds,
+            extra={
+                "diagnostics": {"kl_per_dim": [0.01 * i for i in range(50)], "latent_std": 1.0},
+                "flags": [],
+                "elbo_beta": 1.0,
+            },
+        )
 
     return run_in_child
 

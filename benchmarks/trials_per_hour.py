@@ -61,11 +61,11 @@ def spare_memory() -> dict[str, float]:
     """MiB of a warm, waiting spare on the bundled data (and of this benchmark, for scale)."""
     import psutil
 
-    from sweep.run.isolation import Preload
     from sweep.run.isolation import SparePool
+    from sweep.run.protocol import DataSplit
     from sweep.train.data import BUNDLED_DATA
 
-    preload = Preload(str(BUNDLED_DATA), 0.2, 0.2, 0)
+    preload = DataSplit(str(BUNDLED_DATA), 0.2, 0.2, 0)
     with SparePool(preload) as pool:
         if not pool.warm_up(timeout_s=600) or pool.spare_pid is None:
             raise SystemExit("the spare did not get ready")

@@ -51,6 +51,8 @@ BASELINE_ATTR = "baseline"
 #: The study user attribute that holds the supervised reference fitted at launch (JSON: see
 #: :func:`sweep.train.reference.reference_result`), absent when launched with ``--reference none``.
 REFERENCE_ATTR = "reference"
+#: A companion study's user attribute: ``{"source": NAME, "jobs": [job, ...]}`` (sweep confirm).
+CONFIRM_ATTR = "sweep_confirm"
 #: The supervised reference: L2-regularised logistic regression with this inverse strength C, on
 #: the mean of each bin of this many columns (base pairs) of every mark section.
 REFERENCE_C = 0.1

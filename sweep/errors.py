@@ -70,3 +70,7 @@ class TrialNotFoundError(SweepError, LookupError):
 
 class NoWeightsError(SweepError, LookupError):
     """The trial's weights were not kept (``launch --keep-weights K`` keeps the K best)."""
+
+
+class PreflightError(SweepError):
+    """A launch's check failed: the model did not build or train one step on one batch."""

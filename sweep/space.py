@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from sweep.dialects import distribution as to_distribution
+from sweep.dialects import suggest as suggest_value
 from sweep.errors import ParamError
 from sweep.errors import SpaceError
 from sweep.params import BASELINES
@@ -158,7 +160,7 @@ class SearchSpace:
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Optuna distributions for the searched names."""
-        return {name: _to_distribution(spec) for name, spec in self.search.items()}
+        return {name: to_distribution(spec) for name, spec in self.search.items()}
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> TrialParams:
         """Ask ``trial`` for every searched value and build the full :class:`TrialParams`.
@@ -172,17 +174,7 @@ class SearchSpace:
         for name, spec in sorted(self.search.items(), key=lambda item: "when" in item[1]):
             if not _active(spec, chosen):
                 continue
-            kind = spec["type"]
-            if kind == "float":
-                value = trial.suggest_float(
-                    name, spec["low"], spec["high"], log=spec["log"], step=spec["step"]
-                )
-            elif kind == "int":
-                value = trial.suggest_int(
-                    name, spec["low"], spec["high"], log=spec["log"], step=spec["step"] or 1
-                )
-            else:
-                value = trial.suggest_categorical(name, spec["choices"])
+            value = suggest_value(trial, name, spec)
             chosen[name] = value
             if name in PARAM_NAMES:
                 values[name] = value
@@ -614,18 +606,6 @@ def _number(value: Any, number: type, where: str) -> Any:
     if number is int and not float(value).is_integer():
         raise SpaceError(f"{where}: expected an integer, got {value!r}")
     return number(value)
-
-
-def _to_distribution(spec: Mapping[str, Any]) -> BaseDistribution:
-    from optuna.distributions import CategoricalDistribution
-    from optuna.distributions import FloatDistribution
-    from optuna.distributions import IntDistribution
-
-    if spec["type"] == "float":
-        return FloatDistribution(spec["low"], spec["high"], log=spec["log"], step=spec["step"])
-    if spec["type"] == "int":
-        return IntDistribution(spec["low"], spec["high"], log=spec["log"], step=spec["step"] or 1)
-    return CategoricalDistribution(spec["choices"])
 
 
 def _jsonable(name: str, value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 The only :mod:`sweep.run` module that imports the trial engine (:mod:`sweep.train.engine`, and
 so TensorFlow); it runs in the child process started by :func:`sweep.run.isolation.run_in_child`
-(see :mod:`sweep.run.isolation` for the protocol).
+(see :mod:`sweep.run.isolation` for the messages, :mod:`sweep.run.protocol` for the request
+and the outcome).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from typing import Any
 from typing import TextIO
 
 from sweep.run.gpus import GPU_MEMORY_ENV
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Prepare (``--preload``), read one request, run the trial; exit status.
+    """Prepare (``--preload``), read one request, run it; exit status.
 
-    With ``--preload JSON`` (a :class:`sweep.run.isolation.Preload`) the child imports
+    With ``--preload JSON`` (a :class:`sweep.run.protocol.DataSplit`) the child imports
     TensorFlow and loads the data file before reading its request, and says ``ready``: a warm
     spare. Stdin closed without a request (a spare no longer needed) exits 0.
     """
@@ -33,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides how to stop a trial
     channel = _private_stdout()
     args = list(sys.argv[1:] if argv is None else argv)
-    preload = json.loads(args[1]) if args[:1] == ["--preload"] and len(args) > 1 else None
+    preload = (
+        DataSplit(**json.loads(args[1])) if args[:1] == ["--preload"] and len(args) > 1 else None
+    )
     warm = _prepare(preload, clock) if preload is not None else None
     if preload is not None:
         _send(channel, {"type": "ready"})
@@ -42,21 +48,53 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     clock["request_at"] = time.time()
     _send(channel, {"type": "accepted"})
-    request = json.loads(line)
     try:
-        if request.get("kind") == "hypermodel":
-            result = _run_hypermodel(request, channel)
-        else:
-            result = _run(request, channel, warm, clock)
+        request = TrialRequest.from_json(json.loads(line))
+        outcome = _serve(request, channel, warm, clock)
     except Exception as e:  # every failure of the trial itself is reported, not raised
         _send(channel, {"type": "error", "message": _describe(e)})
         return 1
-    _send(channel, {"type": "result", "result": result})
+    _send(channel, {"type": "result", "result": outcome.to_json()})
     return 0
 
 
-def _prepare(preload: Mapping[str, Any], clock: dict[str, float]) -> tuple[Any, Any] | None:
-    """Import the engine (TensorFlow) and load the data: ``(preload, dataset)``, or ``None``
+def _serve(
+    request: TrialRequest,
+    channel: TextIO,
+    warm: tuple[DataSplit, Any] | None,
+    clock: dict[str, float],
+) -> TrialOutcome:
+    """Load the request's rows (a warm spare's when they match) and do what it asks."""
+    from sweep.train.data import check_split_sha256
+
+    if request.purpose != "split" and "imports" not in clock:
+        started = time.perf_counter()
+        _import_engine()
+        clock["imports"] = time.perf_counter() - started
+    if warm is not None and warm[0].same_rows(request.split):
+        data = warm[1]
+    else:
+        from sweep.train.data import load_dataset
+
+        started = time.perf_counter()
+        split = request.split
+        data = load_dataset(
+            split.data_path,
+            val_fraction=split.val_fraction,
+            test_fraction=split.test_fraction,
+            split_seed=split.split_seed,
+        )
+        clock["data_load"] = clock.get("data_load", 0.0) + time.perf_counter() - started
+    if request.purpose == "split":
+        return TrialOutcome(split_sha256=data.split_sha256)
+    check_split_sha256(data, request.split.split_sha256)
+    if request.kind.model == "hypermodel":
+        return _run_hypermodel(request, channel, data)
+    return _run_vae(request, channel, data, clock)
+
+
+def _prepare(preload: DataSplit, clock: dict[str, float]) -> tuple[DataSplit, Any] | None:
+    """Import the engine (TensorFlow) and load the data: ``(split, dataset)``, or ``None``
     when loading failed (the request then loads again and reports the error as its own)."""
     started = time.perf_counter()
     _import_engine()
@@ -66,17 +104,17 @@ def _prepare(preload: Mapping[str, Any], clock: dict[str, float]) -> tuple[Any, 
         from sweep.train.data import load_dataset
 
         data = load_dataset(
-            preload["data_path"],
-            val_fraction=preload["val_fraction"],
-            test_fraction=preload["test_fraction"],
-            split_seed=preload["split_seed"],
+            preload.data_path,
+            val_fraction=preload.val_fraction,
+            test_fraction=preload.test_fraction,
+            split_seed=preload.split_seed,
         )
     except Exception:
         return None
     finally:
         clock["data_load"] = time.perf_counter() - started
         clock["prepared_at"] = time.time()
-    return dict(preload), data
+    return preload, data
 
 
 def _import_engine() -> None:
@@ -93,42 +131,24 @@ def gpu_memory_mb() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def _run(
-    request: Mapping[str, Any],
-    channel: TextIO,
-    warm: tuple[Any, Any] | None,
-    clock: dict[str, float],
-) -> dict[str, Any]:
+#: What the VAE's result carries beyond the protocol's common fields (trial user attributes).
+VAE_EXTRA = ("diagnostics", "flags", "elbo_beta", "figure_sample")
+
+
+def _run_vae(
+    request: TrialRequest, channel: TextIO, data: Any, clock: dict[str, float]
+) -> TrialOutcome:
     import numpy as np
 
     from sweep.params import TrialParams
-    from sweep.train.data import check_split_sha256
-    from sweep.train.data import load_dataset
-
-    params = TrialParams.from_dict(request["params"])
-    spec = {k: request[k] for k in ("data_path", "val_fraction", "test_fraction", "split_seed")}
-    if request.get("split_only") or warm is None or warm[0] != spec:
-        if not request.get("split_only") and "imports" not in clock:
-            started = time.perf_counter()
-            _import_engine()
-            clock["imports"] = time.perf_counter() - started
-        started = time.perf_counter()
-        data = load_dataset(
-            request["data_path"],
-            val_fraction=request["val_fraction"],
-            test_fraction=request["test_fraction"],
-            split_seed=request["split_seed"],
-        )
-        clock["data_load"] = clock.get("data_load", 0.0) + time.perf_counter() - started
-    else:
-        data = warm[1]
-    if request.get("split_only"):
-        return {"split_sha256": data.split_sha256}
-    check_split_sha256(data, request.get("split_sha256") or "")
-    from sweep.train.engine import EngineOptions  # not needed to check a split
+    from sweep.train.engine import EngineOptions
+    from sweep.train.engine import preflight
     from sweep.train.engine import run_trial
 
-    wanted = list(request.get("epoch_metrics") or [])
+    params = TrialParams.from_dict(request.params)
+    if request.purpose == "preflight":
+        return TrialOutcome(reported=tuple(preflight(params, data)))
+    wanted = list(request.epoch_metrics)
 
     def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
         keep = {k: v for k, v in values.items() if k in wanted or k.endswith("loss")}
@@ -136,41 +156,47 @@ def _run(
 
     options = EngineOptions(
         score_every_epoch=bool(wanted),
-        score_test=bool(request.get("score_test")),
+        score_test=request.score_test,
         gpu_memory_mb=gpu_memory_mb(),
-        weights_path=request.get("weights_path") or None,
+        weights_path=request.weights_path,
     )
     clock["ready_at"] = time.time()
     result = run_trial(params, data, on_epoch=on_epoch, options=options)
     started = time.perf_counter()
-    if request.get("samples_path") and result.samples:
-        np.savez_compressed(request["samples_path"], **result.samples)  # type: ignore[arg-type]
+    if request.samples_path and result.samples:
+        np.savez_compressed(request.samples_path, **result.samples)  # type: ignore[arg-type]
     out = result.to_json()
-    out["timing"] = {
+    timing = {
         **result.timing,
         **{k: round(v, 4) if not k.endswith("_at") else v for k, v in clock.items()},
         "samples_write": round(time.perf_counter() - started, 4),
     }
-    return out
+    return TrialOutcome(
+        metrics=result.metrics,
+        test_metrics=result.test_metrics,
+        history=result.history,
+        epochs_run=result.epochs_run,
+        seconds=result.seconds,
+        extra={k: out[k] for k in VAE_EXTRA},
+        timing=timing,
+    )
 
 
-def _run_hypermodel(request: Mapping[str, Any], channel: TextIO) -> dict[str, Any]:
-    """A trial of a user's hypermodel: each new ``hp`` value is asked of the parent's trial."""
+def _run_hypermodel(request: TrialRequest, channel: TextIO, data: Any) -> TrialOutcome:
+    """A user's hypermodel: each new ``hp`` value is asked of the parent's trial, or taken
+    from a confirmation run's values."""
     from sweep.train import hypermodel as hm
 
-    spec = request["hypermodel"]
-    if spec.get("dry_run"):
-        return hm.dry_build(spec["ref"], spec.get("fixed") or {})
-    from sweep.train.data import check_split_sha256
-    from sweep.train.data import load_dataset
-
-    data = load_dataset(
-        request["data_path"],
-        val_fraction=request["val_fraction"],
-        test_fraction=request["test_fraction"],
-        split_seed=request["split_seed"],
-    )
-    check_split_sha256(data, request.get("split_sha256") or "")
+    call = request.hypermodel
+    if call is None:
+        raise ValueError("a hypermodel request without its hypermodel")
+    if request.purpose == "preflight":
+        built = hm.preflight(call.ref, call.fixed, call.fit, data)
+        return TrialOutcome(
+            hyperparameters=built["hyperparameters"],
+            reported=tuple(built["reported"]),
+            extra={"kind": built["kind"], "has_fit": built["has_fit"]},
+        )
 
     def ask(question: Mapping[str, Any]) -> Any:
         _send(channel, {"type": "ask", "question": question})
@@ -179,15 +205,24 @@ def _run_hypermodel(request: Mapping[str, Any], channel: TextIO) -> dict[str, An
     def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
         _send(channel, {"type": "epoch", "epoch": epoch, "values": dict(values)})
 
-    return hm.run_hypermodel_trial(
-        spec["ref"],
-        suggest=ask,
-        fixed=spec.get("fixed") or {},
-        fit_settings=spec["fit"],
-        objective=spec["objective"],
-        direction=spec["direction"],
+    result = hm.run_hypermodel_trial(
+        call.ref,
+        suggest=ask if call.values is None else hm.answer_from(call.values),
+        fixed=call.fixed,
+        fit_settings=call.fit,
+        objective=call.objective,
+        direction=call.direction,
         data=data,
         on_epoch=on_epoch,
+        score_test=request.score_test,
+    )
+    return TrialOutcome(
+        metrics=result["metrics"],
+        test_metrics=result["test_metrics"],
+        history=result["history"],
+        epochs_run=result["epochs_run"],
+        seconds=result["seconds"],
+        hyperparameters=result["hyperparameters"],
     )
 
 

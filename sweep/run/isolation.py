@@ -30,87 +30,17 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sweep.errors import TrialFailed
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
 
 _logger = logging.getLogger(__name__)
 EpochHandler = Callable[[int, Mapping[str, Any]], None]
 #: Answers a child's ``ask`` message (a hypermodel's ``hp`` call) with a JSON value.
 AskHandler = Callable[[Mapping[str, Any]], Any]
-
-
-@dataclass(frozen=True)
-class TrialRequest:
-    """What a child process needs to run one trial.
-
-    Attributes:
-        split_sha256: The study's split hash; the child refuses a split that differs (empty:
-            not checked).
-        split_only: Only load and split the data, and return ``{"split_sha256": ...}``.
-        score_test: Also score the test split after training (``sweep confirm`` only).
-        kind: What the child runs: ``"vae"`` (the built-in VAE from ``params``) or
-            ``"hypermodel"`` (a user's KerasTuner hypermodel, :mod:`sweep.train.hypermodel`).
-        hypermodel: For ``kind="hypermodel"``: ``ref``, ``fixed``, ``fit`` settings,
-            ``objective``, ``direction``, and ``dry_run`` (build once at the defaults, no data).
-        weights_path: Where the child saves the trained weights (``None``: not saved).
-    """
-
-    params: dict[str, Any]
-    data_path: str
-    val_fraction: float
-    test_fraction: float
-    split_seed: int
-    epoch_metrics: tuple[str, ...] = ()
-    samples_path: str | None = None
-    split_sha256: str = ""
-    split_only: bool = False
-    score_test: bool = False
-    kind: str = "vae"
-    hypermodel: dict[str, Any] | None = None
-    weights_path: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "params": self.params,
-            "data_path": self.data_path,
-            "val_fraction": self.val_fraction,
-            "test_fraction": self.test_fraction,
-            "split_seed": self.split_seed,
-            "epoch_metrics": list(self.epoch_metrics),
-            "samples_path": self.samples_path,
-            "split_sha256": self.split_sha256,
-            "split_only": self.split_only,
-            "score_test": self.score_test,
-            "kind": self.kind,
-            "hypermodel": self.hypermodel,
-            "weights_path": self.weights_path,
-        }
-
-
-@dataclass(frozen=True)
-class Preload:
-    """What a child prepares before its request arrives: TensorFlow and one data file.
-
-    A request whose data file and split match is served from the loaded data; any other is
-    loaded again, so a preload never changes what a trial sees.
-    """
-
-    data_path: str
-    val_fraction: float
-    test_fraction: float
-    split_seed: int
-
-    @classmethod
-    def of(cls, request: TrialRequest) -> Preload:
-        """The preload that serves ``request``'s data."""
-        return cls(
-            request.data_path, request.val_fraction, request.test_fraction, request.split_seed
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class SpareLost(Exception):
@@ -121,7 +51,7 @@ class _Child:
     """One child process: started at once, its stderr drained from the start."""
 
     def __init__(
-        self, env: Mapping[str, str] | None, preload: Preload | None, *, spare: bool
+        self, env: Mapping[str, str] | None, preload: DataSplit | None, *, spare: bool
     ) -> None:
         child_env = {**os.environ, **(env or {})}
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -129,7 +59,7 @@ class _Child:
         child_env["PYTHONUNBUFFERED"] = "1"
         command = [sys.executable, "-m", "sweep.run._child"]
         if preload is not None:
-            command += ["--preload", json.dumps(preload.to_json())]
+            command += ["--preload", json.dumps(dataclasses.asdict(preload))]
         self.spare = spare
         self.spawned_at = time.time()
         self.process = subprocess.Popen(
@@ -182,8 +112,8 @@ def run_in_child(
     on_epoch: EpochHandler | None = None,
     env: Mapping[str, str] | None = None,
     on_ask: AskHandler | None = None,
-) -> dict[str, Any]:
-    """Run ``request`` in a new process; return the result's JSON (``TrialResult.to_json``).
+) -> TrialOutcome:
+    """Run ``request`` in a new process; return what it measured.
 
     ``on_epoch(epoch, values)`` runs in this process after each epoch; if it raises (for
     example ``optuna.TrialPruned``), the child is killed and the exception propagates.
@@ -201,22 +131,22 @@ def run_in_child(
 class SparePool:
     """Trial processes with a warm spare: the next trial's child starts while this one trains.
 
-    The spare imports TensorFlow and loads and validates the data file (``preload``), then waits
+    The spare imports TensorFlow and loads and validates the data file (``split``), then waits
     for its request on stdin. Every trial still runs in a fresh process that exits after it. A
     spare that died before its trial is replaced by a fresh process and the trial runs there;
     the spare dies with the worker (``PR_SET_PDEATHSIG`` in the child, and :meth:`close`).
 
     Args:
-        preload: The study's data file and split.
+        split: The study's data file and split (its hash is checked per request).
         env: Extra environment for the children.
         spare: Keep a spare; ``False`` (``--no-spare``) starts each trial's child cold, with the
             same preload, when the trial starts.
     """
 
     def __init__(
-        self, preload: Preload, env: Mapping[str, str] | None = None, *, spare: bool = True
+        self, split: DataSplit, env: Mapping[str, str] | None = None, *, spare: bool = True
     ) -> None:
-        self.preload = preload
+        self.split = split
         self.env = dict(env or {})
         self.spare = spare
         self._spare: _Child | None = None
@@ -245,7 +175,7 @@ class SparePool:
         *,
         on_epoch: EpochHandler | None = None,
         on_ask: AskHandler | None = None,
-    ) -> dict[str, Any]:
+    ) -> TrialOutcome:
         """Run ``request`` in the spare (or a fresh child) and start the next spare meanwhile.
 
         Same contract as :func:`run_in_child`.
@@ -281,7 +211,7 @@ class SparePool:
         return self._start(spare=False)
 
     def _start(self, *, spare: bool) -> _Child:
-        return _Child(self.env, self.preload, spare=spare)
+        return _Child(self.env, self.split, spare=spare)
 
 
 def _drive(
@@ -289,7 +219,7 @@ def _drive(
     request: TrialRequest,
     on_epoch: EpochHandler | None,
     on_ask: AskHandler | None = None,
-) -> dict[str, Any]:
+) -> TrialOutcome:
     """Send ``request`` to ``child`` and follow it to its result (see :func:`run_in_child`).
 
     Raises:
@@ -323,7 +253,8 @@ def _drive(
                 on_epoch(int(message["epoch"]), message["values"])
             elif kind == "result":
                 process.wait()
-                return _with_timing(dict(message["result"]), child.spawned_at, sent_at)
+                result = _with_timing(dict(message["result"]), child.spawned_at, sent_at)
+                return TrialOutcome.from_json(result)
             elif kind == "error":
                 process.wait()
                 raise TrialFailed(str(message["message"]))

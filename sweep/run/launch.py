@@ -30,13 +30,24 @@ from sweep.config import REFERENCE_C
 from sweep.config import RunOptions
 from sweep.config import StudyConfig
 from sweep.config import StudySettings
+from sweep.errors import PreflightError
 from sweep.errors import StudyConflictError
 from sweep.errors import SweepStopped
+from sweep.errors import TrialFailed
 from sweep.errors import UsageError
 from sweep.log import quiet_optuna
 from sweep.params import BASELINES
+from sweep.params import TrialParams
 from sweep.run.gpus import parse_gpus
 from sweep.run.gpus import worker_environments
+from sweep.run.hypermodel import fingerprint as hypermodel_fingerprint
+from sweep.run.hypermodel import hypermodel_space
+from sweep.run.hypermodel import plan_hypermodel
+from sweep.run.isolation import run_in_child
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialKind
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
@@ -62,6 +73,7 @@ _logger = logging.getLogger(__name__)
 
 __all__ = [
     "LaunchRequest",
+    "StudyPlan",
     "RunOptions",
     "check_gpus",
     "create_study",
@@ -118,47 +130,129 @@ class LaunchRequest:
     keep_weights: int = 0
 
 
-def create_study(request: LaunchRequest) -> str:
-    """Validate the space and the data, then create (or reuse) the study. Returns its name.
+@dataclass(frozen=True)
+class StudyPlan:
+    """What a launch decided for one kind of study, before anything is written.
 
-    A new study with a baseline gets it as trial 0 (WAITING, user attribute ``baseline``); a
-    reused study keeps the trials it has, so a repeated launch never enqueues it twice. A new
-    study also gets its supervised reference (unless ``reference="none"``); one that fails is
-    a warning, not a failed launch. A
-    baseline the space cannot express is refused before the database is touched.
+    Attributes:
+        space: The search space (a hypermodel's records only its objective and epochs).
+        fingerprint: What defines the sweep (a study of another fingerprint is another study).
+        n_trials: The budget (a grid's size caps it).
+        what: How the launch line names the model (``space notes (…)`` or ``hypermodel m:hm``).
+        fields: Kind-specific :class:`StudyConfig` fields (baseline, hypermodel, kept weights).
+        reference: Fit the supervised reference when the study is created.
+    """
+
+    space: SearchSpace
+    fingerprint: str
+    n_trials: int
+    what: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    reference: bool = False
+
+
+def create_study(request: LaunchRequest) -> str:
+    """Check everything, then create (or reuse) the study. Returns its name.
+
+    Before the database is touched, the data file is loaded and split, the space (or the
+    hypermodel) is checked, and the model is built and trained one step on one batch of the
+    data in a child process (:func:`preflight`): a wrong objective name, a model that does not
+    fit the data, or a ``build`` that raises is refused in one line with no study created.
+
+    A new VAE study with a baseline gets it as trial 0 (WAITING, user attribute ``baseline``);
+    a reused study keeps the trials it has, so a repeated launch never enqueues it twice. A new
+    VAE study also gets its supervised reference (unless ``reference="none"``); one that fails
+    is a warning, not a failed launch.
 
     Raises:
-        SpaceError, DataError, StorageError, StudyConflictError, UsageError, HypermodelError.
+        SpaceError, DataError, StorageError, StudyConflictError, UsageError, HypermodelError,
+        PreflightError.
     """
-    if request.hypermodel is not None:
-        from sweep.run.hypermodel import create_hypermodel_study
-
-        return create_hypermodel_study(request)
-    from sweep.names import metric_names
-    from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import file_sha256
     from sweep.train.data import load_dataset
 
     quiet_optuna()
-    space = load_space(request.space)
-    if request.overrides:
-        space = space.with_fixed(request.overrides)
-    data_path = str(Path(request.data_path or BUNDLED_DATA).resolve())
     settings = request.settings
+    data_path = str(Path(request.data_path or BUNDLED_DATA).resolve())
     dataset = load_dataset(
         data_path,
         val_fraction=settings.val_fraction,
         test_fraction=settings.test_fraction,
         split_seed=settings.split_seed,
     )
+    split = DataSplit.of(settings, data_path, dataset.split_sha256)
+    if request.hypermodel is not None:
+        plan = plan_hypermodel_study(request, split)
+    else:
+        plan = plan_vae_study(request, [s.name for s in dataset.sections], split)
     summary = dataset.summary()
-    space.check_metrics(metric_names([s.name for s in dataset.sections]))
+    config = StudyConfig(
+        **{**dataclasses.asdict(settings), "n_trials": plan.n_trials},
+        space=plan.space.to_json(),
+        space_fingerprint=plan.fingerprint,
+        data_path=data_path,
+        data_sha256=file_sha256(data_path),
+        data_summary=summary,
+        split_sha256=dataset.split_sha256,
+        artifacts_dir=request.artifacts_dir or default_artifacts_dir(request.storage_url),
+        **plan.fields,
+    )
+    storage = open_storage(request.storage_url, create=True)
+    name, created = create_or_reuse_study(
+        storage, request.study_name, config, force_new=request.force_new
+    )
+    if not created:
+        _logger.info(
+            "study %r already exists with this %s and data: continuing it",
+            name,
+            "hypermodel" if request.hypermodel else "space",
+        )
+        return name
+    if config.baseline:
+        enqueue_baseline(storage, name, config)
+        differs = ", ".join(
+            f"{k}={v[0]} (baseline: {v[1]})" for k, v in config.baseline_differs.items()
+        )
+        _logger.info(
+            "trial 0 is the %s baseline%s",
+            config.baseline,
+            f", with the study's fixed {differs}" if differs else "",
+        )
+    if plan.reference:
+        from sweep.run.reference import fit_and_store_reference
+
+        fit_and_store_reference(storage, name, config, C=request.reference_c)
+    _logger.info(
+        "created study %r in %s: %d trials of %s, data %s (%d features)",
+        name,
+        mask_url(request.storage_url),
+        plan.n_trials,
+        plan.what,
+        data_path,
+        summary.get("n_features", 0),
+    )
+    return name
+
+
+def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataSplit) -> StudyPlan:
+    """The built-in VAE's study: its space, budget, baseline; checked by one training step.
+
+    Raises:
+        SpaceError, UsageError, PreflightError.
+    """
+    from sweep.names import metric_names
+    from sweep.space import load_space
+
+    space = load_space(request.space)
+    if request.overrides:
+        space = space.with_fixed(request.overrides)
+    space.check_metrics(metric_names(list(sections)))
+    settings = request.settings
     n_trials = settings.n_trials
     if settings.sampler == "grid":
-        grid = space.grid()
         size = 1
-        for values in grid.values():
+        for values in space.grid().values():
             size *= len(values)
         if n_trials > size:
             _logger.warning(
@@ -167,55 +261,94 @@ def create_study(request: LaunchRequest) -> str:
             n_trials = size
     if space.is_multi_objective and settings.pruner != "none":
         raise UsageError("pruning needs a single objective; pass --pruner none for this space")
-    artifacts_dir = request.artifacts_dir or _default_artifacts_dir(request.storage_url)
+    artifacts_dir = request.artifacts_dir or default_artifacts_dir(request.storage_url)
     check_keep_weights(request.keep_weights, artifacts_dir, space.is_multi_objective)
     baseline = space.baseline if request.baseline is None else request.baseline
     baseline = None if baseline == "none" else baseline
     baseline_params, baseline_differs = plan_baseline(space, baseline) if baseline else ({}, {})
-    config = StudyConfig(
-        **{**dataclasses.asdict(settings), "n_trials": n_trials},
-        space=space.to_json(),
-        space_fingerprint=space.fingerprint(),
-        data_path=data_path,
-        data_sha256=file_sha256(data_path),
-        data_summary=summary,
-        split_sha256=dataset.split_sha256,
-        artifacts_dir=artifacts_dir,
-        baseline=baseline,
-        baseline_params=baseline_params,
-        baseline_differs=baseline_differs,
-        keep_weights=request.keep_weights,
+    preflight(
+        TrialRequest(
+            kind=TrialKind(),
+            split=split,
+            params=preflight_params(space, settings.seed).to_dict(),
+            purpose="preflight",
+        ),
+        what=f"the VAE of space {request.space}",
     )
-    storage = open_storage(request.storage_url, create=True)
-    name, created = create_or_reuse_study(
-        storage, request.study_name, config, force_new=request.force_new
+    return StudyPlan(
+        space=space,
+        fingerprint=space.fingerprint(),
+        n_trials=n_trials,
+        what=f"space {request.space} ({space.fingerprint()[:12]})",
+        fields={
+            "baseline": baseline,
+            "baseline_params": baseline_params,
+            "baseline_differs": baseline_differs,
+            "keep_weights": request.keep_weights,
+        },
+        reference=request.reference != "none",
     )
-    if created and baseline:
-        enqueue_baseline(storage, name, config)
-        differs = ", ".join(f"{k}={v[0]} (baseline: {v[1]})" for k, v in baseline_differs.items())
-        _logger.info(
-            "trial 0 is the %s baseline%s",
-            baseline,
-            f", with the study's fixed {differs}" if differs else "",
-        )
-    if created and request.reference != "none":
-        from sweep.run.reference import fit_and_store_reference
 
-        fit_and_store_reference(storage, name, config, C=request.reference_c)
-    if created:
-        _logger.info(
-            "created study %r in %s: %d trials, space %s (%s), data %s (%d features)",
-            name,
-            mask_url(request.storage_url),
-            n_trials,
-            request.space,
-            config.space_fingerprint[:12],
-            data_path,
-            summary.get("n_features", 0),
+
+def plan_hypermodel_study(request: LaunchRequest, split: DataSplit) -> StudyPlan:
+    """A KerasTuner hypermodel's study, checked by building it and one training step.
+
+    Raises:
+        HypermodelError, UsageError.
+    """
+    from sweep.space import SearchSpace
+
+    assert request.hypermodel is not None
+    settings = request.settings
+    if settings.sampler in ("grid", "nsga2"):
+        raise UsageError(
+            f"--sampler {settings.sampler} cannot search a hypermodel (its space is defined by "
+            "running build); use tpe, random or cmaes"
         )
-    else:
-        _logger.info("study %r already exists with this space and data: continuing it", name)
-    return name
+    if request.keep_weights:
+        raise UsageError(
+            "--keep-weights keeps the built-in VAE's weights; a hypermodel's trials keep none"
+        )
+    spec = plan_hypermodel(
+        request.hypermodel,
+        objective=request.objective,
+        direction=request.direction,
+        split=split,
+        assignments=request.hp_assignments,
+    )
+    names = [s["config"]["name"] for s in spec["hyperparameters"].get("space", [])]
+    return StudyPlan(
+        space=SearchSpace.from_mapping(hypermodel_space(spec), source="--hypermodel"),
+        fingerprint=hypermodel_fingerprint(spec),
+        n_trials=settings.n_trials,
+        what=(
+            f"hypermodel {spec['ref']} ({spec['direction']} {spec['objective']}; build "
+            f"declared {', '.join(names) or 'no hyperparameters'})"
+        ),
+        fields={"hypermodel": spec},
+    )
+
+
+def preflight_params(space: SearchSpace, seed: int) -> TrialParams:
+    """A configuration of ``space`` to check a launch with (one seeded random draw)."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return space.suggest(study.ask())
+
+
+def preflight(request: TrialRequest, *, what: str) -> TrialOutcome:
+    """Run a ``preflight`` request in a child: build the model, one step on one batch.
+
+    Raises:
+        PreflightError: the build or the step failed (one line, the child's reason).
+    """
+    try:
+        return run_in_child(request)
+    except TrialFailed as e:
+        raise PreflightError(
+            f"{what} failed its check on one batch of '{request.split.data_path}': {e}"
+        ) from None
 
 
 def check_keep_weights(keep: int, artifacts_dir: str | None, multi_objective: bool) -> None:
@@ -426,7 +559,7 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
     return 0
 
 
-def _default_artifacts_dir(storage_url: str) -> str | None:
+def default_artifacts_dir(storage_url: str) -> str | None:
     """Beside a SQLite file (``sweep.db`` -> ``sweep.db.artifacts/``); none for PostgreSQL."""
     path = sqlite_path(parse_url(storage_url))
     return f"{path.resolve()}.artifacts" if path else None

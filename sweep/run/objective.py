@@ -1,10 +1,12 @@
-"""The objective: one Optuna trial run as one child process of the trial engine.
+"""The objective: one Optuna trial, of any kind, run as one child process.
 
-This is the only module that knows both an Optuna trial and the engine's child protocol
-(:mod:`sweep.run.isolation`). For each trial it suggests the parameters from the search space,
-records who ran it, trains in a child process while reporting every epoch's objective to the
-pruner, records the result's attributes (:data:`sweep.config.RESULT_ATTRS`), uploads the
-samples artifact and returns the objective values. Failures stay honest: a
+This is the only module that knows both an Optuna trial and the trial protocol
+(:mod:`sweep.run.protocol`). For every kind of trial (:class:`~sweep.run.protocol.TrialKind`)
+the steps are the same: take a confirmation job (confirmation runs, under the budget lock),
+hand the budget slot back, build the :class:`~sweep.run.protocol.TrialRequest` (the VAE's
+parameters suggested from the search space, or a hypermodel's ``hp`` calls answered
+define-by-run), run it in a child while reporting every epoch's objective to the pruner, and
+record the :class:`~sweep.run.protocol.TrialOutcome` on the trial. Failures stay honest: a
 :class:`~sweep.errors.TrialFailed` or an interrupt is raised (Optuna records FAIL, with
 ``fail_reason``), a pruned trial raises ``optuna.TrialPruned`` (with ``prune_reason``). Never
 imports TensorFlow.
@@ -27,20 +29,28 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.config import HEADLINE_ATTRS
-from sweep.config import RESULT_ATTRS
 from sweep.config import StudyConfig
+from sweep.dialects import suggest_hp
 from sweep.errors import TrialFailed
 from sweep.names import quick_metric_names
 from sweep.params import TrialParams
 from sweep.run.gpus import TRIALS_PER_GPU_ENV
+from sweep.run.hypermodel import check_hypermodel_file
+from sweep.run.hypermodel import hypermodel_call
+from sweep.run.isolation import AskHandler
 from sweep.run.isolation import EpochHandler
-from sweep.run.isolation import Preload
 from sweep.run.isolation import SparePool
-from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import run_in_child
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialKind
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
+from sweep.run.protocol import trial_kind
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.space import SearchSpace
+from sweep.store.confirm import ConfirmJob
+from sweep.store.confirm import assign_job
 from sweep.store.lookup import EPOCH_ATTR
 
 if TYPE_CHECKING:
@@ -58,12 +68,12 @@ class Objective:
     """Run one Optuna trial in a child process; called by ``study.optimize``.
 
     Attributes:
+        kind: What the study's trials are (:func:`sweep.run.protocol.trial_kind`).
         space: The study's search space (parameters and objective metrics).
-        data_path: The local data file (already checked against the study's SHA-256).
-        val_fraction: Validation share, as stored in the study.
-        test_fraction: Test share, as stored in the study.
-        split_seed: Seed of the split, as stored in the study.
-        split_sha256: The study's split hash; each trial's process refuses another split.
+        split: The local data file (already checked against the study's SHA-256) and the
+            study's split; each trial's process refuses another split.
+        hypermodel: The study's hypermodel spec (hypermodel studies only).
+        seed: The study's seed; trial ``n`` of a hypermodel fits with seed ``seed + n``.
         epoch_metrics: Metrics the child measures after every epoch; the first is reported to
             the pruner. Empty: no pruning.
         env: Extra environment for the child process.
@@ -71,10 +81,9 @@ class Objective:
         worker_id: Recorded as the trial's ``worker`` attribute.
         signals: The worker's signal handling. Signals are resumed once the trial exists and
             deferred again before returning, so Optuna records the outcome uninterrupted.
-        on_trial_created: Called first, once Optuna has created the trial: the worker hands
-            its budget slot over here (releases the budget lock) before training starts.
-        score_test: Also score the test split and record it as ``test_metrics`` (confirmation
-            runs only, :mod:`sweep.run.confirm`; a sweep's trials never see the test split).
+        on_trial_created: Called once Optuna has created the trial (and a confirmation run has
+            its job): the worker hands its budget slot over here (releases the budget lock)
+            before training starts.
         spares: The worker's trial processes with a warm spare; ``None``: a cold child per
             trial (:func:`sweep.run.isolation.run_in_child`).
         keep_weights: Keep the weights of this many best trials (:mod:`sweep.run.weights`).
@@ -82,19 +91,17 @@ class Objective:
         storage_url: The study's storage, for ranking kept weights (unmasked; never printed).
     """
 
+    kind: TrialKind
     space: SearchSpace
-    data_path: str
-    val_fraction: float
-    test_fraction: float
-    split_seed: int
-    split_sha256: str = ""
+    split: DataSplit
+    hypermodel: Mapping[str, Any] | None = None
+    seed: int = 0
     epoch_metrics: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     artifact_store: Any = None
     worker_id: str = field(default_factory=_worker_id)
     signals: signals_as_interrupts | None = None
     on_trial_created: Callable[[], None] | None = None
-    score_test: bool = False
     spares: SparePool | None = None
     keep_weights: int = 0
     maximize: bool = True
@@ -104,6 +111,7 @@ class Objective:
     def for_study(
         cls,
         config: StudyConfig,
+        study_attrs: Mapping[str, Any],
         data_path: str,
         *,
         env: Mapping[str, str] | None = None,
@@ -111,30 +119,32 @@ class Objective:
         spares: SparePool | None = None,
         storage_url: str = "",
     ) -> Objective:
-        """The objective of a study: its space, split, pruning metric and artifact store.
+        """The objective of a study: its kind, space, split, pruning metric and artifacts.
 
-        A study of a KerasTuner hypermodel gets its own kind of trial
-        (:class:`sweep.run.hypermodel.HypermodelObjective`).
+        Raises:
+            HypermodelError: a hypermodel study whose file is missing or differs.
         """
-        if config.hypermodel is not None:
-            from sweep.run.hypermodel import HypermodelObjective
-
-            return HypermodelObjective.for_hypermodel_study(
-                config, data_path, env=env, signals=signals
-            )
-        common = study_fields(config, data_path, env=env, signals=signals)
+        kind = trial_kind(config.hypermodel, study_attrs)
+        if kind.model == "hypermodel":
+            check_hypermodel_file(config)
+        # Confirmation runs keep no samples or weights, and nothing prunes them.
+        store = None if kind.confirm else artifact_store(config)
+        keep = config.keep_weights if store is not None and kind.model == "vae" else 0
         return cls(
-            **common,
-            epoch_metrics=pruning_metrics(config),
+            kind=kind,
+            space=config.search_space,
+            split=DataSplit.of(config, data_path, config.split_sha256),
+            hypermodel=config.hypermodel,
+            seed=config.seed,
+            epoch_metrics=() if kind.confirm else pruning_metrics(config),
+            env=dict(env or {}),
+            artifact_store=store,
+            signals=signals,
             spares=spares,
-            keep_weights=config.keep_weights if common["artifact_store"] is not None else 0,
+            keep_weights=keep,
             maximize=config.search_space.directions[0] == "maximize",
             storage_url=storage_url,
         )
-
-    def with_storage(self, storage_url: str) -> Objective:
-        """A copy that knows the study's storage (to rank kept weights)."""
-        return dataclasses.replace(self, storage_url=storage_url)
 
     @property
     def _keeps_weights(self) -> bool:
@@ -155,11 +165,14 @@ class Objective:
         import optuna
 
         try:
-            if self.on_trial_created is not None:
-                self.on_trial_created()
+            try:
+                job = self._take_job(trial)
+            finally:
+                if self.on_trial_created is not None:
+                    self.on_trial_created()  # the slot (and the job) are this trial's now
             if self.signals is not None:
                 self.signals.resume()
-            return self._run(trial)
+            return self._run(trial, job)
         except TrialFailed as e:
             trial.set_user_attr("fail_reason", str(e))
             raise
@@ -173,71 +186,84 @@ class Objective:
             if self.signals is not None:
                 self.signals.defer()  # until Optuna has recorded this trial's outcome
 
-    def trial_params(self, trial: optuna.Trial) -> TrialParams:
-        """The parameters ``trial`` runs with: suggested from the space."""
-        return self.space.suggest(trial)
+    def _take_job(self, trial: optuna.Trial) -> ConfirmJob | None:
+        """A confirmation run's job, taken while the budget lock is still held."""
+        return assign_job(trial) if self.kind.confirm else None
 
-    def _run(self, trial: optuna.Trial) -> float | list[float]:
+    def request(self, trial: optuna.Trial, job: ConfirmJob | None, tmp: str) -> TrialRequest:
+        """The child's request for ``trial`` (parameters suggested or taken from ``job``)."""
+        epoch_metrics = self.epoch_metrics
+        if self.kind.model == "hypermodel":
+            assert self.hypermodel is not None
+            values = None if job is None else {k: v for k, v in job.params.items() if k != "seed"}
+            seed = job.seed if job is not None else (self.seed + trial.number) % 2**31
+            return TrialRequest(
+                kind=self.kind,
+                split=self.split,
+                hypermodel=hypermodel_call(self.hypermodel, seed=seed, values=values),
+                epoch_metrics=epoch_metrics,
+            )
+        params = (
+            TrialParams.from_dict(job.params) if job is not None else self.space.suggest(trial)
+        )
+        trial.set_user_attr("params_full", params.to_dict())
+        return TrialRequest(
+            kind=self.kind,
+            split=self.split,
+            params=params.to_dict(),
+            epoch_metrics=epoch_metrics,
+            samples_path=(
+                os.path.join(tmp, f"trial-{trial.number}-samples.npz")
+                if self.artifact_store is not None
+                else None
+            ),
+            weights_path=(
+                os.path.join(tmp, f"trial-{trial.number}.weights.h5")
+                if self._keeps_weights
+                else None
+            ),
+        )
+
+    def _run(self, trial: optuna.Trial, job: ConfirmJob | None) -> float | list[float]:
         started = time.monotonic()
-        params = self.trial_params(trial)
-        gpu = {**os.environ, **self.env}.get("CUDA_VISIBLE_DEVICES")
-        sharing = {**os.environ, **self.env}.get(TRIALS_PER_GPU_ENV)
+        environ = {**os.environ, **self.env}
+        gpu = environ.get("CUDA_VISIBLE_DEVICES")
+        sharing = environ.get(TRIALS_PER_GPU_ENV)
         trial.set_user_attr("worker", self.worker_id)
         trial.set_user_attr("cuda_visible_devices", gpu)
         trial.set_user_attr("gpu", gpu if sharing else None)
         trial.set_user_attr("trials_per_gpu", int(sharing) if sharing else None)
-        trial.set_user_attr("params_full", params.to_dict())
-        storage_s = time.monotonic() - started
         with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
-            samples = os.path.join(tmp, f"trial-{trial.number}-samples.npz")
-            weights = os.path.join(tmp, f"trial-{trial.number}.weights.h5")
-            request = TrialRequest(
-                params=params.to_dict(),
-                data_path=self.data_path,
-                val_fraction=self.val_fraction,
-                test_fraction=self.test_fraction,
-                split_seed=self.split_seed,
-                split_sha256=self.split_sha256,
-                epoch_metrics=self.epoch_metrics,
-                samples_path=samples if self.artifact_store is not None else None,
-                score_test=self.score_test,
-                weights_path=weights if self._keeps_weights else None,
-            )
+            request = self.request(trial, job, tmp)
+            storage_s = time.monotonic() - started
             on_epoch = self._pruning_reporter(trial)
+            on_ask: AskHandler | None = None
+            if request.hypermodel is not None and request.hypermodel.values is None:
+
+                def on_ask(question: Mapping[str, Any]) -> Any:
+                    return suggest_hp(trial, question)
+
             if self.spares is not None:
-                result = self.spares.run(request, on_epoch=on_epoch)
+                outcome = self.spares.run(request, on_epoch=on_epoch, on_ask=on_ask)
             else:
-                result = run_in_child(request, on_epoch=on_epoch, env=self.env)
+                outcome = run_in_child(request, on_epoch=on_epoch, env=self.env, on_ask=on_ask)
             child_s = time.monotonic() - started - storage_s
-            result = {
-                **result,
-                "train_seconds": result["seconds"],
-                "seconds": time.monotonic() - started,
-            }
             stamp = time.monotonic()
-            for key in RESULT_ATTRS:
-                if key in result:
-                    trial.set_user_attr(key, result[key])
-            if result.get("test_metrics"):
-                trial.set_user_attr("test_metrics", result["test_metrics"])
-            for attr, metric in HEADLINE_ATTRS.items():
-                value = result["metrics"].get(metric)
-                if isinstance(value, int | float) and math.isfinite(value):
-                    trial.set_user_attr(attr, value)
+            self._record(trial, outcome, seconds=time.monotonic() - started)
             storage_s += time.monotonic() - stamp
             stamp = time.monotonic()
-            if self.artifact_store is not None and os.path.exists(samples):
+            if request.samples_path and os.path.exists(request.samples_path):
                 from optuna.artifacts import upload_artifact
 
                 artifact_id = upload_artifact(
                     artifact_store=self.artifact_store,
-                    file_path=samples,
+                    file_path=request.samples_path,
                     study_or_trial=trial,
                 )
                 trial.set_user_attr("samples_artifact", artifact_id)
             artifact_s = time.monotonic() - stamp
-            values = self._objective_values(result)
-            if self._keeps_weights and isinstance(values, float):
+            values = self._objective_values(outcome)
+            if request.weights_path and isinstance(values, float):
                 from sweep.run.weights import keep_if_best
 
                 keep_if_best(
@@ -245,11 +271,11 @@ class Objective:
                     value=values,
                     maximize=self.maximize,
                     keep=self.keep_weights,
-                    weights_file=weights,
+                    weights_file=request.weights_path,
                     store=self.artifact_store,
                     storage_url=self.storage_url,
                 )
-        timing = dict(result.get("timing") or {})
+        timing = dict(outcome.timing)
         timing.update(
             child=round(child_s, 4),
             storage_writes=round(storage_s, 4),
@@ -258,6 +284,25 @@ class Objective:
         )
         trial.set_user_attr("timing", timing)
         return values
+
+    def _record(self, trial: optuna.Trial, outcome: TrialOutcome, *, seconds: float) -> None:
+        """Store what every kind measured, then what only this kind has."""
+        trial.set_user_attr("metrics", dict(outcome.metrics))
+        trial.set_user_attr("history", dict(outcome.history))
+        trial.set_user_attr("epochs_run", outcome.epochs_run)
+        trial.set_user_attr("train_seconds", outcome.seconds)
+        trial.set_user_attr("seconds", seconds)
+        if outcome.test_metrics:
+            trial.set_user_attr("test_metrics", dict(outcome.test_metrics))
+        if outcome.hyperparameters is not None:
+            trial.set_user_attr("hyperparameters", dict(outcome.hyperparameters))
+            trial.set_user_attr("params_full", dict(outcome.hyperparameters.get("values") or {}))
+        for key, value in outcome.extra.items():
+            trial.set_user_attr(key, value)
+        for attr, metric in HEADLINE_ATTRS.items():
+            value = outcome.metrics.get(metric)
+            if isinstance(value, int | float) and math.isfinite(value):
+                trial.set_user_attr(attr, value)
 
     def _pruning_reporter(self, trial: optuna.Trial) -> EpochHandler:
         """Report each epoch's objective to the pruner; raise ``TrialPruned`` when told to."""
@@ -278,12 +323,15 @@ class Objective:
 
         return on_epoch
 
-    def _objective_values(self, result: Mapping[str, Any]) -> float | list[float]:
+    def _objective_values(self, outcome: TrialOutcome) -> float | list[float]:
         values = []
         for metric in self.space.metric_names:
-            value = result["metrics"].get(metric)
+            value = outcome.metrics.get(metric)
             if value is None or not math.isfinite(float(value)):
-                raise TrialFailed(f"objective metric {metric} is undefined for this trial")
+                known = ", ".join(sorted(outcome.metrics)) or "none"
+                raise TrialFailed(
+                    f"objective metric {metric} is undefined for this trial (metrics: {known})"
+                )
             values.append(float(value))
         return values[0] if len(values) == 1 else values
 
@@ -292,44 +340,22 @@ def spare_pool(
     config: StudyConfig, data_path: str, env: Mapping[str, str] | None = None, *, spare: bool
 ) -> SparePool:
     """The worker's trial processes for ``config``'s data and split (close it when done)."""
-    preload = Preload(data_path, config.val_fraction, config.test_fraction, config.split_seed)
-    return SparePool(preload, env, spare=spare)
-
-
-def study_fields(
-    config: StudyConfig,
-    data_path: str,
-    *,
-    env: Mapping[str, str] | None = None,
-    signals: signals_as_interrupts | None = None,
-) -> dict[str, Any]:
-    """The :class:`Objective` fields every kind of trial of a study shares: its space, data
-    file, split, artifact store, environment and signals."""
-    return {
-        "space": config.search_space,
-        "data_path": data_path,
-        "val_fraction": config.val_fraction,
-        "test_fraction": config.test_fraction,
-        "split_seed": config.split_seed,
-        "split_sha256": config.split_sha256,
-        "env": dict(env or {}),
-        "artifact_store": artifact_store(config),
-        "signals": signals,
-    }
+    return SparePool(DataSplit.of(config, data_path), env, spare=spare)
 
 
 def pruning_metrics(config: StudyConfig) -> tuple[str, ...]:
     """The metric to measure after every epoch for the pruner: ``(objective,)`` or ``()``.
 
-    Empty when the study has no pruner, has several objectives, or its objective is measured
-    only after training (a warning says so).
+    Empty when the study has no pruner or has several objectives; for the VAE also when its
+    objective is measured only after training (a warning says so). A hypermodel reports its
+    Keras logs every epoch, the objective among them.
     """
     space = config.search_space
     if config.pruner == "none" or space.is_multi_objective:
         return ()
-    # Metric names only; moves to the stdlib-only sweep.names (this import pulls in sklearn).
-
     metric = space.metric_names[0]
+    if config.hypermodel:
+        return (metric,)
     sections = [s["name"] for s in config.data_summary.get("sections", [])]
     per_epoch = quick_metric_names(sections) if sections else []
     if metric not in per_epoch:

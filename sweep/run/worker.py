@@ -35,9 +35,12 @@ from sweep.errors import StorageError
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.log import quiet_optuna
-from sweep.run.confirm import study_objective
+from sweep.run.isolation import run_in_child
 from sweep.run.objective import Objective
 from sweep.run.objective import spare_pool
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialKind
+from sweep.run.protocol import TrialRequest
 from sweep.run.signals import signals_as_interrupts
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
@@ -129,21 +132,15 @@ def check_split(config: StudyConfig, data_path: str, env: Mapping[str, str] | No
     Raises:
         DataError: the file cannot be split, or its split's hash differs from the study's.
     """
-    from sweep.run.isolation import TrialRequest
-    from sweep.run.isolation import run_in_child
-
     if not config.split_sha256:
         return
     request = TrialRequest(
-        params={},
-        data_path=data_path,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        split_seed=config.split_seed,
-        split_only=True,
+        kind=TrialKind(),
+        split=DataSplit.of(config, data_path),
+        purpose="split",
     )
     try:
-        digest = str(run_in_child(request, env=env)["split_sha256"])
+        digest = run_in_child(request, env=env).split_sha256
     except TrialFailed as e:
         raise DataError(
             f"data file '{data_path}': cannot split it as the study does ({e})"
@@ -195,11 +192,15 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
         _StaleTrialWatcher(study, config.grace_period_s),
         spare_pool(config, data_path, settings.env, spare=settings.spare) as spares,
     ):
-        objective = study_objective(
-            study, config, data_path, env=settings.env, signals=signals, spares=spares
+        objective = Objective.for_study(
+            config,
+            study.user_attrs,
+            data_path,
+            env=settings.env,
+            signals=signals,
+            spares=spares,
+            storage_url=settings.storage_url,
         )
-        if isinstance(objective, Objective):  # kept weights are ranked in the database
-            objective = objective.with_storage(settings.storage_url)
         runner = _TrialRunner(study, storage, config, objective, settings, signals)
         return runner.loop()
 
@@ -273,10 +274,16 @@ class _TrialRunner:
                 self.summary.failed += 1
                 consecutive_failures += 1
                 last_reason = str(trial.user_attrs.get("fail_reason", "unknown reason"))
-                if consecutive_failures >= self.config.max_consecutive_failures:
+                limit = min(self.config.max_consecutive_failures, self.n_trials)
+                if consecutive_failures >= limit:
+                    why = (
+                        "as many as the budget"
+                        if limit < self.config.max_consecutive_failures
+                        else "--max-consecutive-failures"
+                    )
                     raise SweepStopped(
-                        f"stopped after {consecutive_failures} consecutive failed trials; last "
-                        f"reason (trial {trial.number}): {last_reason}"
+                        f"stopped after {consecutive_failures} consecutive failed trials "
+                        f"({why}); last reason (trial {trial.number}): {last_reason}"
                     )
             else:
                 consecutive_failures = 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.config import CONFIRM_ATTR
 from sweep.config import STUDY_ATTR
 from sweep.config import StudyConfig
 from sweep.config import check as check_option
@@ -41,8 +42,6 @@ _logger = logging.getLogger(__name__)
 
 #: The companion study of ``NAME`` is ``NAME`` + this suffix.
 CONFIRM_SUFFIX = ".confirm"
-#: The companion's study user attribute: ``{"source": NAME, "jobs": [job, ...]}``.
-CONFIRM_ATTR = "sweep_confirm"
 #: Trial user attributes of a confirmation run.
 JOB_ATTR = "confirm_job"  # the job's key, "SOURCE:SEED_INDEX"
 SOURCE_ATTR = "confirm_source"  # the source trial's number in NAME

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sweep.dialects import fixed_hp_config
 from sweep.errors import StudyConflictError
 from sweep.errors import UsageError
 from sweep.store.read import best_trials
@@ -44,16 +45,7 @@ def best_hyperparameters(url: str, name: str) -> tuple[int, dict[str, Any]]:
     stored = row["user_attrs"].get("hyperparameters")
     if isinstance(stored, dict) and "space" in stored and "values" in stored:
         return int(row["number"]), stored
-    return int(row["number"]), fixed_config(row["params"])
-
-
-def fixed_config(values: dict[str, Any]) -> dict[str, Any]:
-    """A config in which each value is a ``Fixed`` hyperparameter."""
-    space = [
-        {"class_name": "Fixed", "config": {"name": k, "conditions": [], "value": v}}
-        for k, v in values.items()
-    ]
-    return {"space": space, "values": dict(values)}
+    return int(row["number"]), fixed_hp_config(row["params"])
 
 
 def write_best_hyperparameters(url: str, name: str, path: str | Path) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep import figure_data
+import sweep.figure_data as figure_data
 from sweep.errors import TrialFailed
 from sweep.params import TrialParams
 from sweep.train.data import Dataset
@@ -249,6 +249,31 @@ def run_trial(
         figure_sample=figure_sample,
         timing=_stages(clock.seconds, scoring.seconds, epoch_clock.seconds),
     )
+
+
+def preflight(params: TrialParams, data: Dataset) -> list[str]:
+    """Build the VAE for ``params`` and train it one step on one batch of ``data``.
+
+    What a launch checks before it creates a study: the model builds for the data's width and
+    a training step runs with a finite loss. Returns the metric names a trial reports.
+
+    Raises:
+        TrialFailed: the loss of the step is not finite.
+    """
+    import math
+
+    from sweep.names import metric_names
+    from sweep.train.plan import build_vae
+
+    keras = configure_tensorflow(EngineOptions())
+    keras.backend.clear_session()
+    model = build_vae(params, data.n_features)
+    rows = data.training_rows(params.dataset, params.seed)[: params.batch_size]
+    history = model.fit(_batches(rows, len(rows), params.seed, shuffle=False), epochs=1, verbose=0)
+    loss = float(history.history["loss"][-1])
+    if not math.isfinite(loss):
+        raise TrialFailed(f"the first training step's loss is {loss}")
+    return metric_names([s.name for s in data.sections])
 
 
 ENGINE_STAGES = (

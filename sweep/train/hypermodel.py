@@ -128,26 +128,56 @@ def _overrides_fit(obj: Any) -> bool:
     return fit is not HyperModel.fit
 
 
-def dry_build(ref: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
-    """Build once with every hyperparameter at its default; the space ``build`` declares.
+def preflight(
+    ref: str, fixed: Mapping[str, Any], fit_settings: Mapping[str, Any], data: Any
+) -> dict[str, Any]:
+    """Build once with every hyperparameter at its default and fit one step on one batch.
+
+    What a launch checks before it creates a study: that the hypermodel loads, builds, takes
+    the study's rows, and which metrics it reports.
 
     Returns:
-        ``{"kind", "has_fit", "hyperparameters"}``: the last in ``get_config()`` form.
+        ``{"kind", "has_fit", "hyperparameters", "reported"}``: the space ``build`` declares in
+        ``get_config()`` form, and the metric names the fit reported.
 
     Raises:
-        HypermodelNotFound, UnsupportedHpCall, and whatever the user's ``build`` raises.
+        HypermodelNotFound, UnsupportedHpCall, and whatever the user's ``build`` or ``fit``
+        raises (a shape that does not fit the data...).
         TypeError: without its own ``fit``, ``build`` did not return a compiled Keras model.
     """
+    import keras
+    import numpy as np
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(int(fit_settings.get("seed", 0)))
     hypermodel = Hypermodel(load_hypermodel(ref))
     hp = SweepHyperParameters(default_value, fixed)
     model = hypermodel.build(hp)
     if not hypermodel.has_fit:
         _check_compiled(model)
+    batch = max(1, min(int(fit_settings.get("batch_size", 32)), len(data.train), len(data.val)))
+    x = np.asarray(data.train[:batch], dtype="float32")
+    val = np.asarray(data.val[:batch], dtype="float32")
+    result = hypermodel.fit(
+        hp, model, x, x, validation_data=(val, val), epochs=1, batch_size=batch, verbose=0
+    )
+    metrics, history, _ = metrics_of(result, "", "minimize")
     return {
         "kind": hypermodel.kind,
         "has_fit": hypermodel.has_fit,
         "hyperparameters": hp.get_config(),
+        "reported": sorted(set(metrics) | set(history)),
     }
+
+
+def answer_from(values: Mapping[str, Any]) -> Suggest:
+    """Answer each ``hp`` call from ``values`` (a confirmation run's), else its default."""
+
+    def answer(question: Mapping[str, Any]) -> Any:
+        name = question["config"]["name"]
+        return values[name] if name in values else default_value(question)
+
+    return answer
 
 
 def _check_compiled(model: Any) -> None:
@@ -171,6 +201,7 @@ def run_hypermodel_trial(
     direction: str,
     data: Any,
     on_epoch: EpochCallback | None = None,
+    score_test: bool = False,
 ) -> dict[str, Any]:
     """Build and fit one trial of the hypermodel ``ref``; its metrics and hyperparameters.
 
@@ -183,9 +214,13 @@ def run_hypermodel_trial(
         direction: ``minimize`` or ``maximize``.
         data: A :class:`sweep.train.data.Dataset` (training and validation rows).
         on_epoch: Called after each epoch with the Keras logs.
+        score_test: Also evaluate the model on the test split (confirmation runs): each
+            validation metric ``val_X`` is stored as ``test.val_X``, the same metric measured
+            on the test rows (``model.evaluate``'s ``X``).
 
     Returns:
-        ``metrics``, ``history``, ``epochs_run``, ``seconds`` and ``hyperparameters``.
+        ``metrics``, ``test_metrics``, ``history``, ``epochs_run``, ``seconds`` and
+        ``hyperparameters``.
 
     Raises:
         TrialFailed: the objective is missing or not finite.
@@ -219,8 +254,16 @@ def run_hypermodel_trial(
     if value is None or not math.isfinite(float(value)):
         known = ", ".join(sorted(metrics)) or "none"
         raise TrialFailed(f"objective {objective} is {value} for this trial (metrics: {known})")
+    test_metrics: dict[str, float] = {}
+    if score_test and data.test is not None and len(data.test):
+        test = np.asarray(data.test, dtype="float32")
+        scores = model.evaluate(test, test, return_dict=True, verbose=0)
+        test_metrics = {
+            f"test.val_{k}": float(v) for k, v in scores.items() if math.isfinite(float(v))
+        }
     return {
         "metrics": metrics,
+        "test_metrics": test_metrics,
         "history": history,
         "epochs_run": epochs,
         "seconds": time.perf_counter() - started,

@@ -35,6 +35,7 @@ from typing import Any
 
 import keras_tuner
 
+from sweep.dialects import declare
 from sweep.params import PARAM_NAMES
 from sweep.params import TrialParams
 from sweep.space import SearchSpace
@@ -96,18 +97,7 @@ class NotesVAE(keras_tuner.HyperModel):  # type: ignore[misc]
             if parent:
                 ((parent_name, parent_value),) = parent.items()
                 scope = {"parent_name": parent_name, "parent_values": [parent_value]}
-            kind = spec["type"]
-            sampling = "log" if spec.get("log") else "linear"
-            if kind == "int":
-                value = hp.Int(
-                    name, spec["low"], spec["high"], step=spec["step"], sampling=sampling, **scope
-                )
-            elif kind == "float":
-                value = hp.Float(
-                    name, spec["low"], spec["high"], step=spec["step"], sampling=sampling, **scope
-                )
-            else:
-                value = hp.Choice(name, list(spec["choices"]), **scope)
+            value = declare(hp, name, spec, **scope)
             if value is not None:
                 values[name] = value
         return values

@@ -134,7 +134,8 @@ def test_consecutive_failures_stop_the_sweep_naming_the_last_reason(
     reason = trials[-1].user_attrs["fail_reason"]
     assert reason.startswith("non-finite")
     assert last == (
-        f"Error: stopped after 2 consecutive failed trials; last reason (trial 1): {reason}"
+        f"Error: stopped after 2 consecutive failed trials "
+        f"(--max-consecutive-failures); last reason (trial 1): {reason}"
     ), last
     print(
         f"[faults] 2 consecutive NaN trials ({fault_storage.split(':')[0]}): exit {code}, "

@@ -11,16 +11,17 @@ import hashlib
 import json
 import math
 import shutil
+import statistics
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 
+from sweep.dialects import suggest_hp
 from sweep.errors import HypermodelError
 from sweep.run.hypermodel import default_direction
 from sweep.run.hypermodel import parse_hp_assignments
-from sweep.run.hypermodel import suggest
 from sweep.train.hyperparams import SweepHyperParameters
 from sweep.train.hyperparams import UnsupportedHpCall
 from sweep.train.hyperparams import default_value
@@ -58,7 +59,7 @@ def _check_values(values: dict[str, Any]) -> None:
 
 
 def _trial_hp(trial: optuna.trial.BaseTrial) -> SweepHyperParameters:
-    return SweepHyperParameters(lambda question: suggest(trial, question))
+    return SweepHyperParameters(lambda question: suggest_hp(trial, question))
 
 
 # --- the hp stand-in and its suggestions (no Keras) ---------------------------------------------
@@ -263,7 +264,7 @@ def test_a_hypermodel_that_raises_fails_that_trial_and_the_sweep_goes_on(
         f"{TINY}:TinyHyperModel",
         synthetic_npz,
         "--n-trials",
-        "1",
+        "2",
         "--seed",
         "4",
         "--max-consecutive-failures",
@@ -271,7 +272,8 @@ def test_a_hypermodel_that_raises_fails_that_trial_and_the_sweep_goes_on(
     )
     assert done.returncode == 0, done.stderr
     trials = optuna.load_study(study_name="hm", storage=sqlite_url).get_trials()
-    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert [t.state.name for t in trials][:2] == ["FAIL", "COMPLETE"]
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 2  # the budget counts COMPLETE
     assert trials[0].user_attrs["fail_reason"] == "RuntimeError: exploded on purpose"
     assert trials[0].params["explode"] is True and trials[1].params["explode"] is False
 
@@ -369,3 +371,60 @@ def test_keras_tuner_runs_notes_vae_natively(synthetic_npz: Path, tmp_path: Path
         "kl_beta",
         "dataset",
     }
+
+
+@pytest.mark.parametrize(
+    ("ref", "extra", "message"),
+    [
+        (
+            "build_model",
+            ("--objective", "val_los"),
+            "--objective val_los: not a metric",
+        ),
+        ("wrong_shape", (), "input shape to have value 100, but received"),
+        ("broken", (), "RuntimeError: build broke on purpose"),
+    ],
+)
+def test_the_launch_checks_the_model_on_one_batch_before_any_study(
+    tmp_path: Path, synthetic_npz: Path, ref: str, extra: tuple[str, ...], message: str
+) -> None:
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    optuna.create_study(study_name="other", storage=url)
+    before = _db_digest(db)
+    done = _launch(url, f"{TINY}:{ref}", synthetic_npz, "--n-trials", "3", *extra)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    if ref == "build_model":
+        assert "val_loss" in lines[0]  # the metrics it does report are listed
+    assert _db_digest(db) == before
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["other"]
+
+
+def test_confirm_reruns_a_hypermodel_study_with_fresh_seeds(
+    sqlite_url: str, synthetic_npz: Path
+) -> None:
+    assert (
+        _launch(sqlite_url, f"{TINY}:build_model", synthetic_npz, "--n-trials", "2").returncode
+        == 0
+    )
+    done = run_sweep("confirm", "hm", "--top", "1", "--seeds", "2", storage=sqlite_url)
+    assert done.returncode == 0, done.stderr
+    best = optuna.load_study(study_name="hm", storage=sqlite_url).best_trial
+    runs = optuna.load_study(study_name="hm.confirm", storage=sqlite_url).get_trials()
+    assert [t.state.name for t in runs] == ["COMPLETE", "COMPLETE"]
+    source = best.user_attrs["hyperparameters"]["values"]
+    for run in runs:
+        assert run.user_attrs["hyperparameters"]["values"] == source  # the source's values
+        assert run.user_attrs["metrics"]["val_loss"] == run.value
+        assert math.isfinite(run.user_attrs["test_metrics"]["test.val_loss"])
+    assert sorted(run.user_attrs["confirm_seed"] for run in runs) == [1000, 1001]
+    shown = run_sweep("best", "hm", "--format", "json", storage=sqlite_url)
+    assert shown.returncode == 0, shown.stderr
+    row = next(r for r in json.loads(shown.stdout) if r["number"] == best.number)
+    confirmed = row["confirmed"]
+    val = confirmed["val"]["val_loss"]
+    assert val["n"] == 2
+    assert val["mean"] == pytest.approx(statistics.mean(r.value for r in runs))
+    assert confirmed["test"]["val_loss"]["n"] == 2

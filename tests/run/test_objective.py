@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -17,11 +18,14 @@ import sweep.run.objective as objective_module
 from sweep.config import RESULT_ATTRS
 from sweep.errors import TrialFailed
 from sweep.run.isolation import EpochHandler
-from sweep.run.isolation import TrialRequest
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
 from sweep.run.signals import Interrupted
 from sweep.run.worker import BudgetClaim
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
 from tests.support.objective import tiny_objective as _objective
 from tests.support.objective import trial_result as _result
 
@@ -31,7 +35,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def _fake_child(
     monkeypatch: pytest.MonkeyPatch,
     epochs: list[float],
-    outcome: dict[str, Any] | BaseException,
+    outcome: TrialOutcome | BaseException,
     calls: list[str] | None = None,
 ) -> None:
     def run_in_child(
@@ -39,7 +43,8 @@ def _fake_child(
         *,
         on_epoch: EpochHandler | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+        on_ask: Any = None,
+    ) -> TrialOutcome:
         if calls is not None:
             calls.append("child")
         for epoch, value in enumerate(epochs):
@@ -83,7 +88,7 @@ def test_an_undefined_objective_fails_the_trial(monkeypatch: pytest.MonkeyPatch)
     study = optuna.create_study(direction="maximize")
     study.optimize(_objective(), n_trials=1, catch=(TrialFailed,))
     reason = study.trials[0].user_attrs["fail_reason"]
-    assert reason == "objective metric expression.auroc is undefined for this trial"
+    assert reason.startswith("objective metric expression.auroc is undefined for this trial")
 
 
 def test_the_pruner_sees_every_epoch_and_prunes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,3 +156,28 @@ def test_a_budget_claim_holds_the_lock_until_released(storage_url: str) -> None:
         assert got.wait(10), "release() did not release the budget lock"
         claim.release()  # idempotent
     assert _lock_is_free(storage_url, "study")
+
+
+def test_repeated_failures_stop_at_the_budget(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, synthetic_npz: Path
+) -> None:
+    from sweep.errors import SweepStopped
+    from sweep.run.isolation import SparePool
+    from sweep.run.worker import WorkerSettings
+    from sweep.run.worker import run_worker
+
+    done = run_sweep(
+        "launch", "--no-run", "--space", str(TINY_SPACE), "--data", str(synthetic_npz),
+        "--study", "f", "--n-trials", "2", "--max-consecutive-failures", "5",
+        storage=sqlite_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    def failing(self: SparePool, request: TrialRequest, **kwargs: Any) -> TrialOutcome:
+        raise TrialFailed("diverged on purpose")
+
+    monkeypatch.setattr(SparePool, "run", failing)
+    with pytest.raises(SweepStopped, match=r"after 2 consecutive failed trials \(as many as"):
+        run_worker(WorkerSettings(study_name="f", storage_url=sqlite_url, spare=False))
+    trials = optuna.load_study(study_name="f", storage=sqlite_url).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]

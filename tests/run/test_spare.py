@@ -26,37 +26,43 @@ from sweep.run.gpus import GPU_MEMORY_ENV
 from sweep.run.gpus import TRIALS_PER_GPU_ENV
 from sweep.run.gpus import parse_gpus
 from sweep.run.gpus import worker_environments
-from sweep.run.isolation import Preload
 from sweep.run.isolation import SpareLost
 from sweep.run.isolation import SparePool
-from sweep.run.isolation import TrialRequest
 from sweep.run.isolation import _Child
 from sweep.run.isolation import _drive
 from sweep.run.isolation import run_in_child
 from sweep.run.launch import worker_commands
+from sweep.run.protocol import DataSplit
+from sweep.run.protocol import TrialKind
+from sweep.run.protocol import TrialOutcome
+from sweep.run.protocol import TrialRequest
 
 TINY = TrialParams(encoder_units=(16,), coding_size=4, epochs=2, batch_size=32, seed=3).to_dict()
 
 
 def _request(data: Path) -> TrialRequest:
     return TrialRequest(
+        kind=TrialKind(),
+        split=DataSplit(str(data), 0.2, 0.0, 0),
         params=TINY,
-        data_path=str(data),
-        val_fraction=0.2,
-        test_fraction=0.0,
-        split_seed=0,
         epoch_metrics=("expression.auroc",),
     )
 
 
-def _comparable(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result[k] for k in ("metrics", "history", "diagnostics", "flags", "epochs_run")}
+def _comparable(result: TrialOutcome) -> dict[str, Any]:
+    return {
+        "metrics": result.metrics,
+        "history": result.history,
+        "diagnostics": result.extra["diagnostics"],
+        "flags": result.extra["flags"],
+        "epochs_run": result.epochs_run,
+    }
 
 
 def test_a_warm_spare_gives_the_same_trial_as_a_cold_process(synthetic_npz: Path) -> None:
     request = _request(synthetic_npz)
     cold = run_in_child(request)  # the path without a spare: load after the request
-    with SparePool(Preload.of(request), spare=True) as pool:
+    with SparePool(request.split, spare=True) as pool:
         assert pool.warm_up(timeout_s=300)  # TensorFlow imported, data loaded, waiting
         epochs: list[int] = []
         warm = pool.run(request, on_epoch=lambda epoch, values: epochs.append(epoch))
@@ -64,11 +70,11 @@ def test_a_warm_spare_gives_the_same_trial_as_a_cold_process(synthetic_npz: Path
     assert _comparable(warm) == _comparable(cold)
     assert epochs == [0, 1] and pool.replaced == 0
     assert next_spare is not None  # the next trial's process started while this one ran
-    timing = warm["timing"]
+    timing = warm.timing
     for stage in ("process_start", "imports", "data_load", "training", "final_metrics"):
         assert timing[stage] >= 0
     assert timing["startup_exposed"] < timing["imports"]  # the spare was ready: start-up hidden
-    assert cold["timing"]["startup_exposed"] >= cold["timing"]["data_load"]
+    assert cold.timing["startup_exposed"] >= cold.timing["data_load"]
 
 
 def _dead_child(spare: bool) -> _Child:
@@ -153,8 +159,8 @@ def test_every_trial_records_its_gpu_and_k(monkeypatch: pytest.MonkeyPatch) -> N
     from tests.support.objective import tiny_objective as _objective
     from tests.support.objective import trial_result as _result
 
-    def child(request: TrialRequest, **kwargs: Any) -> dict[str, Any]:
-        return {**_result(0.7), "timing": {"training": 1.0}}
+    def child(request: TrialRequest, **kwargs: Any) -> TrialOutcome:
+        return _result(0.7).with_timing({"training": 1.0})
 
     monkeypatch.setattr(objective_module, "run_in_child", child)
     objective = dataclasses.replace(

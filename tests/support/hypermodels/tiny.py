@@ -53,3 +53,15 @@ class TinyHyperModel(keras_tuner.HyperModel):
 def unsupported(hp: Any) -> keras.Model:
     hp.Float("decay", 1e-4, 1e-1, sampling="reverse_log")
     return build_model(hp)
+
+
+def wrong_shape(hp: Any) -> keras.Model:
+    """An autoencoder for 100 columns: the study's rows have 12001."""
+    model = keras.Sequential([keras.Input((100,)), keras.layers.Dense(100, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def broken(hp: Any) -> keras.Model:
+    hp.Int("units", 8, 32)
+    raise RuntimeError("build broke on purpose")
