@@ -1,12 +1,13 @@
 # The two commands in the README: `make demo` (a short sweep on the bundled real data into
 # ./sweep.db) and `make test` (the whole suite, fault suite included). Both create the
-# virtualenv and install the project on a fresh machine.
+# virtualenv and install the project on a fresh machine. `make test-unit` is the fast tier (no
+# training, no PostgreSQL, no fault tests; tiers are set in tests/conftest.py).
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast test-faults lint install clean
+.PHONY: demo test test-unit test-fast test-faults lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest tests
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest tests -m unit -q
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest tests -m "not faults"

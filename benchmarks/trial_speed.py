@@ -141,7 +141,8 @@ def _notes_way(params: Any, data: Any, stamps: list[float]) -> dict[str, Any]:
     """Train as the notes do: float32 numpy arrays into ``model.fit``; score like the engine."""
     import keras
 
-    from sweep.train.engine import _score
+    from sweep.train.engine import hidden_threshold
+    from sweep.train.engine import score_split
     from sweep.train.plan import build_vae
 
     keras.backend.clear_session()
@@ -166,7 +167,8 @@ def _notes_way(params: Any, data: Any, stamps: list[float]) -> dict[str, Any]:
         callbacks=[plateau, Stamp()],
         verbose=0,
     )
-    return _score(model, data).metrics
+    threshold = hidden_threshold(model, data)
+    return score_split(model, data, data.val, threshold, "validation").metrics
 
 
 def matmul_ceiling(n: int = 4096, reps: int = 5) -> dict[str, float]:

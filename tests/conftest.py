@@ -1,21 +1,38 @@
-"""Shared test set-up: seeds, quiet TensorFlow, tiny real data, SQLite and PostgreSQL storages.
+"""Shared test set-up: the tiers, seeds, quiet TensorFlow, tiny real data, SQLite and PostgreSQL.
 
 Every test starts from the same seeds (``random``, NumPy, and Keras when a test already imported
-it). The one way to run the CLI is :func:`cli_helpers.run_sweep` (re-exported here): in-process
-through Click's ``CliRunner`` by default, a real process with ``process=True``.
+it). Helpers shared by several test modules live in :mod:`tests.support`, never in a test module;
+the one way to run the CLI is :func:`tests.support.cli.run_sweep`.
+
+**Tiers.** :func:`pytest_collection_modifyitems` marks every test, so a new test lands in its
+tier by where it lives and what it asks for:
+
+* ``faults``: everything under ``tests/faults/`` (real kills and restarts);
+* ``postgres``: asks for ``postgres_url``, or is the ``postgres`` case of a parametrized storage
+  (``storage_url``, ``fault_storage``); a test that opens
+  :func:`tests.support.postgres.fresh_postgres_database` itself carries ``@pytest.mark.postgres``;
+* ``training``: trains a Keras model or runs real trials: asks, directly or through another
+  fixture, for one of :data:`TRAINING_FIXTURES` (``synthetic_npz``, the data file trials train
+  on, among them), lives in a module of :data:`TRAINING_MODULES`, or carries
+  ``@pytest.mark.training``;
+* ``unit``: none of those (nor ``slow``). ``make test-unit`` runs ``-m unit``: no TensorFlow
+  training, no PostgreSQL, no fault tests, under two minutes. A unit test slower than
+  :data:`UNIT_BUDGET_S` is named at the end of the run, to be marked ``training`` or ``slow``.
+
+``make test`` runs every tier, as CI does; ``make test-faults`` runs ``-m faults``.
 
 PostgreSQL tests use the server named by ``SWEEP_TEST_POSTGRES_URL`` (``.ci/run`` starts one and
-sets it). Each test gets its own fresh database, dropped afterwards. Locally, without the
-variable, those tests skip with a one-line reason; under CI (``CI=true``) they fail instead.
+sets it; see :mod:`tests.support.postgres`). Each test gets its own fresh database, dropped
+afterwards. Locally, without the variable, those tests skip with a one-line reason; under CI
+(``CI=true``) they fail instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import sys
-import uuid
+from collections.abc import Generator
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,14 +42,86 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from cli_helpers import REPO  # noqa: E402  (after the TensorFlow environment above)
-from cli_helpers import TINY_SPACE  # noqa: E402
-from cli_helpers import run_sweep  # noqa: E402
+from tests.support.postgres import fresh_postgres_database  # noqa: E402  (after the above)
 
-__all__ = ["REPO", "TINY_SPACE", "fresh_postgres_database", "run_sweep"]
-
-POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
+TESTS = Path(__file__).resolve().parent
 TEST_SEED = 0
+#: The markers that keep a test out of the unit tier.
+NOT_UNIT = ("faults", "postgres", "training", "slow")
+#: Fixtures that mean training: a plain name, or ``module.fixture`` for one module's fixture.
+TRAINING_FIXTURES = frozenset({"synthetic_npz", "tests.run.test_export.study"})
+#: Modules, relative to tests/, where every test trains or runs real trials.
+TRAINING_MODULES = frozenset(
+    {
+        "test_sweep.py",
+        "train/test_engine.py",
+        "train/test_label_levers.py",
+        "train/test_model.py",
+    }
+)
+#: Seconds past which a unit test is named at the end of the run.
+UNIT_BUDGET_S = 5.0
+
+
+def _uses_postgres(item: pytest.Item) -> bool:
+    if "postgres_url" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgres" in [
+        v for v in callspec.params.values() if isinstance(v, str)
+    ]
+
+
+def _fixture_names(item: pytest.Item) -> set[str]:
+    """The plain and ``module.name`` names of every fixture ``item`` uses, however indirectly."""
+    names = set(getattr(item, "fixturenames", ()))
+    info = getattr(item, "_fixtureinfo", None)  # pytest has no public map to fixture functions
+    for definitions in getattr(info, "name2fixturedefs", {}).values():
+        func = definitions[-1].func
+        names.add(f"{func.__module__}.{func.__name__}")
+    return names
+
+
+def _trains(item: pytest.Item) -> bool:
+    if Path(item.path).relative_to(TESTS).as_posix() in TRAINING_MODULES:
+        return True
+    return bool(TRAINING_FIXTURES & _fixture_names(item))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test in its tiers (see the module docstring)."""
+    for item in items:
+        if Path(item.path).relative_to(TESTS).parts[0] == "faults":
+            item.add_marker(pytest.mark.faults)
+        if _uses_postgres(item):
+            item.add_marker(pytest.mark.postgres)
+        if _trains(item):
+            item.add_marker(pytest.mark.training)
+        if not any(item.get_closest_marker(name) for name in NOT_UNIT):
+            item.add_marker(pytest.mark.unit)
+
+
+_slow_unit_tests: list[tuple[float, str]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, None, None]:
+    yield
+    if item.get_closest_marker("unit") and call.duration > UNIT_BUDGET_S:
+        _slow_unit_tests.append((call.duration, f"{item.nodeid} ({call.when})"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _slow_unit_tests:
+        terminalreporter.section("unit tests over their budget")
+        terminalreporter.write_line(
+            f"over {UNIT_BUDGET_S:g} s in one phase (a loaded machine can do that too); a test "
+            "that trains belongs in `training` (see tests/conftest.py):"
+        )
+        for seconds, name in sorted(_slow_unit_tests, reverse=True):
+            terminalreporter.write_line(f"  {seconds:6.1f} s  {name}")
 
 
 @pytest.fixture(autouse=True)
@@ -44,44 +133,6 @@ def _seed_everything() -> None:
         import keras
 
         keras.utils.set_random_seed(TEST_SEED)
-
-
-def _require_postgres() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if url:
-        return url
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{POSTGRES_ENV} is not set under CI: .ci/run must start PostgreSQL")
-    pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (see .ci/run)")
-
-
-@contextlib.contextmanager
-def fresh_postgres_database(prefix: str = "sweep_t") -> Iterator[str]:
-    """Create an empty database on the test server; yield its URL; drop it afterwards."""
-    from sqlalchemy import create_engine
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    base = make_url(_require_postgres())
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    # No pool: a test may restart the server, and teardown must still reach it.
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import TINY_SPACE
-from conftest import fresh_postgres_database
-from conftest import run_sweep
+
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.database import dump
+from tests.support.postgres import fresh_postgres_database
 
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
 UNREACHABLE = "postgresql+psycopg://u:unreachable-Secret-1@127.0.0.1:1/db"
@@ -362,27 +364,6 @@ def _write_bad_files(tmp: Path) -> None:
 def _postgres_database() -> Iterator[str]:
     with fresh_postgres_database() as url:
         yield url
-
-
-def dump(url: str) -> dict[str, list[tuple[str, ...]]]:
-    """Every row of every table, as sorted tuples of reprs."""
-    from sqlalchemy import MetaData
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        metadata = MetaData()
-        metadata.reflect(engine)
-        with engine.connect() as connection:
-            return {
-                name: sorted(
-                    tuple(repr(v) for v in row) for row in connection.execute(table.select())
-                )
-                for name, table in metadata.tables.items()
-            }
-    finally:
-        engine.dispose()
 
 
 def _run(args: list[str], storage: str, cwd: Path) -> subprocess.CompletedProcess[str]:

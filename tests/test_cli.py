@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cli_helpers import TINY_SPACE
-from conftest import run_sweep
 
 from sweep.names import metric_names
 from sweep.train.data import file_sha256
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
 
 SMALL = ["--set", "encoder_units=32-16", "--set", "coding_size=4", "--epochs", "1"]
 run = functools.partial(run_sweep, check=True)

@@ -35,9 +35,9 @@ import click
 import kubernetes_validate
 import pytest
 import yaml
-from cli_helpers import run_sweep
 
 from sweep.cli import cli
+from tests.support.cli import run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "deploy" / "kubernetes"

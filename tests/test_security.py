@@ -25,16 +25,16 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from cli_helpers import sweep_argv
-from cli_helpers import sweep_env
-from conftest import TINY_SPACE
-from conftest import fresh_postgres_database
-from conftest import run_sweep
 
 from sweep.errors import DataError
 from sweep.errors import SpaceError
 from sweep.space import load_space
 from sweep.train.data import load_dataset
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.cli import sweep_argv
+from tests.support.cli import sweep_env
+from tests.support.postgres import fresh_postgres_database
 
 POSTGRES_ENV = "SWEEP_TEST_POSTGRES_URL"
 UNREACHABLE_PASSWORD = "Unreach-Pw-7391"

@@ -77,7 +77,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
 
     make_out_dir(target)
     figures_dir = make_out_dir(target / FIGURES)
-    page = _Page(status, study, trials, best, baseline)
+    page = ReportPage(status, study, trials, best, baseline)
     page.reference = reference if reference is not None and not reference.error else None
     page.summary()
     page.best_table()
@@ -93,7 +93,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     return index
 
 
-class _Page:
+class ReportPage:
     """The page, built section by section."""
 
     def __init__(

@@ -217,11 +217,11 @@ def run_trial(
         verbose=0,
     )
     clock.lap("fit")
-    threshold = _hidden_threshold(model, data)
-    evaluation = _score(model, data, data.val, threshold, "validation")
+    threshold = hidden_threshold(model, data)
+    evaluation = score_split(model, data, data.val, threshold, "validation")
     test_metrics: dict[str, Any] = {}
     if options.score_test and data.test is not None:
-        tested = _score(model, data, data.test, threshold, "test")
+        tested = score_split(model, data, data.test, threshold, "test")
         test_metrics = {f"test.{k}": v for k, v in tested.metrics.items()}
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     curves.update(per_epoch)
@@ -394,7 +394,7 @@ def _batches(rows: np.ndarray, batch_size: int, seed: int, *, shuffle: bool) -> 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _decode_split(
+def decode_split(
     model: Any, rows: np.ndarray, label_column: int
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """``model.reconstruct(rows)``, the label-hidden probe and, where they come free, the codes.
@@ -409,7 +409,7 @@ def _decode_split(
     return probs, probe, None
 
 
-def _hidden_threshold(model: Any, data: Dataset) -> float | None:
+def hidden_threshold(model: Any, data: Dataset) -> float | None:
     """The label-hidden probe's F1-maximising threshold on the training split (as in the file,
     not balanced); validation and test rows play no part."""
     scores = label_hidden_probe(*model.label_outputs(data.train))  # label-only where it can
@@ -418,11 +418,11 @@ def _hidden_threshold(model: Any, data: Dataset) -> float | None:
     return choose_threshold(data.train[:, data.label_column], scores)
 
 
-def _score(
+def score_split(
     model: Any, data: Dataset, rows: np.ndarray, threshold: float | None, split: str
 ) -> Evaluation:
     """Evaluate ``rows`` (a whole split) from the posterior mean."""
-    probs, label_hidden, codes = _decode_split(model, rows, data.label_column)
+    probs, label_hidden, codes = decode_split(model, rows, data.label_column)
     z_mean, z_log_var = codes if codes is not None else model.encode(rows)
     arrays = (
         ("reconstruction", probs),
@@ -440,7 +440,7 @@ def _score(
 
 def _quick_score(model: Any, data: Dataset) -> dict[str, Any]:
     """Per-epoch validation metrics: expression and section MSEs (see ``quick_metrics``)."""
-    probs, label_hidden, _ = _decode_split(model, data.val, data.label_column)
+    probs, label_hidden, _ = decode_split(model, data.val, data.label_column)
     if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(label_hidden))):
         raise TrialFailed("non-finite reconstruction on the validation split")
     return quick_metrics(data.val, probs, label_hidden, data.sections)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Processes
+from tests.support.faults import Processes
 
 
 @pytest.fixture

@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import GRACE_S
-from .helpers import MAX_RETRY
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
-from .helpers import create_study
-from .helpers import descendants
-from .helpers import fault_seed
-from .helpers import retries_of
-from .helpers import wait_gone
-from .helpers import wait_until
+from tests.support.faults import GRACE_S
+from tests.support.faults import MAX_RETRY
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
+from tests.support.faults import create_study
+from tests.support.faults import descendants
+from tests.support.faults import fault_seed
+from tests.support.faults import retries_of
+from tests.support.faults import wait_gone
+from tests.support.faults import wait_until
 
 KILLS_PER_BACKEND = 6
 BUDGET = 5

@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
-from .helpers import create_study
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
+from tests.support.faults import create_study
 
 BUDGET = 50
 EARLY = 5

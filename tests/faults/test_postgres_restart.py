@@ -17,16 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _require_postgres
-from conftest import fresh_postgres_database
 
-from .helpers import TINY_SPACE
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
-from .helpers import create_study
-from .helpers import fault_seed
-from .helpers import wait_until
+from tests.support.faults import TINY_SPACE
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
+from tests.support.faults import create_study
+from tests.support.faults import fault_seed
+from tests.support.faults import wait_until
+from tests.support.postgres import fresh_postgres_database
+from tests.support.postgres import require_postgres
 
 CLUSTER = ("15", "main")
 BUDGET = 6
@@ -63,7 +63,7 @@ def _can_restart() -> str | None:
 @pytest.fixture
 def restart_db() -> Iterator[str]:
     """A fresh database; the server is running again before it is dropped, whatever happened."""
-    url = _require_postgres()
+    url = require_postgres()
     reason = _can_restart()
     if reason:
         if os.environ.get("CI", "").lower() == "true":

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FAST_HEARTBEAT
-from .helpers import TINY_SPACE
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
-from .helpers import descendants
-from .helpers import fault_seed
-from .helpers import run_sweep
-from .helpers import wait_gone
-from .helpers import wait_until
+from tests.support.faults import FAST_HEARTBEAT
+from tests.support.faults import TINY_SPACE
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
+from tests.support.faults import descendants
+from tests.support.faults import fault_seed
+from tests.support.faults import run_sweep
+from tests.support.faults import wait_gone
+from tests.support.faults import wait_until
 
 BUDGET = 3
 CASES = [

@@ -14,12 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import create_study
-from .helpers import descendants
-from .helpers import wait_gone
-from .helpers import wait_until
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import create_study
+from tests.support.faults import descendants
+from tests.support.faults import wait_gone
+from tests.support.faults import wait_until
 
 
 def _trial_processes(worker_pid: int) -> list[psutil.Process]:

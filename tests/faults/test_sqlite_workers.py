@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FAST_HEARTBEAT
-from .helpers import TINY_SPACE
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
+from tests.support.faults import FAST_HEARTBEAT
+from tests.support.faults import TINY_SPACE
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
 
 BUDGET = 40
 WORKERS = 4

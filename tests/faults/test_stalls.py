@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import sweep_env
 
-from .helpers import GRACE_S
-from .helpers import HEARTBEAT_S
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
-from .helpers import create_study
-from .helpers import retries_of
-from .helpers import run_sweep
-from .helpers import wait_until
+from tests.support.cli import sweep_env
+from tests.support.faults import GRACE_S
+from tests.support.faults import HEARTBEAT_S
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
+from tests.support.faults import create_study
+from tests.support.faults import retries_of
+from tests.support.faults import run_sweep
+from tests.support.faults import wait_until
 
 
 def _orphan_trial(url: str, name: str) -> tuple[int, dict[str, Any]]:

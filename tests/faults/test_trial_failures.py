@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FAST_HEARTBEAT
-from .helpers import TINY_SPACE
-from .helpers import Processes
-from .helpers import StudyReader
-from .helpers import check_sweep
-from .helpers import create_study
-from .helpers import wait_until
+from tests.support.faults import FAST_HEARTBEAT
+from tests.support.faults import TINY_SPACE
+from tests.support.faults import Processes
+from tests.support.faults import StudyReader
+from tests.support.faults import check_sweep
+from tests.support.faults import create_study
+from tests.support.faults import wait_until
 
 MEMORY_LIMIT = 4 << 30  # bytes of address space: plenty for a worker, too few for 200000 units
 DIVERGING_LR = 1.0e12

@@ -6,9 +6,6 @@ replaced so each outcome (complete, failed, pruned, interrupted) is certain and 
 
 from __future__ import annotations
 
-import dataclasses
-import subprocess
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,42 +13,23 @@ from typing import Any
 
 import optuna
 import pytest
-from cli_helpers import run_sweep
-from conftest import TINY_SPACE
 
 import sweep.run.objective as objective_module
 from sweep.config import RESULT_ATTRS
 from sweep.errors import TrialFailed
 from sweep.run.isolation import EpochHandler
-from sweep.run.objective import Objective
-from sweep.run.protocol import DataSplit
-from sweep.run.protocol import TrialKind
 from sweep.run.protocol import TrialOutcome
 from sweep.run.protocol import TrialRequest
 from sweep.run.signals import Interrupted
 from sweep.run.worker import BudgetClaim
-from sweep.space import load_space
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.objective import tiny_objective as _objective
+from tests.support.objective import trial_result as _result
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _result(auroc: float) -> TrialOutcome:
-    extra = {"diagnostics": {}, "flags": [], "elbo_beta": 0.1, "figure_sample": {}}
-    return TrialOutcome(
-        metrics={"expression.auroc": auroc}, seconds=1.5, epochs_run=2, extra=extra
-    )
-
-
-def _objective(**changes: Any) -> Objective:
-    base = Objective(
-        kind=TrialKind(),
-        space=load_space(TINY_SPACE),
-        split=DataSplit("unused.npz", 0.2, 0.0, 0),
-        epoch_metrics=("expression.auroc",),
-    )
-    return dataclasses.replace(base, **changes)
 
 
 def _fake_child(
@@ -178,19 +156,6 @@ def test_a_budget_claim_holds_the_lock_until_released(storage_url: str) -> None:
         assert got.wait(10), "release() did not release the budget lock"
         claim.release()  # idempotent
     assert _lock_is_free(storage_url, "study")
-
-
-def test_the_run_package_stays_off_tensorflow_and_sklearn() -> None:
-    code = (
-        "import sys\n"
-        "import sweep.run.launch, sweep.run.worker, sweep.run.objective, sweep.run.signals\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'scipy', 'sweep.train.engine',\n"
-        "         'sweep.train.model', 'sweep.train.metrics') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "HEAVY []" in out.stdout
 
 
 def test_repeated_failures_stop_at_the_budget(

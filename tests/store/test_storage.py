@@ -107,6 +107,7 @@ def _open_new(url: str, results: multiprocessing.queues.Queue) -> None:
         results.put(f"{type(e).__name__}: {e}")
 
 
+@pytest.mark.slow  # several interpreters import Optuna at once: out of the unit tier
 def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
     """A launch and a worker (or a status poll) may create the same new database together."""
     context = multiprocessing.get_context("spawn")

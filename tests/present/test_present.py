@@ -23,11 +23,6 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from cli_helpers import sweep_argv
-from cli_helpers import sweep_env
-from conftest import TINY_SPACE
-from conftest import fresh_postgres_database
-from conftest import run_sweep
 from PIL import Image
 from sqlalchemy.engine import make_url
 
@@ -37,6 +32,11 @@ from sweep.config import STUDY_ATTR
 from sweep.present.dashboard import live_sqlite_warning
 from sweep.store.read import list_trials
 from sweep.store.read import trial_by_number
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.cli import sweep_argv
+from tests.support.cli import sweep_env
+from tests.support.postgres import fresh_postgres_database
 
 STUDY = "pics"
 TRIAL_FIGURES = {"losses", "kl_per_dim", "latent_hist", "latent_qq", "reconstruction"}

@@ -156,8 +156,8 @@ def test_the_trial_process_reads_its_memory_cap(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_every_trial_records_its_gpu_and_k(monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_objective import _objective
-    from test_objective import _result
+    from tests.support.objective import tiny_objective as _objective
+    from tests.support.objective import trial_result as _result
 
     def child(request: TrialRequest, **kwargs: Any) -> TrialOutcome:
         return _result(0.7).with_timing({"training": 1.0})

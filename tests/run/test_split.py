@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_SPACE
-from conftest import run_sweep
 
 from sweep.config import StudySettings
 from sweep.errors import DataError
@@ -22,6 +20,8 @@ from sweep.store.study import save_config
 from sweep.train.data import load_dataset
 from sweep.train.data import split_digest
 from sweep.train.data import write_npz
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
 
 SECTIONS = (("A", 12), ("expressed", 1))
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
-from cli_helpers import TINY_SPACE
-from cli_helpers import run_sweep
-from cli_helpers import sweep_env
 
 from sweep.config import REFERENCE_LABEL
 from sweep.errors import DataError
@@ -30,6 +26,8 @@ from sweep.train.reference import binned_features
 from sweep.train.reference import describe_features
 from sweep.train.reference import fit_reference
 from sweep.train.reference import reference_result
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
 
 COLUMN = f"reference ({REFERENCE_LABEL})"
 
@@ -167,36 +165,6 @@ def test_launch_stores_the_reference_and_best_shows_it(
     assert [r["number"] for r in listed] == [0]  # JSON: the best set only
 
 
-def test_the_launching_process_loads_no_classifier_nor_tensorflow(
-    tmp_path: Path, synthetic_npz: Path
-) -> None:
-    """The classifier stays in its child process (splitting a file already brings
-    scikit-learn's model_selection into the launcher; the reference adds no classifier)."""
-    code = (
-        "import sys\nfrom sweep.cli import main\ncode = main(sys.argv[1:])\n"
-        "heavy = ('sklearn', 'scipy', 'tensorflow', 'keras')\n"
-        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-        "sys.exit(code)\n"
-    )
-    args = ["launch", "--no-run", "--space", str(TINY_SPACE), "--data", str(synthetic_npz)]
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=sweep_env(url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = done.stdout.split("LOADED", 1)[1]
-    assert "sklearn.model_selection" in loaded  # splitting the file: the check can see sklearn
-    assert "sklearn.linear_model" not in loaded
-    assert "'tensorflow'" not in loaded and "'keras'" not in loaded
-    stored = load_reference(optuna.storages.get_storage(url), "notes")
-    assert stored is not None and stored["metrics"]["expression_hidden.auroc"] is not None
-
-
 def test_reference_none_skips_it(sqlite_url: str, synthetic_npz: Path) -> None:
     bad = _launch(sqlite_url, synthetic_npz, "--reference", "ridge")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
@@ -246,7 +214,7 @@ def test_confirm_scores_it_on_test_and_keeps_the_launch_numbers(
 
 
 def test_the_report_shows_it_beside_the_baseline(sqlite_url: str, synthetic_npz: Path) -> None:
-    from sweep.present.report import _Page
+    from sweep.present.report import ReportPage
     from sweep.present.status import status_view
     from sweep.store.read import StudyReader
 
@@ -254,7 +222,7 @@ def test_the_report_shows_it_beside_the_baseline(sqlite_url: str, synthetic_npz:
     _complete_one_trial(sqlite_url)
     with StudyReader(sqlite_url) as reader:
         status = status_view(reader, "notes")
-        page = _Page(status, reader.config("notes"), [], reader.best("notes"), None)
+        page = ReportPage(status, reader.config("notes"), [], reader.best("notes"), None)
         page.reference = reader.reference("notes")  # as write_report sets it
     page.best_table()
     assert COLUMN in "".join(page.parts)

@@ -358,7 +358,7 @@ def test_a_hand_built_vae_decodes_the_label_through_full_reconstructions(x: np.n
 def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
     """The engine's probe and reconstruction equal the generic two-pass ones (up to summation
     order: the one-pass scoring adds the label row to a shared first-layer product)."""
-    from sweep.train.engine import _decode_split
+    from sweep.train.engine import decode_split
     from sweep.train.metrics import label_hidden_probe
     from sweep.train.metrics import reconstruction_and_probe
     from sweep.train.metrics import symmetric_label_probe
@@ -368,7 +368,7 @@ def test_the_engine_scores_with_the_label_only_decode(x: np.ndarray) -> None:
     rows = x.copy()
     rows[1::2, -1] = 1
     assert vae.decodes_label_alone
-    full, probe, codes = _decode_split(vae, rows, N_FEATURES - 1)
+    full, probe, codes = decode_split(vae, rows, N_FEATURES - 1)
     assert codes is not None
     generic_full, generic_probe = reconstruction_and_probe(vae.reconstruct, rows, N_FEATURES - 1)
     np.testing.assert_allclose(full, generic_full, rtol=0, atol=1e-6)

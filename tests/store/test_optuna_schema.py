@@ -22,7 +22,7 @@ from sweep.store import _optuna_schema as schema
 from sweep.store import read
 from sweep.store.rdb import open_storage
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UTC = datetime.timezone.utc
 BERLIN = "Europe/Berlin"  # UTC+1 in winter, UTC+2 in summer
 

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_SPACE
-from conftest import run_sweep
-from study_writer import write_study
-from test_bad_input import dump
 
 from sweep.store.lookup import WEIGHTS_ATTR
 from sweep.store.lookup import weight_holders
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.database import dump
+from tests.support.study_writer import write_study
 
 NAME = "exp"
 
@@ -288,8 +287,8 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "best so far" in done.stdout
-    from cli_helpers import sweep_argv
-    from cli_helpers import sweep_env
+    from tests.support.cli import sweep_argv
+    from tests.support.cli import sweep_env
 
     process = subprocess.Popen(
         sweep_argv("status", NAME, "--watch", "--interval", "5"),
@@ -304,16 +303,3 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     assert process.returncode == 0, err
     assert "best so far" in out and err.strip() == ""
     assert os.path.exists(study["url"].removeprefix("sqlite:///"))
-
-
-def test_import_sweep_stays_light() -> None:
-    """The new facade names load TensorFlow and pandas only when called."""
-    code = (
-        "import sys, sweep\n"
-        "sweep.load_model, sweep.load_trials, sweep.load_history\n"
-        "print(sorted(m for m in ('tensorflow', 'keras', 'pandas') if m in sys.modules))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -28,7 +28,7 @@ from sweep.config import DATA_ENV
 from sweep.config import STORAGE_ENV
 from sweep.config import STUDY_ENV
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
 SWEEP_ENV_VARS = (STORAGE_ENV, STUDY_ENV, DATA_ENV)
 

@@ -1,8 +1,8 @@
 """KerasTuner on the study database: hypermodels as sweeps, NotesVAE, --as-hyperparameters.
 
 The ``hp`` stand-in and its Optuna suggestions are checked in this process without Keras; the
-sweeps run the tiny hypermodels of tests/hypermodels/ (a Dense autoencoder, 1 epoch) with real
-trial processes on SQLite and PostgreSQL.
+sweeps run the tiny hypermodels of tests/support/hypermodels/ (a Dense autoencoder, 1 epoch)
+with real trial processes on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import json
 import math
 import shutil
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-from cli_helpers import run_sweep
 
 from sweep.dialects import suggest_hp
 from sweep.errors import HypermodelError
@@ -27,12 +25,12 @@ from sweep.run.hypermodel import parse_hp_assignments
 from sweep.train.hyperparams import SweepHyperParameters
 from sweep.train.hyperparams import UnsupportedHpCall
 from sweep.train.hyperparams import default_value
+from tests.support.cli import run_sweep
+from tests.support.hypermodels.calls import RANGES
+from tests.support.hypermodels.calls import declare
 
-HYPERMODELS = Path(__file__).resolve().parent / "hypermodels"
+HYPERMODELS = Path(__file__).resolve().parents[1] / "support" / "hypermodels"
 TINY = HYPERMODELS / "tiny.py"
-sys.path.insert(0, str(HYPERMODELS))
-from calls import RANGES  # noqa: E402
-from calls import declare  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -246,7 +244,8 @@ def test_a_hypermodel_runs_as_a_sweep(
     assert config["values"] == study.best_trial.user_attrs["hyperparameters"]["values"]
 
     import keras_tuner
-    from tiny import build_model
+
+    from tests.support.hypermodels.tiny import build_model
 
     hp = keras_tuner.HyperParameters.from_config(config)
     assert hp.values == config["values"]

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import TINY_SPACE
-from cli_helpers import run_sweep
 
 from sweep.config import BASELINE_ATTR
 from sweep.params import NOTES_BASELINE
@@ -16,6 +14,8 @@ from sweep.params import TrialParams
 from sweep.space import load_space
 from sweep.store.read import baseline_trial
 from sweep.store.study import load_config
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
 
 LAUNCH = ("launch", "--no-run", "--n-trials", "3")
 

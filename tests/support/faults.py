@@ -2,7 +2,7 @@
 
 Every helper talks to real processes and real databases: workers are ``python -m sweep worker``
 subprocesses, studies are read with Optuna's RDB storage, nothing is mocked. Command lines and
-environments come from the one CLI helper module, ``tests/cli_helpers.py``.
+environments come from the one CLI helper module, ``tests/support/cli.py``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Any
 from typing import TypeVar
 
 import psutil
-from cli_helpers import run_sweep as shared_run_sweep
-from cli_helpers import sweep_argv
-from cli_helpers import sweep_env
+
+from tests.support.cli import run_sweep as shared_run_sweep
+from tests.support.cli import sweep_argv
+from tests.support.cli import sweep_env
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
@@ -54,7 +55,7 @@ def run_sweep(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``sweep ARGS`` as a real process (storage from the environment) and return the result.
 
-    The fault suite's spelling of the one CLI helper, :func:`cli_helpers.run_sweep`.
+    The fault suite's spelling of the one CLI helper, :func:`tests.support.cli.run_sweep`.
     """
     return shared_run_sweep(*args, storage=url, cwd=cwd, process=True, timeout=timeout)
 

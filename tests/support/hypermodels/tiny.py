@@ -1,4 +1,4 @@
-"""Tiny KerasTuner hypermodels for tests/test_kerastuner.py (a Dense autoencoder, 1 epoch).
+"""Tiny KerasTuner hypermodels for tests/run/test_kerastuner.py (a Dense autoencoder, 1 epoch).
 
 ``build_model`` makes every ``hp`` call a sweep supports (:func:`calls.declare`), conditional
 scopes included. ``TinyHyperModel`` is a ``keras_tuner.HyperModel`` with its own ``fit``, which

@@ -19,7 +19,6 @@ from typing import Any
 
 import optuna
 import pytest
-from cli_helpers import run_sweep
 
 from sweep.present.confirmed import confirmed_results
 from sweep.present.confirmed import confirmed_with_reference
@@ -27,6 +26,7 @@ from sweep.store.confirm import JOB_ATTR
 from sweep.store.confirm import companion_name
 from sweep.store.rdb import open_storage
 from sweep.store.study import load_config
+from tests.support.cli import run_sweep
 
 METRIC = "expression.auroc"
 #: A tiny space with the notes' baseline (its searched values lie inside the space).
@@ -249,7 +249,7 @@ def test_confirm_again_adds_only_missing_runs(confirmed: dict[str, Any]) -> None
 def test_bad_input_is_one_line_and_writes_nothing(
     tmp_path: Path, synthetic_npz: Path, args: tuple[str, ...], code: int, says: str
 ) -> None:
-    from cli_helpers import TINY_SPACE
+    from tests.support.cli import TINY_SPACE
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     launch(url, synthetic_npz, TINY_SPACE)
@@ -263,7 +263,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
 
 
 def test_unknown_study(tmp_path: Path, synthetic_npz: Path) -> None:
-    from cli_helpers import TINY_SPACE
+    from tests.support.cli import TINY_SPACE
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     launch(url, synthetic_npz, TINY_SPACE)
@@ -277,7 +277,7 @@ def test_unknown_study(tmp_path: Path, synthetic_npz: Path) -> None:
 
 def test_launch_confirm_top_on_postgresql(postgres_url: str, synthetic_npz: Path) -> None:
     """`launch --confirm-top` confirms once the budget is spent, on PostgreSQL."""
-    from cli_helpers import TINY_SPACE
+    from tests.support.cli import TINY_SPACE
 
     done = run_sweep(
         "launch", "--space", str(TINY_SPACE), "--data", str(synthetic_npz), "--study", "t",
@@ -303,10 +303,10 @@ def test_confirm_survives_kill_9_and_confirm_again(tmp_path: Path, synthetic_npz
     import signal
     import time
 
-    from cli_helpers import TINY_SPACE
-    from faults.helpers import FAST_HEARTBEAT
-    from faults.helpers import Processes
-    from faults.helpers import wait_until
+    from tests.support.cli import TINY_SPACE
+    from tests.support.faults import FAST_HEARTBEAT
+    from tests.support.faults import Processes
+    from tests.support.faults import wait_until
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     launch(url, synthetic_npz, TINY_SPACE, "k", "--set", "epochs=1", *FAST_HEARTBEAT)

@@ -16,8 +16,8 @@ from sweep.params import NOTES_BASELINE
 from sweep.params import TrialParams
 from sweep.space import load_space
 from sweep.train.data import load_dataset
-from sweep.train.engine import _hidden_threshold
-from sweep.train.engine import _score
+from sweep.train.engine import hidden_threshold
+from sweep.train.engine import score_split
 from sweep.train.losses import reconstruction
 from sweep.train.losses import vae_loss
 from sweep.train.losses import weighted_reconstruction
@@ -189,7 +189,8 @@ def test_a_model_that_only_copies_the_bit_scores_chance_on_the_label_hidden_obje
     probs = model.reconstruct(data.val)
     np.testing.assert_array_equal(probs[:, -1] > 0.5, data.val[:, -1] == 1)  # it copies the bit
     # The engine's own scoring path, as every trial is scored (threshold from training rows).
-    metrics = _score(model, data, data.val, _hidden_threshold(model, data), "validation").metrics
+    threshold = hidden_threshold(model, data)
+    metrics = score_split(model, data, data.val, threshold, "validation").metrics
     assert metrics["expression.auroc"] == 1.0  # the visible bit looks perfect...
     assert metrics["expression_hidden.auroc"] == 0.5  # ...the objective sees chance
     assert metrics["expression_hidden.auprc"] == pytest.approx(data.val[:, -1].mean())

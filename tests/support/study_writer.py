@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-TINY = Path(__file__).resolve().parent.parent / "search_spaces" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
 
 
 def write_study(

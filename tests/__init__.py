@@ -1,0 +1,1 @@
+"""The test suite; each folder mirrors a package of sweep/ (tiers: tests/conftest.py)."""

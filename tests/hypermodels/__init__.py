@@ -1,1 +1,0 @@
-"""Hypermodels the KerasTuner tests sweep (tests/test_kerastuner.py)."""

@@ -1,0 +1,1 @@
+"""Tests of sweep.present: figures, the study report and the dashboard."""

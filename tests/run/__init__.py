@@ -1,0 +1,1 @@
+"""Tests of sweep.run: objective, trial processes, launch, export, reference, hypermodels."""

@@ -1,0 +1,1 @@
+"""Tests of sweep.store: storages, the budget lock, the read path, confirmation studies."""

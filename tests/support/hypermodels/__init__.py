@@ -1,0 +1,1 @@
+"""Hypermodels the KerasTuner tests sweep (tests/run/test_kerastuner.py)."""
