@@ -244,7 +244,6 @@ def _describe_cycle(cycle: list[str], graph: dict[str, dict[str, int]]) -> str:
     return "\n    ".join(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="cycles removed by the protocol refactor")
 def test_no_import_cycles() -> None:
     graph = _import_graph()
     found = _cycles(graph)

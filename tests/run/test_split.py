@@ -66,6 +66,7 @@ def test_a_test_fraction_that_empties_a_class_is_one_line(tmp_path: Path) -> Non
     assert len(result.stderr.strip().splitlines()) == 1 and "test_fraction=0.1" in result.stderr
 
 
+@pytest.mark.training  # the launch fits one batch first (preflight)
 def test_workers_refuse_a_study_whose_split_differs(tmp_path: Path) -> None:
     path = _file(tmp_path / "d.npz")
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -96,6 +97,7 @@ def test_workers_refuse_a_study_whose_split_differs(tmp_path: Path) -> None:
     assert optuna.load_study(study_name=name, storage=url).trials == []  # nothing ran
 
 
+@pytest.mark.training  # the launch fits one batch first (preflight)
 def test_launch_refuses_the_same_study_with_another_split(tmp_path: Path) -> None:
     from sweep.errors import StudyConflictError
 
