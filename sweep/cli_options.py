@@ -16,7 +16,6 @@ import click
 
 from sweep._option import Option
 from sweep.config import DATA_ENV
-from sweep.config import FORMATS
 from sweep.config import OPTIONS
 from sweep.config import RECONNECT_TIMEOUT_S
 from sweep.config import STATES
@@ -24,6 +23,7 @@ from sweep.config import STORAGE_ENV
 from sweep.config import STUDY_ENV
 from sweep.config import WAIT_FOR_DB_S
 from sweep.errors import UsageError
+from sweep.present.formatting import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SECONDS = "SECONDS"
@@ -176,7 +176,6 @@ run_options = stack(
 )  # fmt: skip
 
 # --- sweep launch -------------------------------------------------------------------------------
-HYPERMODEL_ONLY = ("objective", "direction")
 VAE_ONLY = ("space", "baseline", "reference", "keep_weights")
 launch_options = stack(
     option("space", "Search-space YAML file, or a bundled one: notes, notes_wide, "
@@ -218,12 +217,12 @@ launch_options = stack(
            "Sweep a KerasTuner build_model(hp) function or HyperModel (module:attr or "
            "path/to/file.py:attr) instead of the built-in VAE; --space, --baseline, "
            "--reference and --keep-weights are then refused.", metavar="MODULE:ATTR"),
-    option("objective", "With --hypermodel only: the Keras metric to optimise, as "
-           "KerasTuner's objective= (the built-in VAE's objective is its space's).",
-           show_default=True),
+    option("objective", "Optimise this one metric instead of the space's objective: a VAE "
+           "metric (`sweep metrics`), or with --hypermodel a Keras metric as KerasTuner's "
+           "objective= (default there: val_loss).", metavar="METRIC"),
     option(Option("--direction", "direction", choices=("minimize", "maximize")),
-           "With --hypermodel only: the objective's direction (default: maximize for metrics "
-           "named like accuracy/auc, else minimize)."),
+           "The --objective's direction (default: its natural one: minimize errors and "
+           "losses, maximize accuracy, AUROC, F1 and the like)."),
     option("keep_weights", "Keep the weights of the K best trials in the artifact store (for "
            "`sweep export`).", metavar="K", show_default=True),
 )  # fmt: skip
@@ -232,24 +231,16 @@ launch_options = stack(
 def refuse_inapplicable(ctx: click.Context, hypermodel: str | None) -> None:
     """Refuse ``launch`` options the trial kind would ignore (one line, exit 1).
 
-    The built-in VAE takes its objective from its space (``--objective``, ``--direction``
-    belong to ``--hypermodel``); a hypermodel has no space, notes' baseline, supervised
-    reference or kept weights.
+    A hypermodel has no space, notes' baseline, supervised reference or kept weights.
 
     Raises:
         UsageError: naming the options given and what to do instead.
     """
     if hypermodel is None:
-        wrong = [n for n in HYPERMODEL_ONLY if given(ctx, n)]
-        why = "only with --hypermodel; the built-in VAE's objective is its space's " \
-            "`objective:` key (metric names: `sweep metrics`)"  # fmt: skip
-    else:
-        values = ctx.params
-        wrong = [
-            n for n in VAE_ONLY
-            if given(ctx, n) and values.get(n) not in ("none", 0)
-        ]  # fmt: skip
-        why = "only to the built-in VAE, not with --hypermodel"
+        return
+    values = ctx.params
+    wrong = [n for n in VAE_ONLY if given(ctx, n) and values.get(n) not in ("none", 0)]
+    why = "only to the built-in VAE, not with --hypermodel"
     if wrong:
         flags = ", ".join(_flag(ctx, n) for n in wrong)
         raise UsageError(f"{flags} {'applies' if len(wrong) == 1 else 'apply'} {why}")

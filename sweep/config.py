@@ -1,17 +1,10 @@
 """Configuration, once: names, defaults, option rules and the frozen study and run settings.
 
-* Names every layer shares: trial states, samplers, pruners, attribute keys, timing defaults.
-* :data:`OPTIONS`: the rule (flag, default, range check) of each option a setting shares;
-  :mod:`sweep.cli_options` builds Click options from it (with their help); no default is restated.
-* :class:`StudySettings` (what a user chooses about a study), :class:`StudyConfig` (those
-  settings plus the space and the data, stored in the study itself) and :class:`RunOptions`
-  (how workers run on this machine): frozen, defaults from :data:`OPTIONS`, checked on
-  construction by the same rules the CLI applies.
-* :func:`study_config`: a complete :class:`StudyConfig` from a space and a few fields (tests,
-  benchmarks).
-
-Standard library only at import time (the CLI imports this module before any command runs);
-:mod:`sweep.space` and :mod:`sweep.store.rdb` are imported inside the methods that need them.
+Shared names (states, samplers, attribute keys, timing); :data:`OPTIONS`, each shared option's
+flag, default and range check (:mod:`sweep.cli_options` adds the help); :class:`StudySettings`,
+:class:`StudyConfig` (settings + space + data, stored in the study) and :class:`RunOptions`
+(workers on this machine), frozen and checked on construction by the CLI's rules.
+Standard library only at import time (the CLI imports it before any command runs).
 """
 
 from __future__ import annotations
@@ -60,8 +53,6 @@ CONFIRM_JOB_ATTR = "confirm_job"
 #: The study user attribute that holds the supervised reference fitted at launch (JSON: see
 #: :func:`sweep.train.reference.reference_result`), absent when launched with ``--reference none``.
 REFERENCE_ATTR = "reference"
-#: A companion study's user attribute: ``{"source": NAME, "jobs": [job, ...]}`` (sweep confirm).
-CONFIRM_ATTR = "sweep_confirm"
 #: The supervised reference: L2-regularised logistic regression with this inverse strength C, on
 #: the mean of each bin of this many columns (base pairs) of every mark section.
 REFERENCE_C = 0.1
@@ -172,8 +163,6 @@ def reconnect_timeout(requested: float | None, heartbeat: Heartbeat, study_name:
 STORAGE_ENV = "SWEEP_STORAGE"
 STUDY_ENV = "SWEEP_STUDY"
 DATA_ENV = "SWEEP_DATA"
-#: Output formats of the read-only commands (``status`` has no CSV).
-FORMATS = ("table", "json", "csv")
 
 
 # --- option rules: each default and range check, once ------------------------------------------
@@ -185,7 +174,7 @@ OPTIONS: dict[str, Option] = {
     # what a study is (sweep.run.launch.LaunchRequest)
     "study_name": Option("--study", "study_name", "notes"),
     "space": Option("--space", "space", "notes"),
-    "objective": Option("--objective", "objective", "val_loss"),
+    "objective": Option("--objective", "objective", None),
     "reference": Option("--reference", "reference", "logistic", choices=("logistic", "none")),
     "keep_weights": Option("--keep-weights", "keep_weights", 0, int, minimum=0),
     # the study's settings (StudySettings)

@@ -69,6 +69,22 @@ def metric_names(section_names: Sequence[str]) -> list[str]:
     return keys
 
 
+#: Metric leaves where lower is better (errors, KL, non-normality, collapse flags); ``None``
+#: from :func:`natural_direction` for those with no better side (a threshold, a rate).
+_LOWER_IS_BETTER = ("mse", "kl_mean", "mean_abs_skew", "mean_excess_kurtosis")
+_NO_DIRECTION = ("threshold", "predicted_rate", "actual_rate")
+
+
+def natural_direction(metric: str) -> str | None:
+    """``"minimize"`` or ``"maximize"`` for a metric key, ``None`` where neither side is better."""
+    leaf = metric.rsplit(".", 1)[-1]
+    if leaf in _NO_DIRECTION:
+        return None
+    if metric.startswith("collapse.") or leaf.endswith(_LOWER_IS_BETTER):
+        return "minimize"
+    return "maximize"
+
+
 def quick_metric_names(section_names: Sequence[str]) -> list[str]:
     """The keys :func:`sweep.train.metrics.quick_metrics` returns (available after every epoch)."""
     names = [str(n) for n in section_names]

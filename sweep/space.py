@@ -26,6 +26,7 @@ TensorFlow.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -131,6 +132,11 @@ class SearchSpace:
         body.pop("baseline", None)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_objective(self, metric: str, direction: str, *, source: str) -> SearchSpace:
+        """A copy optimising ``metric`` in ``direction`` alone (``launch --objective``)."""
+        data = {**self.to_json(), "objective": {"metric": metric, "direction": direction}}
+        return SearchSpace.from_mapping(data, source=source)
 
     def with_fixed(self, overrides: Mapping[str, Any]) -> SearchSpace:
         """A copy where ``overrides`` (already coerced) replace fixed or searched values.
@@ -294,8 +300,15 @@ class SearchSpace:
         """Raise :class:`SpaceError` when an objective names a metric not in ``known``."""
         for objective in self.objectives:
             if objective.metric not in known:
-                close = [k for k in known if k.split(".")[-1] == objective.metric.split(".")[-1]]
-                hint = f" (did you mean {close[0]}?)" if close else ""
+                leaf = objective.metric.split(".")[-1]
+                close = [k for k in known if k.split(".")[-1] == leaf]
+                close = close or difflib.get_close_matches(objective.metric, known, n=1)
+                families = dict.fromkeys(k.rsplit(".", 1)[0] + ".*" for k in known)
+                hint = (
+                    f" (did you mean {close[0]}?)"
+                    if close
+                    else f" (it reports {', '.join(families)})"
+                )
                 raise SpaceError(
                     f"{self.source}: objective metric {objective.metric!r} does not exist for "
                     f"this data{hint}; see `sweep metrics` for the names"

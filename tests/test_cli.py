@@ -166,9 +166,10 @@ def test_a_storage_without_a_database_exits_1_in_every_read_command(tmp_path: Pa
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--objective", "val_loss"], "--objective applies only with --hypermodel"),
-        (["--direction", "minimize"], "--direction applies only with --hypermodel"),
-        (["--objective", "a.b", "--direction", "maximize"], "--objective, --direction apply"),
+        (["--objective", "val_loss"], "'val_loss' does not exist for this data (it reports"),
+        (["--objective", "expression.aurc"], "(did you mean expression.auroc?)"),
+        (["--objective", "expression.threshold"], "neither side is better; pass --direction"),
+        (["--direction", "minimize"], "--direction needs --objective"),
         (["--hypermodel", "m.py:build", "--space", "tiny"], "--space applies only to the"),
         (["--hypermodel", "m.py:build", "--keep-weights", "2"], "--keep-weights applies only"),
         (["--hypermodel", "m.py:build", "--baseline", "notes"], "--baseline applies only"),
@@ -187,10 +188,38 @@ def test_launch_refuses_options_its_trial_kind_ignores(
     assert not db.exists()  # no study, not even a database file
 
 
-def test_launch_objective_refusal_points_at_the_space(tmp_path: Path) -> None:
+def test_launch_objective_refusal_points_at_sweep_metrics(tmp_path: Path) -> None:
     done = run_sweep("launch", "--objective", "val_loss", storage=f"sqlite:///{tmp_path}/s.db")
     line = _one_line_error(done)
-    assert "`objective:` key" in line and "sweep metrics" in line
+    assert "sweep metrics" in line and "expression_hidden.*" in line
+    assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "objective"),
+    [
+        (["--objective", "sections.mean_count_mse"], ["sections.mean_count_mse", "minimize"]),
+        (["--objective", "expression.f1"], ["expression.f1", "maximize"]),
+        (
+            ["--objective", "latent.kl_mean", "--direction", "maximize"],
+            ["latent.kl_mean", "maximize"],
+        ),
+    ],
+)
+def test_the_vae_optimises_the_objective_given(
+    tmp_path: Path, synthetic_npz: Path, extra: list[str], objective: list[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    done = run_sweep(
+        "launch", "--space", str(TINY_SPACE), "--data", str(synthetic_npz), "--n-trials", "1",
+        "--reference", "none", "--no-run", *extra, storage=url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    status = run_sweep("status", "notes", "--format", "json", storage=url)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["objectives"] == [
+        {"metric": objective[0], "direction": objective[1]}
+    ]
 
 
 def test_hypermodel_accepts_none_for_the_vae_only_options(tmp_path: Path) -> None:

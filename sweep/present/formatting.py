@@ -94,7 +94,7 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
         )
     best = status.get("best")
     if best is not None:
-        values = "/".join(_num(v) for v in best.get("values") or [])
+        values = "/".join(short_number(v) for v in best.get("values") or [])
         lines.append(f"best {values} (#{best.get('number')})")
     elif status.get("pareto_size") is not None:
         lines.append(f"Pareto set: {status['pareto_size']} trials")
@@ -113,7 +113,7 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
     throughput = status.get("throughput_per_hour")
     rate = f"throughput {throughput:.1f} trials/h" if throughput else "throughput unknown"
     eta = status.get("eta_s")
-    lines.append(f"{rate}; ETA {_duration(eta) if eta is not None else 'unknown'}")
+    lines.append(f"{rate}; ETA {human_duration(eta) if eta is not None else 'unknown'}")
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +140,7 @@ def best_cells(
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
     for i in range(n_values):
         table.append([_objective_label(i, n_values, objectives)] + [_nth(r, i) for r in rows])
-    table.append(["seconds"] + [_num(r.get("seconds")) for r in rows])
+    table.append(["seconds"] + [short_number(r.get("seconds")) for r in rows])
     sections: list[tuple[str, list[list[str]]]] = []
     param_names = _union(r.get("params") or {} for r in rows)
     if param_names:
@@ -243,7 +243,7 @@ def _trials_table(rows: list[dict[str, Any]]) -> str:
                 _trial_label(r).removeprefix("#"),
                 str(r.get("state")),
                 *[_nth(r, i) for i in range(max(n_values, 1))],
-                _num(r.get("seconds")),
+                short_number(r.get("seconds")),
                 _shorten(params, _PARAMS_WIDTH),
                 _shorten(str(r.get("fail_reason") or ""), _REASON_WIDTH),
             ]
@@ -381,10 +381,10 @@ def _union(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def _nth(row: Mapping[str, Any], i: int) -> str:
     values = row.get("values") or []
-    return _num(values[i]) if i < len(values) else "-"
+    return short_number(values[i]) if i < len(values) else "-"
 
 
-def _num(value: Any) -> str:
+def short_number(value: Any) -> str:
     """4 significant digits for floats, integers as they are, ``-`` for missing."""
     if value is None:
         return "-"
@@ -403,8 +403,8 @@ def _num(value: Any) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_num(v) for v in value) + "]"
-    return _num(value)
+        return "[" + ",".join(short_number(v) for v in value) + "]"
+    return short_number(value)
 
 
 def _csv(value: Any) -> Any:
@@ -422,7 +422,7 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     """``45s``, ``11m``, ``2h05m``, ``3d04h``."""
     s = max(0, int(round(seconds)))
     if s < 60:
@@ -517,8 +517,8 @@ def confirmed_cells(
         cells = [str(reference.get("label") or "reference"), "-"]
         for m in shown:
             cells += [
-                _num((reference.get("val") or {}).get(m)),
-                _num((reference.get("test") or {}).get(m)),
+                short_number((reference.get("val") or {}).get(m)),
+                short_number((reference.get("test") or {}).get(m)),
             ]
         cells += ["-"] * (len(head) - len(cells))
         table.append(cells)
@@ -612,8 +612,8 @@ def _mean_sd(stat: Mapping[str, Any] | None) -> str:
     if not stat or stat.get("mean") is None:
         return "-"
     if stat.get("sd") is None:
-        return _num(stat["mean"])
-    return f"{_num(stat['mean'])} ± {_num(stat['sd'])}"
+        return short_number(stat["mean"])
+    return f"{short_number(stat['mean'])} ± {short_number(stat['sd'])}"
 
 
 def _gain(diff: Mapping[str, Any] | None) -> str:
@@ -621,5 +621,5 @@ def _gain(diff: Mapping[str, Any] | None) -> str:
     if not diff or diff.get("mean") is None:
         return "-"
     sign = "+" if diff["mean"] >= 0 else ""
-    text = f"{sign}{_num(diff['mean'])}"
-    return text + (f" ± {_num(diff['se'])}" if diff.get("se") is not None else "")
+    text = f"{sign}{short_number(diff['mean'])}"
+    return text + (f" ± {short_number(diff['se'])}" if diff.get("se") is not None else "")

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.config import STATES
-from sweep.present.formatting import _duration
-from sweep.present.formatting import _num
+from sweep.present.formatting import human_duration
+from sweep.present.formatting import short_number
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,7 +55,7 @@ def status_frame(
         )
     best = status.get("best")
     if best is not None:
-        values = "/".join(_num(v) for v in best.get("values") or [])
+        values = "/".join(short_number(v) for v in best.get("values") or [])
         summary.add_row("best so far", f"{values} (#{best.get('number')})")
     elif status.get("pareto_size") is not None:
         summary.add_row("best so far", f"Pareto set of {status['pareto_size']} trials")
@@ -64,7 +64,7 @@ def status_frame(
     rate = status.get("throughput_per_hour")
     summary.add_row("throughput", f"{rate:.1f} trials/h" if rate else "unknown")
     eta = status.get("eta_s")
-    summary.add_row("ETA", _duration(eta) if eta is not None else "unknown")
+    summary.add_row("ETA", human_duration(eta) if eta is not None else "unknown")
 
     running = Table(title="running trials")
     for header in ("trial", "epoch", "started", "heartbeat age"):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sweep.present.formatting import human_duration
 from sweep.present.plotting import Figure
 from sweep.present.plotting import make_out_dir
 from sweep.present.plotting import prepare_out_dir
@@ -457,23 +458,14 @@ def _budget_text(status: Mapping[str, Any]) -> str:
 
 def _time_spent(trials: Sequence[TrialRecord], status: Mapping[str, Any]) -> str:
     total = sum(float(t.seconds) for t in trials if isinstance(t.seconds, int | float))
-    text = f"{_duration(total)} of trial time"
+    text = f"{human_duration(total)} of trial time"
     start, end = status.get("created"), status.get("last_completed")
     if start and end:
         span = (
             datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)
         ).total_seconds()
-        text += f", {_duration(span)} from the first start to the last completion"
+        text += f", {human_duration(span)} from the first start to the last completion"
     return text
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(max(0.0, seconds)))
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
 
 
 def _split_text(config: Mapping[str, Any]) -> str:

@@ -43,6 +43,8 @@ _logger = logging.getLogger(__name__)
 
 #: ``--set`` names that set ``fit``'s arguments (they also fix a hyperparameter of that name).
 FIT_SETTINGS = {"epochs": 10, "batch_size": 32}
+#: A hypermodel's objective when ``--objective`` is not given (as KerasTuner's default).
+DEFAULT_OBJECTIVE = "val_loss"
 _MAXIMIZE_HINTS = ("acc", "auc", "precision", "recall", "f1", "iou")
 
 

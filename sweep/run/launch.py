@@ -40,6 +40,7 @@ from sweep.params import BASELINES
 from sweep.params import TrialParams
 from sweep.run.gpus import parse_gpus
 from sweep.run.gpus import worker_environments
+from sweep.run.hypermodel import DEFAULT_OBJECTIVE
 from sweep.run.hypermodel import fingerprint as hypermodel_fingerprint
 from sweep.run.hypermodel import hypermodel_space
 from sweep.run.hypermodel import plan_hypermodel
@@ -105,8 +106,9 @@ class LaunchRequest:
         reference_c: The reference's inverse regularisation strength C.
         hypermodel: A KerasTuner hypermodel (``module:attr`` or ``file.py:attr``) to sweep
             instead of the built-in VAE (:mod:`sweep.run.hypermodel`); ``space`` is then unused.
-        objective: With ``hypermodel``: the Keras metric to optimise.
-        direction: With ``hypermodel``: its direction (``None``: guessed from the name).
+        objective: The metric to optimise alone: a VAE metric (``sweep metrics``; ``None``: the
+            space's objective) or, with ``hypermodel``, a Keras metric (``None``: ``val_loss``).
+        direction: Its direction (``None``: the metric's natural one, guessed from the name).
         hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
         keep_weights: Keep the weights of the K best trials in the artifact store (0: none);
             needs an artifact store and a single objective.
@@ -124,7 +126,7 @@ class LaunchRequest:
     reference: str = OPTIONS["reference"].default
     reference_c: float = REFERENCE_C
     hypermodel: str | None = None
-    objective: str = OPTIONS["objective"].default
+    objective: str | None = OPTIONS["objective"].default
     direction: str | None = None
     hp_assignments: tuple[str, ...] = ()
     keep_weights: int = 0
@@ -247,6 +249,14 @@ def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataS
     space = load_space(request.space)
     if request.overrides:
         space = space.with_fixed(request.overrides)
+    if request.objective is not None:
+        space = space.with_objective(
+            request.objective,
+            vae_direction(request.objective, request.direction),
+            source="--objective",
+        )
+    elif request.direction is not None:
+        raise UsageError("--direction needs --objective (the space's objective has its own)")
     space.check_metrics(metric_names(list(sections)))
     settings = request.settings
     n_trials = settings.n_trials
@@ -311,7 +321,7 @@ def plan_hypermodel_study(request: LaunchRequest, split: DataSplit) -> StudyPlan
         )
     spec = plan_hypermodel(
         request.hypermodel,
-        objective=request.objective,
+        objective=request.objective or DEFAULT_OBJECTIVE,
         direction=request.direction,
         split=split,
         assignments=request.hp_assignments,
@@ -349,6 +359,20 @@ def preflight(request: TrialRequest, *, what: str) -> TrialOutcome:
         raise PreflightError(
             f"{what} failed its check on one batch of '{request.split.data_path}': {e}"
         ) from None
+
+
+def vae_direction(metric: str, direction: str | None) -> str:
+    """``direction``, else ``metric``'s natural one.
+
+    Raises:
+        UsageError: neither side of ``metric`` is better (a threshold, a rate) and no direction.
+    """
+    from sweep.names import natural_direction
+
+    chosen = direction or natural_direction(metric)
+    if chosen is None:
+        raise UsageError(f"--objective {metric}: neither side is better; pass --direction")
+    return chosen
 
 
 def check_keep_weights(keep: int, artifacts_dir: str | None, multi_objective: bool) -> None:
