@@ -16,6 +16,7 @@ import click
 
 from sweep._option import Option
 from sweep.config import DATA_ENV
+from sweep.config import MAX_SEEDS_ENV
 from sweep.config import OPTIONS
 from sweep.config import RECONNECT_TIMEOUT_S
 from sweep.config import STATES
@@ -197,6 +198,11 @@ launch_options = stack(
     option("grace_period_s", "A trial without a heartbeat for this long is failed and "
            "retried.", metavar=_SECONDS, show_default=True),
     option("max_consecutive_failures", show_default=True),
+    option("max_seeds", "Racing: a configuration close to the best gets up to N seeds, and "
+           "trials are ranked by their seed mean; 1: one seed per trial.", metavar="N",
+           envvar=MAX_SEEDS_ENV, show_default=True),
+    option("budget_epochs", "Also stop once trials have trained this many epochs in all "
+           "(seeds and pruned trials included).", metavar="E"),
     option(Option("--artifacts", "artifacts_dir"),
            "Where per-trial samples go (default: beside a SQLite file; none otherwise).",
            metavar="DIR"),

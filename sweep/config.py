@@ -83,18 +83,8 @@ TRIAL_ATTRS = (
     "samples_artifact",  # artifact id of the latent/reconstruction sample
     "test_metrics",  # confirmation runs only: "test." + the metrics, on the test split
     "figure_sample",  # a small sample of codes and reconstructions (sweep.figure_data)
-)
-#: The attributes the engine's result provides (recorded as they come from the child).
-RESULT_ATTRS = (
-    "metrics",
-    "history",
-    "diagnostics",
-    "flags",
-    "seconds",
-    "train_seconds",
-    "elbo_beta",
-    "epochs_run",
-    "figure_sample",
+    "race_of",  # racing: an extra seed's configuration (trial number; sweep.seeds)
+    "seed_index",  # racing: the extra seed's index; "seed" holds the seed it ran with
 )
 #: Large attributes that reports load only when asked.
 BIG_ATTRS = ("history", "diagnostics", "figure_sample")
@@ -159,10 +149,12 @@ def reconnect_timeout(requested: float | None, heartbeat: Heartbeat, study_name:
     return requested
 
 
-#: Environment variables the CLI reads (``--storage``, the study ``NAME``/``--study``, ``--data``).
+#: Environment variables the CLI reads (``--storage``, the study ``NAME``/``--study``, ``--data``,
+#: ``--max-seeds``).
 STORAGE_ENV = "SWEEP_STORAGE"
 STUDY_ENV = "SWEEP_STUDY"
 DATA_ENV = "SWEEP_DATA"
+MAX_SEEDS_ENV = "SWEEP_MAX_SEEDS"
 
 
 # --- option rules: each default and range check, once ------------------------------------------
@@ -192,6 +184,8 @@ OPTIONS: dict[str, Option] = {
     "max_consecutive_failures": Option(
         "--max-consecutive-failures", "max_consecutive_failures", 5, int, minimum=1
     ),
+    "max_seeds": Option("--max-seeds", "max_seeds", 3, int, minimum=1),
+    "budget_epochs": Option("--budget-epochs", "budget_epochs", None, int, minimum=1),
     # how workers run here (RunOptions) and one worker process
     "workers": Option("--workers", "workers", 1, int, minimum=1),
     "trials_per_gpu": Option("--trials-per-gpu", "trials_per_gpu", 1, int, minimum=1),
@@ -247,6 +241,8 @@ class StudySettings:
     grace_period_s: int = _default("grace_period_s")
     max_retry: int = MAX_RETRY
     max_consecutive_failures: int = _default("max_consecutive_failures")
+    max_seeds: int = _default("max_seeds")
+    budget_epochs: int | None = _default("budget_epochs")
 
     def __post_init__(self) -> None:
         for name in _SETTING_NAMES:
@@ -332,9 +328,9 @@ class StudyConfig(StudySettings):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StudyConfig:
         """Rebuild from :meth:`to_json` output; unknown keys (e.g. the old ``overrides``) are
-        ignored, so studies written by older versions still load."""
+        ignored, and a study from before racing keeps one seed per trial."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{"max_seeds": 1, **{k: v for k, v in data.items() if k in names}})
 
     def replace(self, **changes: Any) -> StudyConfig:
         """A copy with ``changes`` applied (and checked again)."""

@@ -115,7 +115,8 @@ def test_max_epochs_is_the_largest_a_trial_can_run(space: dict, expected: int) -
 @pytest.mark.parametrize(("epochs", "warmup"), [(1, 1), (2, 1), (3, 1), (4, 2), (10, 5)])
 def test_the_median_pruner_waits_half_the_epochs(epochs: int, warmup: int) -> None:
     # B2 (benchmarks/search_efficiency.py): early epochs rank trials unlike the final one.
-    pruner = make_pruner(study_config(_space({}, fixed={"epochs": epochs}), pruner="median"))
+    config = study_config(_space({}, fixed={"epochs": epochs}), pruner="median", max_seeds=1)
+    pruner = make_pruner(config)
     assert isinstance(pruner, optuna.pruners.MedianPruner)
     assert pruner._n_warmup_steps == warmup
     assert median_warmup(epochs) == warmup
@@ -123,7 +124,7 @@ def test_the_median_pruner_waits_half_the_epochs(epochs: int, warmup: int) -> No
 
 def test_hyperband_max_resource_follows_a_searched_epochs() -> None:
     space = _space({"epochs": {"type": "categorical", "choices": [5, 40]}})
-    pruner = make_pruner(study_config(space, pruner="hyperband"))
+    pruner = make_pruner(study_config(space, pruner="hyperband", max_seeds=1))
     assert isinstance(pruner, optuna.pruners.HyperbandPruner)
     assert pruner._max_resource == 40
 

@@ -25,8 +25,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "sweep"
 TESTS = REPO / "tests"
@@ -92,13 +90,17 @@ def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+#: The command line: the commands, their options with help, and their error mapping.
+CLI_MODULES = ("sweep.cli", "sweep.cli_options", "sweep.cli_errors")
+
+
 def _layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 2 and parts[1] in ("store", "run", "train", "present"):
         return parts[1]
     if len(parts) == 2 and parts[1] in ("store", "run", "train", "present"):
         return parts[1]
-    return "cli" if module == "sweep.cli" else "foundation"
+    return "cli" if module in CLI_MODULES else "foundation"
 
 
 def _sweep_target(name: str) -> str | None:

@@ -157,8 +157,8 @@ def test_sigint_then_resume_reaches_the_exact_budget(sqlite_url: str, synthetic_
 def test_pruners_see_the_objective_every_epoch(
     sqlite_url: str, synthetic_npz: Path, pruner: str
 ) -> None:
+    from sweep.run.sampling import make_pruner
     from sweep.store.study import load_config
-    from sweep.store.study import make_pruner
 
     sweep(
         "launch",

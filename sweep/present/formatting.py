@@ -85,6 +85,8 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
     budget = status.get("budget")
     done = f"{finished}/{budget}" if budget is not None else f"{finished}"
     by_state = ", ".join(f"{s} {counts.get(s, 0)}" for s in STATES)
+    seeds = status.get("extra_seeds") or 0
+    done += f" configurations (+{seeds} extra seeds)" if seeds else ""
     lines = [f"study {status.get('name')} ({status.get('storage')}): {done} finished ({by_state})"]
     objectives = status.get("objectives") or []
     if objectives:
@@ -140,6 +142,8 @@ def best_cells(
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
     for i in range(n_values):
         table.append([_objective_label(i, n_values, objectives)] + [_nth(r, i) for r in rows])
+    if any(r.get("seeds") for r in rows):  # a racing study: rows are ranked by this
+        table.append(["seed mean"] + [seed_mean_text(r) for r in rows])
     table.append(["seconds"] + [short_number(r.get("seconds")) for r in rows])
     sections: list[tuple[str, list[list[str]]]] = []
     param_names = _union(r.get("params") or {} for r in rows)
@@ -198,6 +202,16 @@ def best_cells(
         table.append([title] + [""] * len(rows))
         table.extend([["  " + line[0]] + line[1:] for line in body])
     return table
+
+
+def seed_mean_text(row: Mapping[str, Any]) -> str:
+    """``0.8123 ± 0.0210 (3 seeds)`` for a racing study's configuration, ``-`` otherwise."""
+    if not row.get("seeds"):
+        return "-"
+    n = row["seeds"]
+    sd = row.get("value_sd")
+    spread = f" ± {short_number(sd)}" if sd is not None else ""
+    return f"{short_number(row.get('value_mean'))}{spread} ({n} seed{'s' if n != 1 else ''})"
 
 
 def _trial_label(row: Mapping[str, Any]) -> str:

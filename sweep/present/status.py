@@ -62,6 +62,7 @@ def status_view(reader: StudyReader, name: str) -> dict[str, Any]:
         "budget": study.budget,
         "counts": dict(study.counts),
         "finished": study.finished,
+        "extra_seeds": study.extra_seeds,
         "best": best,
         "pareto_size": pareto_size,
         "running": running,

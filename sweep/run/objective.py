@@ -48,6 +48,9 @@ from sweep.run.protocol import TrialRequest
 from sweep.run.protocol import trial_kind
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
+from sweep.seeds import RACE_ATTR
+from sweep.seeds import SEED_INDEX_ATTR
+from sweep.seeds import race_seed
 from sweep.space import SearchSpace
 from sweep.store.confirm import ConfirmJob
 from sweep.store.confirm import assign_job
@@ -191,12 +194,23 @@ class Objective:
         return assign_job(trial) if self.kind.confirm else None
 
     def request(self, trial: optuna.Trial, job: ConfirmJob | None, tmp: str) -> TrialRequest:
-        """The child's request for ``trial`` (parameters suggested or taken from ``job``)."""
+        """The child's request for ``trial`` (parameters suggested or taken from ``job``).
+
+        An extra seed of a racing study (:mod:`sweep.run.racing`) has its configuration's
+        parameters (queued as fixed) and its seed index's seed.
+        """
         epoch_metrics = self.epoch_metrics
+        seed_index = (
+            trial.user_attrs.get(SEED_INDEX_ATTR) if RACE_ATTR in trial.user_attrs else None
+        )
+        if seed_index is not None:
+            trial.set_user_attr("seed", race_seed(int(seed_index)))
         if self.kind.model == "hypermodel":
             assert self.hypermodel is not None
             values = None if job is None else {k: v for k, v in job.params.items() if k != "seed"}
             seed = job.seed if job is not None else (self.seed + trial.number) % 2**31
+            if seed_index is not None:
+                seed = race_seed(int(seed_index))
             return TrialRequest(
                 kind=self.kind,
                 split=self.split,
@@ -206,6 +220,8 @@ class Objective:
         params = (
             TrialParams.from_dict(job.params) if job is not None else self.space.suggest(trial)
         )
+        if seed_index is not None:
+            params = dataclasses.replace(params, seed=race_seed(int(seed_index)))
         trial.set_user_attr("params_full", params.to_dict())
         return TrialRequest(
             kind=self.kind,
@@ -309,6 +325,7 @@ class Objective:
         import optuna
 
         metric = self.epoch_metrics[0] if self.epoch_metrics else None
+        prunable = RACE_ATTR not in trial.user_attrs  # an extra seed is raced, not pruned
 
         def on_epoch(epoch: int, values: Mapping[str, Any]) -> None:
             trial.set_user_attr(EPOCH_ATTR, epoch + 1)  # for `sweep status --watch`
@@ -318,7 +335,7 @@ class Objective:
             if value is None or not math.isfinite(float(value)):
                 return
             trial.report(float(value), epoch)
-            if trial.should_prune():
+            if prunable and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: {metric}={value:.4g}")
 
         return on_epoch

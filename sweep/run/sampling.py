@@ -17,8 +17,25 @@ if TYPE_CHECKING:
     import optuna
 
 
+def races(config: StudyConfig) -> bool:
+    """Whether the study races seeds (``--max-seeds`` above 1, one objective)."""
+    return config.max_seeds > 1 and not config.search_space.is_multi_objective
+
+
 def make_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded per worker so that parallel workers do not collide."""
+    """The study's sampler, seeded per worker so that parallel workers do not collide.
+
+    A racing study's sampler learns from seed means (:func:`sweep.run.racing.seed_mean_sampler`).
+    """
+    sampler = _base_sampler(config, worker_index)
+    if races(config):
+        from sweep.run.racing import seed_mean_sampler
+
+        return seed_mean_sampler(sampler)
+    return sampler
+
+
+def _base_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
     import optuna
 
     seed = (config.seed + 7919 * worker_index) % 2**32  # NumPy seeds are 32-bit
@@ -43,8 +60,17 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """The study's pruner; epochs are the pruning steps.
 
     Hyperband's largest resource is the most epochs a trial of the space can run
-    (:func:`max_epochs`).
+    (:func:`max_epochs`). A racing study's pruner compares against seed-mean curves.
     """
+    pruner = _base_pruner(config)
+    if races(config) and config.pruner != "none":
+        from sweep.run.racing import seed_mean_pruner
+
+        return seed_mean_pruner(pruner)
+    return pruner
+
+
+def _base_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     import optuna
 
     if config.pruner == "median":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -41,9 +42,16 @@ from sweep.run.objective import spare_pool
 from sweep.run.protocol import DataSplit
 from sweep.run.protocol import TrialKind
 from sweep.run.protocol import TrialRequest
+from sweep.run.racing import epochs_spent
+from sweep.run.racing import incumbent
+from sweep.run.racing import is_extra_seed
+from sweep.run.racing import queue_seeds
 from sweep.run.sampling import make_pruner
 from sweep.run.sampling import make_sampler
+from sweep.run.sampling import races
 from sweep.run.signals import signals_as_interrupts
+from sweep.seeds import RACE_ATTR
+from sweep.seeds import SEED_INDEX_ATTR
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
 from sweep.store.rdb import storage_errors
@@ -251,6 +259,7 @@ class _TrialRunner:
         self.summary = WorkerSummary()
         self.started = time.monotonic()
         self.n_trials = config.n_trials  # read again at each claim (resume may raise it)
+        self._racing = races(config) and not objective.kind.confirm
 
     def loop(self) -> WorkerSummary:
         import optuna
@@ -312,17 +321,45 @@ class _TrialRunner:
                 optuna.storages.fail_stale_trials(self.study)
                 requeue_lost_retries(self.study, self.storage, self.config.heartbeat)
                 self.n_trials = load_config(self.storage, self.study.study_name).n_trials
-                counts = state_counts(self.study)
-                finished = finished_count(counts)
-                if finished >= self.n_trials:
+                if self._racing or self.config.budget_epochs is not None:
+                    slot = self._budget_slot()
+                else:
+                    counts = state_counts(self.study)
+                    finished = finished_count(counts)
+                    slot = None if finished >= self.n_trials else True
+                    if slot and finished + counts["RUNNING"] >= self.n_trials:
+                        slot = False
+                if slot is None:
                     self.summary.stopped_because = "budget met"
                     return None
-                if finished + counts["RUNNING"] >= self.n_trials:
+                if not slot:
                     return False
                 self._optimize_one(claim, finished_trials)
             finally:
                 self.signals.resume()
         return finished_trials[-1] if finished_trials else False
+
+    def _budget_slot(self) -> bool | None:
+        """With racing or an epoch budget: run (True), wait (False) or stop (None).
+
+        Racing first queues the extra seeds it asks for (:func:`sweep.run.racing.queue_seeds`);
+        a queued seed always runs. ``--n-trials`` counts configurations, not seeds; once they
+        (or ``--budget-epochs``) are spent, a worker waits while any trial still runs, since
+        its result may ask for another seed.
+        """
+        if self._racing:
+            queue_seeds(self.study, max_seeds=self.config.max_seeds)
+        trials = self.study.get_trials(deepcopy=False)
+        if any(is_extra_seed(t) and t.state.name == "WAITING" for t in trials):
+            return True
+        configs = Counter(t.state.name for t in trials if not is_extra_seed(t))
+        finished = finished_count(configs)
+        budget = self.config.budget_epochs
+        spent = budget is not None and epochs_spent(trials) >= budget
+        if finished >= self.n_trials or spent:
+            running = self._racing and any(t.state.name == "RUNNING" for t in trials)
+            return False if running else None
+        return finished + configs["RUNNING"] < self.n_trials
 
     def _optimize_one(
         self, claim: BudgetClaim, finished_trials: list[optuna.trial.FrozenTrial]
@@ -349,7 +386,8 @@ class _TrialRunner:
         return timeout is not None and time.monotonic() - self.started >= timeout
 
     def _log_progress(self, trial: optuna.trial.FrozenTrial) -> None:
-        counts = state_counts(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        counts = Counter(t.state.name for t in trials if not is_extra_seed(t))
         done = finished_count(counts)
         total = self.n_trials
         elapsed = time.monotonic() - self.started
@@ -369,7 +407,10 @@ class _TrialRunner:
             what = trial.user_attrs.get("prune_reason", "pruned")
         else:
             what = trial.user_attrs.get("fail_reason", "failed")
-        best = _best_text(self.study)
+        best = _best_text(self.study, racing=self._racing)
+        if is_extra_seed(trial):
+            attrs = trial.user_attrs
+            what += f" (seed {attrs.get(SEED_INDEX_ATTR)} of #{attrs[RACE_ATTR]})"
         _logger.info(
             "trial %d %s%s: %s | %d/%d done%s, elapsed %s, ETA %s",
             trial.number,
@@ -428,9 +469,16 @@ class _StaleTrialWatcher:
                 _logger.debug("stale-trial check failed: %s", e)
 
 
-def _best_text(study: optuna.Study) -> str:
+def _best_text(study: optuna.Study, *, racing: bool = False) -> str:
     if len(study.directions) > 1:
         return ""
+    if racing:
+        config = incumbent(study)
+        if config is None:
+            return ""
+        spread = f" ± {config.sd:.4f}" if config.sd is not None else ""
+        seeds = f"{config.n} seed{'s' if config.n > 1 else ''}"
+        return f", best {config.mean:.4f}{spread} ({seeds}, #{config.number})"
     try:
         best = study.best_trial
     except ValueError:

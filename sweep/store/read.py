@@ -21,6 +21,7 @@ conveniences that open a reader for one answer and return the records' JSON dict
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import json
@@ -43,6 +44,13 @@ from sweep.errors import StudyNotFoundError
 from sweep.errors import TrialNotFoundError
 from sweep.errors import UsageError
 from sweep.pareto import pareto_front
+from sweep.seeds import RACE_ATTR
+from sweep.seeds import SEED_INDEX_ATTR
+from sweep.seeds import Configuration
+from sweep.seeds import SeedRun
+from sweep.seeds import configurations
+from sweep.seeds import ranked
+from sweep.seeds import summary as seed_summary
 from sweep.store._optuna_schema import FAIL_REASON_KEY
 from sweep.store._optuna_schema import StoredSchema
 from sweep.store._optuna_schema import check_schema
@@ -252,6 +260,20 @@ class StudyReader:
                     trials_t.c.state.in_(("COMPLETE", "PRUNED")),
                 )
             ).scalar()
+            seeds: dict[Any, int] = {}
+            if self._races(study):
+                uattrs_t = tables().trial_user_attributes
+                seeds = {
+                    getattr(state, "name", state): int(count)
+                    for state, count in self.conn.execute(
+                        select(trials_t.c.state, func.count())
+                        .select_from(
+                            trials_t.join(uattrs_t, uattrs_t.c.trial_id == trials_t.c.trial_id)
+                        )
+                        .where(trials_t.c.study_id == study.study_id, uattrs_t.c.key == RACE_ATTR)
+                        .group_by(trials_t.c.state)
+                    ).all()
+                }
             confirms = None
             raw = self._study_attr(study, CONFIRM_ATTR)
             if isinstance(raw, dict):
@@ -264,6 +286,8 @@ class StudyReader:
             created=self._iso(first_start),
             last_completed=self._iso(last_complete),
             confirms=confirms,
+            extra_seeds=sum(seeds.values()),
+            extra_seeds_finished=seeds.get("COMPLETE", 0) + seeds.get("PRUNED", 0),
         )
 
     def config(self, name: str) -> StudyRecord:
@@ -365,6 +389,8 @@ class StudyReader:
         """
         check_option("top", top)
         study = self._find(name)
+        if self._races(study):
+            return self._best_by_seed_mean(study, top, history=history)
         with self._errors():
             if len(study.directions) <= 1:
                 ids = [row[0] for row in self._top_single(study, top)]
@@ -373,9 +399,82 @@ class StudyReader:
         trials = self._load(study, ids=ids, history=history)
         return [trials[i] for i in ids if i in trials]
 
+    @staticmethod
+    def _races(study: _Study) -> bool:
+        return len(study.directions) <= 1 and (study.config or {}).get("max_seeds", 1) > 1
+
+    def _configurations(self, study: _Study) -> tuple[dict[int, int], list[Configuration]]:
+        """A racing study's configurations, best seed mean first, and their trial ids by number."""
+        from sqlalchemy import select
+
+        m = tables()
+        trials_t, values_t, uattrs_t = m.trials, m.trial_values, m.trial_user_attributes
+        with self._errors():
+            rows = self.conn.execute(
+                select(
+                    trials_t.c.trial_id,
+                    trials_t.c.number,
+                    trials_t.c.state,
+                    values_t.c.value,
+                    values_t.c.value_type,
+                )
+                .select_from(
+                    trials_t.outerjoin(
+                        values_t,
+                        (values_t.c.trial_id == trials_t.c.trial_id) & (values_t.c.objective == 0),
+                    )
+                )
+                .where(trials_t.c.study_id == study.study_id)
+            ).all()
+            marks = self.conn.execute(
+                select(uattrs_t.c.trial_id, uattrs_t.c.key, uattrs_t.c.value_json)
+                .select_from(uattrs_t.join(trials_t, uattrs_t.c.trial_id == trials_t.c.trial_id))
+                .where(
+                    trials_t.c.study_id == study.study_id,
+                    uattrs_t.c.key.in_((RACE_ATTR, SEED_INDEX_ATTR)),
+                )
+            ).all()
+        attrs: dict[int, dict[str, Any]] = {}
+        for trial_id, key, value_json in marks:
+            attrs.setdefault(trial_id, {})[key] = loads_json(value_json)
+        ids = {}
+        runs = []
+        for trial_id, number, state, value, value_type in rows:
+            state = getattr(state, "name", state)
+            value = decode_value(value, value_type) if value_type is not None else None
+            mine = attrs.get(trial_id, {})
+            race_of = mine.get(RACE_ATTR)
+            if race_of is None:
+                ids[number] = trial_id
+            runs.append(
+                SeedRun(
+                    number=number,
+                    state=str(state),
+                    value=value,
+                    race_of=int(race_of) if race_of is not None else None,
+                    seed_index=int(mine.get(SEED_INDEX_ATTR, 0)),
+                )
+            )
+        maximize = bool(study.directions) and study.directions[0] == "maximize"
+        return ids, ranked(configurations(runs), maximize=maximize)
+
+    def _best_by_seed_mean(self, study: _Study, top: int, *, history: bool) -> list[TrialRecord]:
+        """A racing study's best configurations by seed mean, each with its seeds' summary."""
+        ids, order = self._configurations(study)
+        chosen = order[:top]
+        loaded = self._load(study, ids=[ids[c.number] for c in chosen], history=history)
+        return [
+            dataclasses.replace(loaded[ids[c.number]], seeds=seed_summary(c))
+            for c in chosen
+            if ids[c.number] in loaded
+        ]
+
     def top_values(self, name: str, k: int) -> list[tuple[int, float]]:
-        """``(number, value)`` of the best ``k`` COMPLETE trials by the first objective."""
+        """``(number, value)`` of the best ``k`` COMPLETE trials by the first objective (a
+        racing study: configurations by seed mean)."""
         study = self._find(name)
+        if self._races(study):
+            return [(c.number, c.mean) for c in self._configurations(study)[1][:k]]
         with self._errors():
             return [(number, value) for _, number, value in self._top_single(study, k)]
 

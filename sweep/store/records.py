@@ -40,6 +40,8 @@ class StudyRecord:
         created: ISO start (UTC) of the first trial, ``None`` without trials.
         last_completed: ISO completion (UTC) of the last COMPLETE or PRUNED trial, or ``None``.
         confirms: For the companion study of ``sweep confirm``, the study it confirms.
+        extra_seeds, extra_seeds_finished: A racing study's extra-seed trials (all, and those
+            COMPLETE or PRUNED); ``--n-trials`` counts configurations without them.
     """
 
     name: str
@@ -49,6 +51,8 @@ class StudyRecord:
     created: str | None = None
     last_completed: str | None = None
     confirms: str | None = None
+    extra_seeds: int = 0
+    extra_seeds_finished: int = 0
 
     @property
     def objectives(self) -> list[dict[str, Any]]:
@@ -67,8 +71,9 @@ class StudyRecord:
 
     @property
     def finished(self) -> int:
-        """COMPLETE + PRUNED trials: what the budget counts."""
-        return int(self.counts.get("COMPLETE", 0)) + int(self.counts.get("PRUNED", 0))
+        """COMPLETE + PRUNED trials, a racing study's extra seeds apart: what the budget counts."""
+        done = int(self.counts.get("COMPLETE", 0)) + int(self.counts.get("PRUNED", 0))
+        return done - self.extra_seeds_finished
 
     @property
     def hypermodel(self) -> Mapping[str, Any] | None:
@@ -92,6 +97,7 @@ class StudyRecord:
             "directions": list(self.directions),
             "counts": dict(self.counts),
             "finished": self.finished,
+            "extra_seeds": self.extra_seeds,
             "budget": self.budget,
             "metrics": self.metric_names,
             "created": self.created,
@@ -107,7 +113,8 @@ class TrialRecord:
     ``diagnostics`` and ``figure_sample`` are read only when asked for (``detailed``).
     ``baseline`` is the baseline's name on a study's baseline trial; ``user_attrs`` holds every
     other user attribute (a hypermodel trial's ``hyperparameters``, ``test_metrics``,
-    ``prune_reason``...).
+    ``prune_reason``...). ``seeds`` (a racing study's configuration) holds ``seeds``,
+    ``value_mean``, ``value_sd`` and ``seed_values`` (:func:`sweep.seeds.summary`).
     """
 
     number: int
@@ -130,6 +137,7 @@ class TrialRecord:
     diagnostics: Any = None
     figure_sample: Any = None
     detailed: bool = False
+    seeds: Mapping[str, Any] | None = None
 
     @property
     def value(self) -> float | None:
@@ -161,6 +169,8 @@ class TrialRecord:
             "completed": self.completed,
             "user_attrs": dict(self.user_attrs),
         }
+        if self.seeds is not None:  # a racing study's configuration (sweep.seeds.summary)
+            out.update(self.seeds)
         if self.detailed:
             out["history"] = self.history
             out["diagnostics"] = self.diagnostics

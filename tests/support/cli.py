@@ -25,12 +25,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sweep.config import DATA_ENV
+from sweep.config import MAX_SEEDS_ENV
 from sweep.config import STORAGE_ENV
 from sweep.config import STUDY_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
 SWEEP_ENV_VARS = (STORAGE_ENV, STUDY_ENV, DATA_ENV)
+#: Tests launch with one seed per trial (``--max-seeds 1``), so a study holds the trials a
+#: test counts; the racing tests (tests/run/test_racing.py, the racing fault test) pass
+#: ``--max-seeds`` themselves.
+ONE_SEED = {MAX_SEEDS_ENV: "1"}
 
 #: Runs exactly what ``python -m sweep`` runs, then reports heavy imports on stderr
 #: (``IMPORTED tensorflow,keras``) so a test can check that a command never loaded them.
@@ -57,7 +62,7 @@ def sweep_env(storage: str | None = None, **extra: str) -> dict[str, str]:
         storage: Put in ``SWEEP_STORAGE`` when given.
         **extra: Further variables (they win over everything else).
     """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **ONE_SEED}
     for name in SWEEP_ENV_VARS:
         env.pop(name, None)
     if storage:
@@ -122,7 +127,7 @@ def _in_process(
 
     from sweep.cli import main
 
-    overrides: dict[str, str | None] = dict.fromkeys(SWEEP_ENV_VARS)
+    overrides: dict[str, str | None] = {**dict.fromkeys(SWEEP_ENV_VARS), **ONE_SEED}
     if storage:
         overrides[STORAGE_ENV] = storage
     overrides.update(env)
