@@ -201,6 +201,7 @@ class ReportPage:
                 )
             self.parts.append(f"<p>{note}</p>")
             self.parts.append(_cells_html(best_cells(rows, self.objectives), "best-trials"))
+            self.parts.append(_tie_note(rows))
             flagged = [r for r in rows if r.get("flags")]
             if flagged:
                 items = "".join(
@@ -466,6 +467,25 @@ def _time_spent(trials: Sequence[TrialRecord], status: Mapping[str, Any]) -> str
         ).total_seconds()
         text += f", {human_duration(span)} from the first start to the last completion"
     return text
+
+
+def _tie_note(rows: Sequence[Mapping[str, Any]]) -> str:
+    """For a racing study: whether the top configuration is separated from the runner-up."""
+    ahead = rows[0].get("ahead_of_next") if rows else None
+    if ahead is None:
+        return ""
+    sd = rows[0].get("seed_sd")
+    noise = f"seed sd {sd:.3f}" if isinstance(sd, float) else "no seed spread measured yet"
+    if ahead:
+        return (
+            f"<p>Ranked by seed mean: #{rows[0]['number']} is ahead of the runner-up by more "
+            f"than the seed noise explains ({noise}).</p>"
+        )
+    return (
+        f'<p class="warn">Ranked by seed mean: #{rows[0]["number"]}\'s top rank is <b>not '
+        f"separated</b> from the runner-up #{rows[1]['number']} by the seed noise ({noise}); "
+        "treat them as tied and let <code>sweep confirm</code> decide on the test split.</p>"
+    )
 
 
 def _split_text(config: Mapping[str, Any]) -> str:

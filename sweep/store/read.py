@@ -49,7 +49,9 @@ from sweep.seeds import SEED_INDEX_ATTR
 from sweep.seeds import Configuration
 from sweep.seeds import SeedRun
 from sweep.seeds import configurations
+from sweep.seeds import pooled_sd
 from sweep.seeds import ranked
+from sweep.seeds import separated
 from sweep.seeds import summary as seed_summary
 from sweep.store._optuna_schema import FAIL_REASON_KEY
 from sweep.store._optuna_schema import StoredSchema
@@ -463,11 +465,22 @@ class StudyReader:
         ids, order = self._configurations(study)
         chosen = order[:top]
         loaded = self._load(study, ids=[ids[c.number] for c in chosen], history=history)
-        return [
-            dataclasses.replace(loaded[ids[c.number]], seeds=seed_summary(c))
-            for c in chosen
-            if ids[c.number] in loaded
-        ]
+        sd = pooled_sd(order)
+        maximize = bool(study.directions) and study.directions[0] == "maximize"
+        out = []
+        for rank, c in enumerate(chosen):
+            if ids[c.number] not in loaded:
+                continue
+            after = order[rank + 1] if rank + 1 < len(order) else None
+            seeds = {
+                **seed_summary(c),
+                "seed_sd": sd,
+                "ahead_of_next": (
+                    None if after is None else separated(c, after, sd, maximize=maximize)
+                ),
+            }
+            out.append(dataclasses.replace(loaded[ids[c.number]], seeds=seeds))
+        return out
 
     def top_values(self, name: str, k: int) -> list[tuple[int, float]]:
         """``(number, value)`` of the best ``k`` COMPLETE trials by the first objective (a

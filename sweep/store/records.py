@@ -114,7 +114,9 @@ class TrialRecord:
     ``baseline`` is the baseline's name on a study's baseline trial; ``user_attrs`` holds every
     other user attribute (a hypermodel trial's ``hyperparameters``, ``test_metrics``,
     ``prune_reason``...). ``seeds`` (a racing study's configuration) holds ``seeds``,
-    ``value_mean``, ``value_sd`` and ``seed_values`` (:func:`sweep.seeds.summary`).
+    ``value_mean``, ``value_sd`` and ``seed_values`` (:func:`sweep.seeds.summary`), the study's
+    pooled ``seed_sd``, and ``ahead_of_next``: whether the seed noise separates it from the
+    next configuration (``None`` for the last).
     """
 
     number: int

@@ -120,6 +120,14 @@ def test_racing_spends_seeds_near_the_top_and_ranks_by_the_mean(
         statistics.fmean(best[0].seeds["seed_values"])
     )
     assert status.finished == 8 and status.extra_seeds == len(seeds)
+    assert best[0].seeds["seed_sd"] == pytest.approx(0.02, rel=0.5)  # the stand-in's noise
+    # the stand-in's values are far apart against its seed noise: the top is ahead of #2
+    assert best[0].seeds["ahead_of_next"] is (best[0].seeds["value_mean"] - means[1] > 0.05)
+
+    from sweep.present.report import write_report
+
+    page = write_report(storage_url, "race", tmp_path / "report").read_text()
+    assert "Ranked by seed mean: #" in page and "seed mean" in page
 
 
 def test_a_clearly_worse_configuration_gets_no_seed(
