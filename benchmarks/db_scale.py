@@ -381,6 +381,7 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
                 settings=StudySettings(
                     n_trials=budget,
                     pruner="median",
+                    max_seeds=1,  # claims per trial, as before racing
                     heartbeat_interval_s=args.heartbeat_interval,
                     grace_period_s=max(60, 2 * args.heartbeat_interval + 1),
                 ),

@@ -93,6 +93,7 @@ def trials_per_hour(
     command = [
         sys.executable, "-m", "sweep", "-q", "launch", "--study", f"k{k}", "--n-trials",
         str(trials), "--set", f"epochs={epochs}", "--storage", url, "--baseline", "none",
+        "--max-seeds", "1",
     ]  # fmt: skip
     command += ["--workers", str(k)] if smoke else ["--gpus", "0", "--trials-per-gpu", str(k)]
     if smoke:

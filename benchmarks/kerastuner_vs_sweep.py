@@ -127,6 +127,7 @@ def run_sweep(method: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         data_path=args.data,
         settings=StudySettings(
             n_trials=args.trials,
+            max_seeds=1,  # one fit per trial, as KerasTuner
             sampler="tpe",
             pruner=method.removeprefix("sweep-"),
             seed=args.seed,

@@ -185,6 +185,7 @@ def replay(
         pruner=pruner_name,
         seed=seed,
         n_trials=10**6,
+        max_seeds=1,
     )
     sampler = make_sampler(config, 0)
     pruner = make_pruner(config)

@@ -103,7 +103,7 @@ def bookkeeping(url: str, data: Path, n_trials: int) -> dict[str, float]:
                 study_name=f"bk-{time.time_ns()}",
                 space=str(TINY),
                 data_path=str(data),
-                settings=StudySettings(n_trials=n_trials, pruner="median"),
+                settings=StudySettings(n_trials=n_trials, pruner="median", max_seeds=1),
                 overrides={"epochs": 1},
             )
         )
@@ -149,6 +149,8 @@ def throughput(url: str, data: Path, workers: int, n_trials: int) -> float:
             f"tp-{workers}-{time.time_ns()}",
             "--n-trials",
             str(n_trials),
+            "--max-seeds",
+            "1",
             "--workers",
             str(workers),
             "--set",

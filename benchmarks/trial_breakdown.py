@@ -81,7 +81,7 @@ def run_case(
     command = [
         sys.executable, "-m", "sweep", "-q", "launch", "--space", str(space), "--data", str(data),
         "--study", study, "--n-trials", str(trials), "--set", f"epochs={epochs}",
-        "--baseline", "none", "--storage", url,
+        "--baseline", "none", "--max-seeds", "1", "--storage", url,
     ]  # fmt: skip
     if not spare:
         command.append("--no-spare")

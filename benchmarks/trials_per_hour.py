@@ -38,6 +38,7 @@ def run(tmp: Path, workers: int, spare: bool, trials: int, epochs: int) -> dict[
     command = [
         sys.executable, "-m", "sweep", "-q", "launch", "--study", "tph", "--n-trials",
         str(trials), "--workers", str(workers), "--set", f"epochs={epochs}", "--storage", url,
+        "--max-seeds", "1",
     ]  # fmt: skip
     if not spare:
         command.append("--no-spare")
