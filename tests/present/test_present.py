@@ -338,7 +338,7 @@ def test_a_hypermodel_study_report_shows_only_what_applies(
 ) -> None:
     """A KerasTuner study (real tiny Keras trials): its own history curves, no VAE panels."""
     url = f"sqlite:///{tmp_path / 'hm.db'}"
-    tiny = Path(__file__).resolve().parent / "hypermodels" / "tiny.py"
+    tiny = Path(__file__).resolve().parents[1] / "support" / "hypermodels" / "tiny.py"
     run_sweep(
         "launch", "--hypermodel", f"{tiny}:build_model", "--data", str(synthetic_npz),
         "--study", "hm", "--set", "epochs=2", "--set", "batch_size=64", "--sampler", "random",
