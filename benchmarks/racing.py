@@ -4,7 +4,7 @@ replayed against it at equal total epochs.
 Run by hand (not a test); every trained run is cached and the script resumes from the cache:
 
     .venv/bin/python benchmarks/racing.py                  # 24 points x 3 seeds x 3 epochs
-    .venv/bin/python benchmarks/racing.py --epochs 2 --quick   # 6 points: a smoke run
+    .venv/bin/python benchmarks/racing.py --epochs 1 --quick   # 6 points: a smoke run
 
 Method:
 
@@ -160,6 +160,9 @@ def replay_racing(
 
 
 def _key(space: Any, trial: Any) -> str:
+    """The table key of a trial: suggested from the space (a new trial), else its params."""
+    if hasattr(trial, "suggest_categorical"):
+        space.suggest(trial)
     return tabular.point_key({n: trial.params[n] for n in space.search})
 
 
@@ -182,16 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    import optuna
+
     from sweep.space import load_space
     from sweep.train.data import BUNDLED_DATA
     from sweep.train.data import file_sha256
 
-    space = load_space(SPACE)
-    space = space.with_fixed({"epochs": args.epochs})
-    points = tabular.grid_points(space)
-    if args.quick:
-        points = points[:6]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(SPACE).with_fixed({"epochs": args.epochs})
+    if args.quick:  # 6 points: coding 150, gamma 1.5
+        space = space.with_fixed({"coding_size": 150, "focal_gamma": 1.5})
         args.cache = args.cache.with_name(args.cache.stem + "-quick.jsonl")
+    points = tabular.grid_points(space)
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     cache = tabular.load_cache(args.cache, args.epochs)
     started_at = datetime.datetime.now().astimezone()
