@@ -49,6 +49,9 @@ from sweep.run.protocol import DataSplit
 from sweep.run.protocol import TrialKind
 from sweep.run.protocol import TrialOutcome
 from sweep.run.protocol import TrialRequest
+from sweep.run.racing import configuration_states
+from sweep.run.racing import work_left
+from sweep.run.sampling import races
 from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
@@ -60,7 +63,6 @@ from sweep.store.study import enqueue_baseline
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
 from sweep.store.study import save_config
-from sweep.store.study import state_counts
 from sweep.store.urls import STORAGE_ENV
 from sweep.store.urls import mask_url
 from sweep.store.urls import parse_url
@@ -434,7 +436,13 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     storage = open_storage(storage_url)
     config = load_config(storage, name)
     study = optuna.load_study(study_name=name, storage=storage)
-    finished = finished_count(state_counts(study))
+    trials = study.get_trials(deepcopy=False)
+    finished = finished_count(configuration_states(trials))  # a racing study's seeds apart
+    seeds_left = races(config) and work_left(
+        trials,
+        max_seeds=config.max_seeds,
+        maximize=config.search_space.directions[0] == "maximize",
+    )
     if n_trials is not None and is_companion(study.user_attrs):
         raise UsageError(
             f"--n-trials: study {name!r} holds confirmation runs, whose budget is their number; "
@@ -451,7 +459,7 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
             config = raised
             save_config(storage, name, config)
             _logger.info("budget of study %r set to %d trials", name, n_trials)
-    if finished >= config.n_trials:
+    if finished >= config.n_trials and not seeds_left:
         raise StudyConflictError(
             f"study {name!r} is already complete ({finished}/{config.n_trials} trials); raise "
             f"the budget with `sweep resume {name} --n-trials N`"

@@ -16,6 +16,7 @@ import copy
 import logging
 import math
 import statistics
+from collections import Counter
 from collections.abc import Container
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -80,6 +81,18 @@ def queue_seeds(study: optuna.Study, *, max_seeds: int) -> list[tuple[int, int]]
     if queued:
         _logger.debug("racing queued seeds %s", queued)
     return queued
+
+
+def work_left(trials: Sequence[FrozenTrial], *, max_seeds: int, maximize: bool) -> bool:
+    """Whether a racing study still has seeds to run: queued or running, or asked for now."""
+    if any(is_extra_seed(t) and t.state.name in ("WAITING", "RUNNING") for t in trials):
+        return True
+    return bool(race(study_configurations(trials), maximize=maximize, max_seeds=max_seeds))
+
+
+def configuration_states(trials: Sequence[FrozenTrial]) -> Counter[str]:
+    """Trials per state, extra seeds apart (what ``--n-trials`` counts)."""
+    return Counter(t.state.name for t in trials if not is_extra_seed(t))
 
 
 def incumbent(study: optuna.Study) -> Configuration | None:

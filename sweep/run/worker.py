@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -42,6 +41,7 @@ from sweep.run.objective import spare_pool
 from sweep.run.protocol import DataSplit
 from sweep.run.protocol import TrialKind
 from sweep.run.protocol import TrialRequest
+from sweep.run.racing import configuration_states
 from sweep.run.racing import epochs_spent
 from sweep.run.racing import incumbent
 from sweep.run.racing import is_extra_seed
@@ -352,7 +352,7 @@ class _TrialRunner:
         trials = self.study.get_trials(deepcopy=False)
         if any(is_extra_seed(t) and t.state.name == "WAITING" for t in trials):
             return True
-        configs = Counter(t.state.name for t in trials if not is_extra_seed(t))
+        configs = configuration_states(trials)
         finished = finished_count(configs)
         budget = self.config.budget_epochs
         spent = budget is not None and epochs_spent(trials) >= budget
@@ -386,8 +386,7 @@ class _TrialRunner:
         return timeout is not None and time.monotonic() - self.started >= timeout
 
     def _log_progress(self, trial: optuna.trial.FrozenTrial) -> None:
-        trials = self.study.get_trials(deepcopy=False)
-        counts = Counter(t.state.name for t in trials if not is_extra_seed(t))
+        counts = configuration_states(self.study.get_trials(deepcopy=False))
         done = finished_count(counts)
         total = self.n_trials
         elapsed = time.monotonic() - self.started

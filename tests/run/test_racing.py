@@ -239,3 +239,26 @@ def test_a_study_from_before_racing_keeps_one_seed() -> None:
     del stored["max_seeds"]
     assert StudyConfig.from_json(stored).max_seeds == 1
     assert math.isclose(_truth({"focal_gamma": 2.0}), 0.7)
+
+
+def test_resume_counts_configurations_and_finishes_queued_seeds(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path
+) -> None:
+    from sweep.errors import StudyConflictError
+    from sweep.run.launch import resume_study
+
+    _stand_in_child(monkeypatch)
+    _study(sqlite_url, tmp_path, n_trials=2, max_seeds=3)
+    _run(sqlite_url)
+    with pytest.raises(StudyConflictError, match=r"already complete \(2/2 trials\)"):
+        resume_study(sqlite_url, "race")
+    study = optuna.load_study(study_name="race", storage=sqlite_url)
+    assert len(study.trials) > 2  # seeds ran, and do not count against --n-trials 2
+    # a seed left queued (its worker died before running it) is work left
+    study.enqueue_trial(
+        dict(study.trials[0].params), user_attrs={RACE_ATTR: 0, SEED_INDEX_ATTR: 9}
+    )
+    assert resume_study(sqlite_url, "race").n_trials == 2
+    _run(sqlite_url)
+    assert study.trials[-1].state.name == "COMPLETE"
+    assert resume_study(sqlite_url, "race", n_trials=3).n_trials == 3  # raised over configs
