@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sweep import cli_options as o
 from sweep._version import __version__
@@ -145,6 +146,7 @@ def launch(ctx: click.Context, storage: str | None, no_run: bool, **options: Any
         storage_url=url,
         data_path=options.pop("data"),
         settings=settings,
+        pruner_chosen=ctx.get_parameter_source("pruner") is not ParameterSource.DEFAULT,
         overrides={} if hypermodel else parse_assignments(assignments),
         hypermodel=hypermodel,
         hp_assignments=tuple(assignments) if hypermodel else (),

@@ -170,6 +170,7 @@ def test_a_storage_without_a_database_exits_1_in_every_read_command(tmp_path: Pa
         (["--objective", "expression.aurc"], "(did you mean expression.auroc?)"),
         (["--objective", "expression.threshold"], "neither side is better; pass --direction"),
         (["--direction", "minimize"], "--direction needs --objective"),
+        (["--space", "notes_pareto", "--pruner", "median"], "--pruner median needs a single"),
         (["--hypermodel", "m.py:build", "--space", "tiny"], "--space applies only to the"),
         (["--hypermodel", "m.py:build", "--keep-weights", "2"], "--keep-weights applies only"),
         (["--hypermodel", "m.py:build", "--baseline", "notes"], "--baseline applies only"),

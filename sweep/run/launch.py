@@ -114,6 +114,8 @@ class LaunchRequest:
         hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
         keep_weights: Keep the weights of the K best trials in the artifact store (0: none);
             needs an artifact store and a single objective.
+        pruner_chosen: Whether the user chose ``settings.pruner``; a default one is turned off
+            for a space of several objectives (which no pruner of Optuna's prunes) and said so.
     """
 
     storage_url: str
@@ -132,6 +134,7 @@ class LaunchRequest:
     direction: str | None = None
     hp_assignments: tuple[str, ...] = ()
     keep_weights: int = 0
+    pruner_chosen: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class StudyPlan:
     what: str
     fields: Mapping[str, Any] = field(default_factory=dict)
     reference: bool = False
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def create_study(request: LaunchRequest) -> str:
@@ -192,7 +196,7 @@ def create_study(request: LaunchRequest) -> str:
         plan = plan_vae_study(request, [s.name for s in dataset.sections], split)
     summary = dataset.summary()
     config = StudyConfig(
-        **{**dataclasses.asdict(settings), "n_trials": plan.n_trials},
+        **{**dataclasses.asdict(settings), "n_trials": plan.n_trials, **plan.settings},
         space=plan.space.to_json(),
         space_fingerprint=plan.fingerprint,
         data_path=data_path,
@@ -271,8 +275,14 @@ def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataS
                 "the grid has %d points; the budget is lowered from %d", size, n_trials
             )
             n_trials = size
+    changes: dict[str, Any] = {}
     if space.is_multi_objective and settings.pruner != "none":
-        raise UsageError("pruning needs a single objective; pass --pruner none for this space")
+        if request.pruner_chosen:
+            raise UsageError(
+                f"--pruner {settings.pruner} needs a single objective; this space has "
+                f"{len(space.objectives)}: pass --pruner none (or leave --pruner out)"
+            )
+        changes["pruner"] = "none"
     artifacts_dir = request.artifacts_dir or default_artifacts_dir(request.storage_url)
     check_keep_weights(request.keep_weights, artifacts_dir, space.is_multi_objective)
     baseline = space.baseline if request.baseline is None else request.baseline
@@ -291,7 +301,8 @@ def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataS
         space=space,
         fingerprint=space.fingerprint(),
         n_trials=n_trials,
-        what=f"space {request.space} ({space.fingerprint()[:12]})",
+        what=f"space {request.space} ({space.fingerprint()[:12]})"
+        + (", pruner none (several objectives)" if changes else ""),
         fields={
             "baseline": baseline,
             "baseline_params": baseline_params,
@@ -299,6 +310,7 @@ def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataS
             "keep_weights": request.keep_weights,
         },
         reference=request.reference != "none",
+        settings=changes,
     )
 
 
