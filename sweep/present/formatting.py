@@ -97,7 +97,14 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
     best = status.get("best")
     if best is not None:
         values = "/".join(short_number(v) for v in best.get("values") or [])
-        lines.append(f"best {values} (#{best.get('number')})")
+        if best.get("seeds"):
+            sd = best.get("value_sd")
+            spread = f" ± {short_number(sd)}" if sd is not None else ""
+            n = best["seeds"]
+            values += f"{spread} (seed mean of {n}, #{best.get('number')})"
+            lines.append(f"best {values}")
+        else:
+            lines.append(f"best {values} (#{best.get('number')})")
     elif status.get("pareto_size") is not None:
         lines.append(f"Pareto set: {status['pareto_size']} trials")
     else:

@@ -26,7 +26,8 @@ def status_view(reader: StudyReader, name: str) -> dict[str, Any]:
         ``name``, ``storage`` (masked URL), ``objectives`` (``[{metric, direction}]``),
         ``budget`` (``None`` when not a sweep study), ``counts`` (every state), ``finished``
         (COMPLETE + PRUNED, what the budget counts), ``best`` (``{number, values}`` of the best
-        COMPLETE trial for one objective, else ``None``), ``pareto_size`` (size of the Pareto
+        COMPLETE trial for one objective, else ``None``; a racing study's best seed mean, with
+        ``seeds`` and ``value_sd``), ``extra_seeds``, ``pareto_size`` (size of the Pareto
         set for several objectives, else ``None``), ``running`` (``[{number, started,
         heartbeat_age_s}]``, the age ``None`` without a heartbeat), ``created``,
         ``last_completed``, ``throughput_per_hour`` (finished trials per hour from the first
@@ -42,7 +43,17 @@ def status_view(reader: StudyReader, name: str) -> dict[str, Any]:
     study = reader.study(name)
     best = None
     pareto_size = None
-    if len(study.directions) == 1:
+    if len(study.directions) == 1 and (study.config or {}).get("max_seeds", 1) > 1:
+        top_config = reader.best(name, 1)  # racing: the configuration with the best seed mean
+        if top_config and top_config[0].seeds:
+            seeds = top_config[0].seeds
+            best = {
+                "number": top_config[0].number,
+                "values": [seeds["value_mean"]],
+                "seeds": seeds["seeds"],
+                "value_sd": seeds["value_sd"],
+            }
+    elif len(study.directions) == 1:
         top = reader.top_values(name, 1)
         if top:
             best = {"number": top[0][0], "values": [top[0][1]]}

@@ -124,6 +124,16 @@ def test_racing_spends_seeds_near_the_top_and_ranks_by_the_mean(
     # the stand-in's values are far apart against its seed noise: the top is ahead of #2
     assert best[0].seeds["ahead_of_next"] is (best[0].seeds["value_mean"] - means[1] > 0.05)
 
+    from sweep.present.formatting import render_status
+    from sweep.present.status import status_view
+
+    with StudyReader(storage_url) as reader:
+        view = status_view(reader, "race")
+    assert view["best"]["number"] == best[0].number and view["best"]["seeds"] == 3
+    assert view["best"]["values"] == [pytest.approx(best[0].seeds["value_mean"])]
+    text = render_status(view, "table")
+    assert "8/8 configurations (+" in text and "(seed mean of 3, #" in text
+
     from sweep.present.report import write_report
 
     page = write_report(storage_url, "race", tmp_path / "report").read_text()
