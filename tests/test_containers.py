@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.cli import ONE_SEED
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "worker.Dockerfile"
@@ -91,8 +93,10 @@ def _dockerignore() -> list[str]:
 
 
 def _base_env() -> dict[str, str]:
-    """This process's environment without any SWEEP_* variable, the venv first on PATH."""
+    """This process's environment without any SWEEP_* variable, the venv first on PATH, and
+    one seed per trial (``SWEEP_MAX_SEEDS=1``, as tests/support/cli.py gives every test)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEP_")}
+    env.update(ONE_SEED)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     return env

@@ -78,6 +78,7 @@ def _config(objective: Any, n_trials: int) -> dict[str, Any]:
         n_trials=n_trials,
         pruner="none",
         max_consecutive_failures=3,
+        max_seeds=1,  # one trial per configuration: tests/run/test_racing.py reads racing ones
     )
     return config.to_json()
 

@@ -18,7 +18,9 @@ def write_study(
     url: str, name: str, n_trials: int, *, running: int = 0, **config: Any
 ) -> list[dict[str, Any]]:
     """Create study ``name`` in ``url`` with ``n_trials`` COMPLETE trials (and ``running``
-    RUNNING ones, at epoch 1 of 2); return the trials' user attributes, in number order."""
+    RUNNING ones, at epoch 1 of 2); return the trials' user attributes, in number order.
+
+    The study has one seed per trial (``max_seeds=1``) unless ``config`` says otherwise."""
     import optuna
 
     from sweep.config import study_config
@@ -34,7 +36,9 @@ def write_study(
     create_or_reuse_study(
         storage,
         name,
-        study_config(space, data_summary=summary, n_trials=max(1, n_trials), **config),
+        study_config(
+            space, data_summary=summary, n_trials=max(1, n_trials), **{"max_seeds": 1, **config}
+        ),
     )
     study = optuna.load_study(study_name=name, storage=storage)
     rng = random.Random(0)
