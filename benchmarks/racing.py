@@ -167,6 +167,65 @@ def _key(space: Any, trial: Any) -> str:
     return tabular.point_key({n: trial.params[n] for n in space.search})
 
 
+def real_run(budget_epochs: int, epochs: int, workdir: Path) -> list[str]:
+    """``sweep launch`` on the bundled data, racing and ``--max-seeds 1``, at the same
+    ``--budget-epochs``, each followed by ``sweep confirm --top 1 --seeds 3``: table lines."""
+    import subprocess
+
+    from sweep.present.confirmed import confirmed_results
+
+    url = f"sqlite:///{workdir / 'real.db'}"
+    metric = tabular.OBJECTIVE
+    lines = [
+        "",
+        f"### One real run each: `sweep launch` at `--budget-epochs {budget_epochs}`, then "
+        "`sweep confirm --top 1 --seeds 3`",
+        "",
+        "| method | configurations | runs | epochs | pick | pick's seed mean (validation) | "
+        f"confirmed test `{metric}` (3 fresh seeds) |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for label, seeds_flag in ((RACING, str(MAX_SEEDS)), ("one seed (--max-seeds 1)", "1")):
+        study = f"real-{seeds_flag}"
+        sweep = [sys.executable, "-m", "sweep", "-q"]
+        common = ["--storage", url]
+        subprocess.run(
+            [*sweep, "launch", "--space", str(SPACE), "--study", study, "--n-trials", "1000",
+             "--budget-epochs", str(budget_epochs), "--max-seeds", seeds_flag, "--set",
+             f"epochs={epochs}", "--reference", "none", *common],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        subprocess.run(
+            [*sweep, "confirm", study, "--top", "1", "--seeds", "3", *common],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        best = json.loads(
+            subprocess.run(
+                [*sweep, "best", study, "--top", "1", "--format", "json", *common],
+                check=True, capture_output=True, text=True,
+            ).stdout
+        )[0]  # fmt: skip
+        trials = json.loads(
+            subprocess.run(
+                [*sweep, "trials", study, "--format", "json", *common],
+                check=True, capture_output=True, text=True,
+            ).stdout
+        )  # fmt: skip
+        configs = [t for t in trials if "race_of" not in (t.get("user_attrs") or {})]
+        spent = sum(int(t.get("epochs_run") or 0) for t in trials)
+        confirmed = confirmed_results(url, study) or {}
+        row = next(r for r in confirmed["trials"] if r["number"] == best["number"])
+        test = row["test"][metric]
+        mean = best.get("value_mean", (best.get("values") or [None])[0])
+        params = ", ".join(f"{k}={v}" for k, v in sorted(best["params"].items()))
+        lines.append(
+            f"| {label} | {len(configs)} | {len(trials)} | {spent} | #{best['number']}: {params} "
+            f"| {mean:.3f} ({best.get('seeds', 1)} seed(s)) | {test['mean']:.3f} ± "
+            f"{(test['sd'] or 0):.3f} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -182,6 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="6 points: a smoke run")
     parser.add_argument(
         "--cache", type=Path, default=REPO / "benchmarks" / ".cache" / "racing.jsonl"
+    )
+    parser.add_argument(
+        "--real-budget-epochs",
+        type=int,
+        default=0,
+        help="also run sweep launch (racing and --max-seeds 1) at this --budget-epochs, each "
+        "confirmed on test; 0: skip",
     )
     parser.add_argument("--no-write", action="store_true", help="only print the section")
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
@@ -307,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(verdicts)
         + ".",
     ]
+    if args.real_budget_epochs:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sweep-racing-") as workdir:
+            lines += real_run(args.real_budget_epochs, args.epochs, Path(workdir))
     body = "\n".join(lines) + "\n"
     print(body)
     if not args.no_write:
