@@ -17,7 +17,6 @@ COMPLETE twice, whatever kills or restarts happen. Never imports TensorFlow.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -310,18 +309,6 @@ def assign_job(trial: optuna.Trial) -> ConfirmJob:
 def is_companion(attrs: Mapping[str, Any]) -> bool:
     """Whether study user attributes ``attrs`` belong to a companion study."""
     return CONFIRM_ATTR in attrs
-
-
-def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (``None`` for the sd of one value)."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not finite:
-        return None, None
-    mean = sum(finite) / len(finite)
-    if len(finite) < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
-    return mean, math.sqrt(var)
 
 
 __all__ = [
