@@ -20,13 +20,14 @@ from typing import Any
 from sweep.config import STATES
 from sweep.errors import UsageError
 from sweep.names import EXPRESSION_METRICS
+from sweep.names import value_columns
 
 FORMATS = ("table", "json", "csv")
 KINDS = ("best", "trials", "studies")
 
 EXPRESSION = EXPRESSION_METRICS  # the notes' expression table, every column
 EXPRESSION_HIDDEN = ("auroc", "f1", "threshold", "f1_at_threshold")
-SECTION = ("count_mse", "output_mse", "auprc", "auprc_lift")
+SECTION = ("count_mse", "expected_count_mse", "output_mse", "auprc", "auprc_lift")
 SECTIONS = ("mean_auprc_lift",)
 LATENT = ("active_units", "kl_mean")
 _REASON_WIDTH = 60
@@ -179,11 +180,14 @@ def best_cells(
     for section in _section_names(keys):
         body = metric_rows(f"section.{section}", SECTION)
         pred, actual = f"section.{section}.predicted_rate", f"section.{section}.actual_rate"
+        expected = f"section.{section}.expected_rate"
         if pred in keys or actual in keys:
             body.append(
-                ["predicted vs actual rate"]
+                ["predicted (p > 0.5) vs actual rate"]
                 + [f"{_cell(m.get(pred))} vs {_cell(m.get(actual))}" for m in metrics]
             )
+        if expected in keys:
+            body.append(["expected rate (mean p)"] + [_cell(m.get(expected)) for m in metrics])
         sections.append((f"Section {section}", body))
     sections.append(("All sections", metric_rows("sections", SECTIONS)))
     sections.append(("Latent", metric_rows("latent", LATENT)))
@@ -255,7 +259,7 @@ def _trials_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no trials\n"
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
-    value_heads = ["value"] if n_values <= 1 else [f"value_{i}" for i in range(n_values)]
+    value_heads = value_columns(max(n_values, 1))
     table = [["#", "state", *value_heads, "seconds", "params", "reason"]]
     for r in rows:
         params = " ".join(f"{k}={_cell(v)}" for k, v in (r.get("params") or {}).items())
@@ -308,7 +312,7 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
     header = [
         "number",
         "state",
-        *[f"value_{i}" for i in range(n_values)],
+        *value_columns(n_values),
         *[f"param.{p}" for p in params],
         *[f"metric.{m}" for m in metrics],
         "baseline",

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sweep.names import predicts_all_zeros
 from sweep.present.plotting import TRAIN_COLOR
 from sweep.present.plotting import VAL_COLOR
 from sweep.present.plotting import Figure
@@ -376,7 +377,8 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
 
 
 def all_zero_sections(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Which COMPLETE trials predict all zeros (at 0.5) in which mark section.
+    """Which COMPLETE trials predict all zeros in which mark section (the collapse rule,
+    :func:`sweep.names.predicts_all_zeros`: nothing above 0.5 and no ranking of the ones).
 
     Returns:
         The section names, and one row per such trial: ``[number, True/False per section]``.
@@ -394,8 +396,11 @@ def all_zero_sections(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], l
             continue
         m = t.get("metrics") or {}
         hits = [
-            m.get(f"section.{s}.predicted_rate") == 0
-            and (m.get(f"section.{s}.actual_rate") or 0) > 0
+            predicts_all_zeros(
+                m.get(f"section.{s}.predicted_rate"),
+                m.get(f"section.{s}.actual_rate"),
+                m.get(f"section.{s}.auprc_lift"),
+            )
             for s in sections
         ]
         if any(hits):

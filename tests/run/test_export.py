@@ -215,7 +215,9 @@ def test_load_trials_one_row_per_trial_like_the_csv(storage_url: str) -> None:
     np.testing.assert_allclose(
         frame["metric.expression.auroc"], [w["metrics"]["expression.auroc"] for w in written]
     )
-    np.testing.assert_allclose(frame["value_0"], frame["metric.expression.auroc"])
+    np.testing.assert_allclose(frame["value"], frame["metric.expression.auroc"])  # as Optuna
+    assert "value_0" not in frame
+    assert {"load_trials", "load_history", "load_model"} <= set(dir(sweep))
 
 
 def test_load_trials_confirmed_columns(tmp_path: Path) -> None:

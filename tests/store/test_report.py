@@ -430,11 +430,11 @@ def test_csv_output_parses(sqlite_studies: str) -> None:
     records = list(csv.DictReader(io.StringIO(text)))
     assert [r["number"] for r in records] == [str(i) for i in range(9)]
     header = list(records[0])
-    assert header[:3] == ["number", "state", "value_0"] and header[-1] == "fail_reason"
+    assert header[:3] == ["number", "state", "value"] and header[-1] == "fail_reason"
     assert "param.dataset" in header and "metric.section.H3K9me3.output_mse" in header
-    assert records[1]["param.dataset"] == "balanced" and float(records[1]["value_0"]) == 0.9
+    assert records[1]["param.dataset"] == "balanced" and float(records[1]["value"]) == 0.9
     assert records[6]["fail_reason"] == "collapsed: output std 3e-7"
-    assert records[6]["value_0"] == "" and records[6]["metric.expression.auroc"] == ""
+    assert records[6]["value"] == "" and records[6]["metric.expression.auroc"] == ""
     front = report.best_trials(sqlite_studies, "pareto")
     pareto = list(csv.DictReader(io.StringIO(formatting.render(front, "csv", kind="best"))))
     assert [(float(r["value_0"]), float(r["value_1"])) for r in pareto] == [
