@@ -243,16 +243,35 @@ def status(
 ) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA.
 
-    ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0).
+    ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0) or
+    the study is finished; on a pipe or into a file it writes one line per change instead.
     """
     if watch:
+        from sweep.present.live import stop_on_signals
+        from sweep.present.live import watch_lines
         from sweep.present.live import watch_status
 
-        watch_status(_storage(storage), name, interval_s=interval_s, count=count)
+        if sys.stdout.isatty():
+            watch_status(_storage(storage), name, interval_s=interval_s, count=count)
+        else:
+            with stop_on_signals() as stop:
+                watch_lines(
+                    _storage(storage),
+                    name,
+                    _echo_flushed,
+                    interval_s=interval_s,
+                    count=count,
+                    stop=stop,
+                )
         return
     from sweep.present.views import status_view
 
     _echo_view(status_view(_storage(storage), name, fmt))
+
+
+def _echo_flushed(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
 
 
 @cli.command()
