@@ -35,10 +35,11 @@ better than all zeros or any constant). ``count_mse`` and ``predicted_rate`` cou
 thresholded to 1 (the notes' "count MSE"); ``expected_count_mse`` and ``expected_rate`` use the
 expected counts (sums of probabilities), which a rare mark's well-ranked outputs get right
 while staying below any threshold."""
-ALL_ZEROS_MAX_LIFT = 1.5
+ALL_ZEROS_MAX_LIFT = 1.1
 """A section "predicts all zeros" only if no cell crosses the threshold *and* its AUPRC lift is
-below this: the model also fails to rank its ones. A rare mark (rate 0.005) is all below 0.5
-in a healthy model, whose ranking of it still lifts AUPRC well above 1."""
+below this: the model ranks its ones within 10 % of chance, too. A rare mark (H3K9me3, rate
+0.005 on the bundled data) is all below 0.5 in a healthy model, whose ranking of it still lifts
+AUPRC to 1.3-1.4; collapsed demo trials (no active unit) score 1.09-1.17 on their rare marks."""
 
 
 def predicts_all_zeros(

@@ -131,7 +131,7 @@ def evaluate(
     active dim; the two test-based ones are also None with fewer than 20 rows.
 
     Collapse flags (strings in ``flags``, counted in ``collapse.n_flags``): a mark section whose
-    actual rate is > 0, whose predicted rate is 0 and whose AUPRC lift is below 1.5
+    actual rate is > 0, whose predicted rate is 0 and whose AUPRC lift is below 1.1
     (:func:`sweep.names.predicts_all_zeros`: it neither predicts nor ranks its ones); outputs
     near-constant across rows, i.e. the mean over all columns of the per-column std of ``probs``
     across rows is < 1e-3; the label probability's std across rows is < 1e-3; no active latent
