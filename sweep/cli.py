@@ -449,6 +449,21 @@ def data_check(path: str) -> None:
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
+def _plain_help(command: click.Command) -> None:
+    """Drop the docstrings' RST literals (````x````) from ``--help``: they read as noise there."""
+    for holder in (command, *command.params):
+        for attr in ("help", "short_help"):
+            text = getattr(holder, attr, None)
+            if isinstance(text, str):
+                setattr(holder, attr, text.replace("``", ""))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _plain_help(sub)
+
+
+_plain_help(cli)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (errors become one line on stderr)."""
     try:

@@ -232,3 +232,25 @@ def test_hypermodel_accepts_none_for_the_vae_only_options(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "applies only" not in _one_line_error(done)  # refused later: no such file
     assert not db.exists()
+
+
+def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import click
+
+    paths = [prefix]
+    if isinstance(group, click.Group):
+        for name, sub in group.commands.items():
+            paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_help_texts_have_no_rst_literals() -> None:
+    from sweep.cli import cli
+
+    paths = _command_paths(cli)
+    assert ("status",) in paths and ("data", "check") in paths
+    for path in paths:
+        shown = run_sweep(*path, "--help")
+        assert shown.returncode == 0, (path, shown.stderr)
+        assert "Usage:" in shown.stdout
+        assert "``" not in shown.stdout, (path, shown.stdout)
