@@ -26,6 +26,7 @@ from sweep import cli_options as o
 from sweep._version import __version__
 from sweep.cli_errors import exit_code
 from sweep.config import RunOptions
+from sweep.errors import StudyComplete
 from sweep.log import configure as configure_logging
 from sweep.store.urls import redact
 
@@ -173,14 +174,22 @@ def launch(ctx: click.Context, storage: str | None, no_run: bool, **options: Any
 def resume(
     name: str, storage: str | None, n_trials: int | None, data: str | None, **run: Any
 ) -> None:
-    """Continue study NAME to its budget; failed and stale trials are retried."""
+    """Continue study NAME to its budget; failed and stale trials are retried.
+
+    A study that already met its budget runs nothing: the line says so, the best trials are
+    shown, and the exit code is 0.
+    """
     from sweep.run.launch import resume_study
     from sweep.run.launch import run_workers
 
     url = _storage(storage)
     options = _run_options(data, run, check=False)
-    resume_study(url, name, n_trials)
-    run_workers(url, name, options)
+    try:
+        resume_study(url, name, n_trials)
+    except StudyComplete as done:  # nothing to do is not an error (a worker exits 0 too)
+        click.echo(str(done), err=True)
+    else:
+        run_workers(url, name, options)
     _print_best(url, name)
 
 
