@@ -13,6 +13,7 @@ Exit codes are the same for every command (:func:`sweep.cli_errors.exit_code`): 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -244,24 +245,41 @@ def _wait_for_db(url: str, wait_s: float) -> None:
 # --- read-only -------------------------------------------------------------------------------
 
 
+def _named(url: str, name: str | None) -> str:
+    """NAME as given, else the storage's one study (read-only commands)."""
+    if name:
+        return name
+    from sweep.store.read import only_study
+
+    return only_study(url)
+
+
 @cli.command()
-@o.study_argument
+@o.optional_study_argument
 @o.status_options
 def status(
-    name: str, storage: str | None, fmt: str, watch: bool, interval_s: float, count: int | None
+    name: str | None,
+    storage: str | None,
+    fmt: str,
+    watch: bool,
+    interval_s: float,
+    count: int | None,
 ) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA.
 
-    ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0) or
-    the study is finished; on a pipe or into a file it writes one line per change instead.
+    NAME may be left out when the storage holds one study. ``--watch`` refreshes a live table
+    every ``--interval`` seconds until Ctrl-C (exit 0) or the study is finished; on a pipe or
+    into a file it writes one line per change instead.
     """
+    url = _storage(storage)
+    name = _named(url, name)
     if watch:
         from sweep.present.live import stop_on_signals
         from sweep.present.live import watch_lines
         from sweep.present.live import watch_status
 
         if sys.stdout.isatty():
-            watch_status(_storage(storage), name, interval_s=interval_s, count=count)
+            watch_status(url, name, interval_s=interval_s, count=count)
         else:
             with stop_on_signals() as stop:
                 watch_lines(
@@ -275,7 +293,7 @@ def status(
         return
     from sweep.present.views import status_view
 
-    _echo_view(status_view(_storage(storage), name, fmt))
+    _echo_view(status_view(url, name, fmt))
 
 
 def _echo_flushed(line: str) -> None:
@@ -284,17 +302,19 @@ def _echo_flushed(line: str) -> None:
 
 
 @cli.command()
-@o.study_argument
+@o.optional_study_argument
 @o.best_options
-def best(name: str, storage: str | None, **view: Any) -> None:
+def best(name: str | None, storage: str | None, **view: Any) -> None:
     """The best trials (the Pareto set for several objectives) with the notes' metrics.
 
+    NAME may be left out when the storage holds one study.
     Confirmed trials (``sweep confirm``) show val and test mean ± sd over seeds and the gain
     over the baseline on test; ``--by confirmed`` ranks by the confirmed validation mean.
     ``--as-hyperparameters FILE`` also writes the best trial as a KerasTuner
     ``HyperParameters`` config.
     """
-    _print_best(_storage(storage), name, **view)
+    url = _storage(storage)
+    _print_best(url, _named(url, name), **view)
 
 
 def _print_best(url: str, name: str, **view: Any) -> None:
@@ -327,17 +347,25 @@ def confirm(name: str, storage: str | None, top: int, seeds: int, **options: Any
 
 
 @cli.command()
-@o.study_argument
+@o.optional_study_argument
 @o.storage
 @o.states
 @o.fmt
-def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> None:
-    """Every trial of study NAME."""
+@o.wide
+def trials(
+    name: str | None, storage: str | None, states: Sequence[str], fmt: str, wide: bool
+) -> None:
+    """Every trial of study NAME (which may be left out when the storage holds one study).
+
+    The table fits the terminal's width, parameters cut to fit; --wide shows them whole.
+    """
     from sweep.present.formatting import render
     from sweep.store.read import list_trials
 
-    rows = list_trials(_storage(storage), name, [s.upper() for s in states] or None)
-    click.echo(render(rows, fmt, kind="trials"), nl=False)
+    url = _storage(storage)
+    rows = list_trials(url, _named(url, name), [s.upper() for s in states] or None)
+    width = None if wide else shutil.get_terminal_size((120, 24)).columns
+    click.echo(render(rows, fmt, kind="trials", width=width), nl=False)
 
 
 @cli.command()

@@ -100,6 +100,10 @@ def given(ctx: click.Context, name: str) -> bool:
 
 
 study_argument = click.argument("name", envvar=STUDY_ENV, metavar="NAME")
+#: NAME for the read-only commands: optional when the storage holds one study.
+optional_study_argument = click.argument(
+    "name", envvar=STUDY_ENV, metavar="[NAME]", required=False
+)
 
 # --- where --------------------------------------------------------------------------------------
 storage = option(
@@ -326,6 +330,7 @@ states = option(
     Option("--state", "states", choices=STATES, case_sensitive=False, multiple=True),
     "Only trials in this state (repeatable).",
 )
+wide = flag("--wide", "wide", "Show parameters whole instead of fitting the terminal's width.")
 
 # --- figures, export, data files ----------------------------------------------------------------
 out_folder = click.option(

@@ -254,3 +254,24 @@ def test_help_texts_have_no_rst_literals() -> None:
         assert shown.returncode == 0, (path, shown.stderr)
         assert "Usage:" in shown.stdout
         assert "``" not in shown.stdout, (path, shown.stdout)
+
+
+def test_read_commands_take_the_one_study_when_no_name_is_given(tmp_path: Path) -> None:
+    from tests.support.study_writer import write_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    write_study(url, "only", 2)
+    for command in ("status", "best", "trials"):
+        named = run_sweep(command, "only", storage=url)
+        unnamed = run_sweep(command, storage=url)
+        assert unnamed.returncode == 0, unnamed.stderr
+        assert unnamed.stdout == named.stdout != ""
+    write_study(url, "second", 1)
+    refused = run_sweep("status", storage=url)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("2 studies in " + url + " (only, second): name one")
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "empty.db").close()  # a database without studies
+    none = run_sweep("best", storage=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert none.returncode == 1 and "no study in" in none.stderr

@@ -232,6 +232,20 @@ class StudyReader:
             for sid, name in names.items()
         ]
 
+    def study_names(self) -> list[str]:
+        """The names of every study in the storage, in creation order (no other reads)."""
+        from sqlalchemy import select
+
+        if self._schema is None:
+            return []
+        studies_t = tables().studies
+        with self._errors():
+            return list(
+                self.conn.execute(
+                    select(studies_t.c.study_name).order_by(studies_t.c.study_id)
+                ).scalars()
+            )
+
     def study(self, name: str) -> StudyRecord:
         """Study ``name`` with its config, trial counts, first start and last completion.
 
@@ -1013,6 +1027,26 @@ def loads_json(text: str | None) -> Any:
 
 
 # --- one-shot conveniences (one reader, one answer, JSON dicts) -------------------------------
+
+
+def only_study(url: str) -> str:
+    """The storage's one study, for a command given no NAME (confirmation companions apart).
+
+    Raises:
+        UsageError: the storage holds no study, or several (they are listed).
+    """
+    with StudyReader(url) as reader:
+        names = set(reader.study_names())
+    studies = sorted(
+        n for n in names if not (n.endswith(CONFIRM_SUFFIX) and n[: -len(CONFIRM_SUFFIX)] in names)
+    )
+    if len(studies) == 1:
+        return studies[0]
+    if not studies:
+        raise UsageError(f"no study in {mask_url(url)}: launch one with `sweep launch`")
+    more = f" (and {len(studies) - 20} more)" if len(studies) > 20 else ""
+    shown = ", ".join(studies[:20]) + more
+    raise UsageError(f"{len(studies)} studies in {mask_url(url)} ({shown}): name one")
 
 
 def list_studies(url: str) -> list[dict[str, Any]]:

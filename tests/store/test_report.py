@@ -461,7 +461,9 @@ def test_best_table_has_one_column_per_trial(sqlite_studies: str) -> None:
     assert by_label["flags"] == ["0", "0", "0", "0", "1"]
     for title in ("Params", "Expression", "Expression, label hidden", "Section H3K9me3", "Latent"):
         assert title in lines
-    assert "0.1 vs 0.12" in text
+    rates = [line.split() for line in lines if line.strip().startswith(("rate above", "actual"))]
+    assert rates[0][:4] == ["rate", "above", "0.5", "0.1"]
+    assert rates[1][:3] == ["actual", "rate", "0.12"]
     assert max(len(line) for line in lines) <= 100  # five trials fit on a terminal
 
 
@@ -506,3 +508,14 @@ def test_an_empty_database_has_no_studies(postgres_url: str) -> None:
     assert list_studies(postgres_url) == []
     with pytest.raises(StudyNotFoundError, match="holds no studies"):
         best_trials(postgres_url, "anything")
+
+
+def test_trials_table_fits_the_width_unless_wide(sqlite_studies: str) -> None:
+    rows = report.list_trials(sqlite_studies, "max")
+    rows[1]["params"] = {**rows[1]["params"], "note": "x" * 300}
+    fitted = formatting.render(rows, "table", kind="trials", width=100)
+    assert max(len(line) for line in fitted.splitlines()) <= 100
+    assert "..." in fitted and "x" * 300 not in fitted
+    whole = formatting.render(rows, "table", kind="trials", width=None)
+    assert "note=" + "x" * 300 in whole
+    assert whole.splitlines()[0].split() == fitted.splitlines()[0].split()  # same columns
