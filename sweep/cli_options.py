@@ -333,8 +333,9 @@ out_folder = click.option(
     help="Where the figures go (default: ./NAME-trial-N).",
 )  # fmt: skip
 report_folder = click.option(
-    "--out", "out", type=click.Path(file_okay=False), required=True, metavar="DIR",
-    help="The folder for index.html and its figures (must not exist, or be empty).",
+    "--out", "out", type=click.Path(), required=True, metavar="FILE.html|DIR",
+    help="FILE.html: one self-contained page, figures inline (must not exist). Otherwise a "
+    "folder for index.html and its figures (must not exist, or be empty).",
 )  # fmt: skip
 write_into = click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
 export_options = stack(
