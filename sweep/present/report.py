@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from sweep.store.records import TrialRecord
 
 FIGURES = "figures"
+#: The history key drawn per epoch when no trial reported its objective (no pruner).
+_LOSS_CURVE = "val_loss"
 TOP = 5
 #: Shown for confirmed trials besides the objectives.
 REPORT_CONFIRMED_METRICS = (
@@ -85,17 +87,17 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
         confirmed = confirmed_view(reader, name)
         detailed = reader.trial(name, best[0].number) if best else None
         optuna_study = reader.optuna_study(name)
-        curves, source = reader.epoch_values(name), "as reported to the pruner"
+        curves, from_history = reader.epoch_values(name), False
         if not curves:  # no pruner: fall back on the Keras history's validation loss
             histories = trials if study.is_hypermodel else reader.trials(name, history=True)
-            curves, source = _loss_curves(histories)
+            curves, from_history = _loss_curves(histories), True
 
     page = ReportPage(status, study, trials, best, baseline)
     page.reference = reference if reference is not None and not reference.error else None
     if target.one_file:
         with tempfile.TemporaryDirectory(prefix="sweep-report-") as scratch:
             page.inline = True
-            _fill(page, Path(scratch), optuna_study, confirmed, curves, source, detailed)
+            _fill(page, Path(scratch), optuna_study, confirmed, curves, from_history, detailed)
             write_whole(target.path, page.html())
         return target.path
     make_out_dir(target.path)
@@ -105,7 +107,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
         optuna_study,
         confirmed,
         curves,
-        source,
+        from_history,
         detailed,
     )
     index = target.path / "index.html"
@@ -119,7 +121,7 @@ def _fill(
     optuna_study: Any,
     confirmed: Mapping[str, Any] | None,
     curves: Mapping[int, tuple[str, Sequence[tuple[int, float]]]],
-    source: str,
+    from_history: bool,
     detailed: TrialRecord | None,
 ) -> None:
     """Build every section of ``page``, its figures drawn into ``figures_dir``."""
@@ -127,7 +129,7 @@ def _fill(
     page.best_table()
     page.confirmed(confirmed)
     page.optuna(optuna_study, figures_dir)
-    page.epoch_curves(curves, source, figures_dir)
+    page.epoch_curves(curves, from_history, figures_dir)
     if page.hypermodel:
         page.histories(figures_dir)
     else:
@@ -137,19 +139,18 @@ def _fill(
 
 def _loss_curves(
     trials: Iterable[TrialRecord],
-) -> tuple[dict[int, tuple[str, tuple[tuple[int, float], ...]]], str]:
+) -> dict[int, tuple[str, tuple[tuple[int, float], ...]]]:
     """Each finished trial's validation loss per epoch from its stored Keras history."""
     curves: dict[int, tuple[str, tuple[tuple[int, float], ...]]] = {}
-    key = "val_loss"
     for t in trials:
         history = t.history if isinstance(t.history, Mapping) else {}
-        values = history.get(key)
+        values = history.get(_LOSS_CURVE)
         if t.state in ("COMPLETE", "PRUNED") and isinstance(values, list):
             points = tuple(
                 (i, float(v)) for i, v in enumerate(values) if isinstance(v, int | float)
             )
             curves[t.number] = (t.state, points)
-    return curves, "val_loss from each Keras history; it depends on each trial's loss settings"
+    return curves
 
 
 class ReportPage:
@@ -219,9 +220,10 @@ class ReportPage:
         rows += [
             ("split", _split_text(c)),
             ("sampler / pruner", f"{c.get('sampler', '-')} / {c.get('pruner', '-')}"),
-            ("baseline", _baseline_text(c, self.baseline)),
-            ("sweep version", str(c.get("sweep_version") or "-")),
         ]
+        if not self.hypermodel:  # a hypermodel has no notes' baseline
+            rows.append(("baseline", _baseline_text(c, self.baseline)))
+        rows.append(("sweep version", str(c.get("sweep_version") or "-")))
         body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
         self.parts.append(f'<section id="summary"><h2>Study</h2><table class="kv">{body}</table>')
         self.parts.append(_space_html(c.get("space") or {}))
@@ -306,15 +308,20 @@ class ReportPage:
     def epoch_curves(
         self,
         curves: Mapping[int, tuple[str, Sequence[tuple[int, float]]]],
-        source: str,
+        from_history: bool,
         figures_dir: Path,
     ) -> None:
-        """Every trial's per-epoch curve overlaid, the baseline and the best trial apart."""
+        """Every trial's per-epoch curve overlaid, the baseline and the best trial apart: the
+        objective as reported to the pruner or, ``from_history``, the Keras validation loss."""
         from sweep.present.study_figures import FigureUnavailable
         from sweep.present.study_figures import epoch_curves
 
         title = "Per-epoch curves"
-        metric = self.metric_names[0] if source.startswith("as reported") else "val_loss"
+        metric = self.metric_names[0] if self.metric_names else "objective"
+        source = "as reported to the pruner"
+        if from_history:
+            metric = _LOSS_CURVE
+            source = "from the Keras histories, no pruner; the loss differs with the loss settings"
         self.parts.append(f'<section id="curves"><h2>{title}</h2>')
         try:
             fig: Figure | str = epoch_curves(

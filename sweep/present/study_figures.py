@@ -576,7 +576,11 @@ def epoch_curves(
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    last = max(e for _, points in drawn.values() for e, _ in points) + 1
+    if last <= 20:
+        ax.set_xticks(range(1, last + 1))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title(f"{metric} per epoch, {len(drawn)} trials ({source})")
     ax.legend(loc="best")
     save(fig, out / "epoch_curves.png")

@@ -257,7 +257,7 @@ def test_postgres_one_trial_study_report_and_show(study: dict[str, Any]) -> None
         for text in (shown.stdout, shown.stderr, done.stdout, done.stderr, page):
             assert password not in text
         assert "***@" in page  # the storage, masked
-        assert "Parameter importances: needs at least 2 COMPLETE trials" in page
+        assert "Parameter importances: not shown: the study has 1 COMPLETE trial, too few" in page
         assert '<table id="best-trials">' in page
         for png in (report / "figures").glob("*.png"):
             _valid_png(png)
@@ -360,6 +360,7 @@ def test_a_hypermodel_study_report_shows_only_what_applies(
         "reconstruction.png",
         "data SHA-256",
         "notes&#x27; table",
+        "<th>baseline</th>",
     ):
         assert vae_only not in page, vae_only
     assert 'id="histories"' in page and "hypermodel" in page

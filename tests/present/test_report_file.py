@@ -31,9 +31,10 @@ EPOCHS = 4
 DATA_URI = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
-def _study(tmp_path: Path, complete: int, *, pruned: int = 2) -> str:
+def _study(tmp_path: Path, complete: int, *, pruned: int = 2, reported: bool = True) -> str:
     """``complete`` COMPLETE trials (trial 0 the notes' baseline) and ``pruned`` PRUNED ones,
-    each with its objective per epoch; returns the SQLite URL."""
+    each with its Keras history and, if ``reported``, its objective per epoch as a pruner
+    gets it; returns the SQLite URL."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
     write_study(url, NAME, 0, baseline="notes")
     study = optuna.load_study(study_name=NAME, storage=url)
@@ -64,7 +65,7 @@ def _study(tmp_path: Path, complete: int, *, pruned: int = 2) -> str:
                 params={"coding_size": attrs["params_full"]["coding_size"], "kl_beta": 1e-3},
                 distributions=dists,
                 value=None if is_pruned else curve[steps - 1],
-                intermediate_values=curve,
+                intermediate_values=curve if reported else None,
                 user_attrs=attrs,
             )
         )
@@ -107,18 +108,15 @@ def test_html_out_is_one_self_contained_file(tmp_path: Path) -> None:
     assert "baseline #0 in orange" in page and "PRUNED trials dashed" in page
     assert 'alt="Parameter importances"' in page and 'id="importance-note"' not in page
 
-    # An existing file is refused without --force (one line, untouched), replaced with it.
+    # An existing file is refused without --force: one line, the file untouched.
     before = out.stat().st_mtime_ns
     again = _report(url, out)
     assert again.returncode == 1 and "file exists; pass --force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1 and out.stat().st_mtime_ns == before
-    forced = _report(url, out, "--force")
-    assert forced.returncode == 0, forced.stderr
-    assert [p.name for p in out.parent.iterdir()] == ["study.html"]
 
 
 def test_other_out_keeps_the_folder_layout(tmp_path: Path) -> None:
-    url = _study(tmp_path, 3)
+    url = _study(tmp_path, 3, reported=False)  # no pruner: the curves are the Keras val_loss
     for out in (tmp_path / "plain", tmp_path / "made.html"):
         if out.suffix:
             out.mkdir()  # an existing folder stays a folder, whatever its name
@@ -131,6 +129,7 @@ def test_other_out_keeps_the_folder_layout(tmp_path: Path) -> None:
         assert sources and all(s.startswith("figures/") for s in sources)
         assert {p.name for p in (out / "figures").iterdir()} == {Path(s).name for s in sources}
         assert "epoch_curves.png" in {Path(s).name for s in sources}
+        assert "from the Keras histories, no pruner" in page and "baseline #0 in orange" in page
     other = tmp_path / "notes.txt"
     other.write_text("mine")
     refused = _report(url, other)
@@ -140,9 +139,12 @@ def test_other_out_keeps_the_folder_layout(tmp_path: Path) -> None:
 
 def test_a_small_study_gets_a_note_instead_of_importances(tmp_path: Path) -> None:
     url = _study(tmp_path, 5)
-    out = tmp_path / "small.html"
-    done = _report(url, out)
+    out = tmp_path / "reports" / "small.html"
+    out.parent.mkdir()
+    out.write_text("an older report")
+    done = _report(url, out, "--force")  # --force replaces an existing file, and nothing else
     assert done.returncode == 0, done.stderr
+    assert [p.name for p in out.parent.iterdir()] == ["small.html"]
     page = out.read_text(encoding="utf-8")
     note = re.search(r'<p class="missing" id="importance-note">([^<]*)</p>', page)
     assert note is not None, page
