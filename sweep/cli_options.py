@@ -337,7 +337,9 @@ report_folder = click.option(
     help="FILE.html: one self-contained page, figures inline (must not exist). Otherwise a "
     "folder for index.html and its figures (must not exist, or be empty).",
 )  # fmt: skip
-write_into = click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+write_into = click.option(
+    "--force", is_flag=True, help="Write into a non-empty --out folder (or over an --out file)."
+)
 export_options = stack(
     storage,
     option(Option("--trial", "trial", None, int, minimum=0),
