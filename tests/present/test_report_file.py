@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import shutil
 import subprocess
@@ -31,11 +32,10 @@ EPOCHS = 4
 DATA_URI = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
-def _study(tmp_path: Path, complete: int, *, pruned: int = 2, reported: bool = True) -> str:
+def _study(url: str, complete: int, *, pruned: int = 2, reported: bool = True) -> str:
     """``complete`` COMPLETE trials (trial 0 the notes' baseline) and ``pruned`` PRUNED ones,
     each with its Keras history and, if ``reported``, its objective per epoch as a pruner
-    gets it; returns the SQLite URL."""
-    url = f"sqlite:///{tmp_path / 'study.db'}"
+    gets it; returns ``url``."""
     write_study(url, NAME, 0, baseline="notes")
     study = optuna.load_study(study_name=NAME, storage=url)
     dists = {
@@ -73,6 +73,10 @@ def _study(tmp_path: Path, complete: int, *, pruned: int = 2, reported: bool = T
     return url
 
 
+def _sqlite(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
 def _report(url: str, out: Path, *extra: str) -> Any:
     return run_sweep("report", NAME, "--out", str(out), *extra, storage=url)
 
@@ -88,7 +92,7 @@ def _pngs(page: str) -> list[tuple[int, int]]:
 
 
 def test_html_out_is_one_self_contained_file(tmp_path: Path) -> None:
-    url = _study(tmp_path, MIN_IMPORTANCE_TRIALS + 1)
+    url = _study(_sqlite(tmp_path), MIN_IMPORTANCE_TRIALS + 1)
     out = tmp_path / "reports" / "study.html"
     done = _report(url, out)
     assert done.returncode == 0, done.stderr
@@ -116,7 +120,9 @@ def test_html_out_is_one_self_contained_file(tmp_path: Path) -> None:
 
 
 def test_other_out_keeps_the_folder_layout(tmp_path: Path) -> None:
-    url = _study(tmp_path, 3, reported=False)  # no pruner: the curves are the Keras val_loss
+    url = _study(
+        _sqlite(tmp_path), 3, reported=False
+    )  # no pruner: the curves are the Keras val_loss
     for out in (tmp_path / "plain", tmp_path / "made.html"):
         if out.suffix:
             out.mkdir()  # an existing folder stays a folder, whatever its name
@@ -138,7 +144,7 @@ def test_other_out_keeps_the_folder_layout(tmp_path: Path) -> None:
 
 
 def test_a_small_study_gets_a_note_instead_of_importances(tmp_path: Path) -> None:
-    url = _study(tmp_path, 5)
+    url = _study(_sqlite(tmp_path), 5)
     out = tmp_path / "reports" / "small.html"
     out.parent.mkdir()
     out.write_text("an older report")
@@ -158,7 +164,7 @@ def test_the_one_file_page_loads_every_image_in_chromium(tmp_path: Path) -> None
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("the browser check needs Debian's chromium (apt-get install chromium)")
-    url = _study(tmp_path, 4)
+    url = _study(_sqlite(tmp_path), 4)
     out = tmp_path / "browse.html"
     assert _report(url, out).returncode == 0
     page = out.read_text(encoding="utf-8")
@@ -187,3 +193,25 @@ def test_the_one_file_page_loads_every_image_in_chromium(tmp_path: Path) -> None
     assert found is not None, dom[:2000]
     widths = [int(w) for w in found.group(1).split(",")]
     assert len(widths) == count >= 4 and all(w > 300 for w in widths), widths
+
+
+def test_the_reader_returns_each_finished_trials_reported_epochs(storage_url: str) -> None:
+    from sweep.store.read import StudyReader
+
+    _study(storage_url, 2, pruned=1)
+    study = optuna.load_study(study_name=NAME, storage=storage_url)
+    odd = study.ask()  # non-finite values survive the trip; a FAIL trial is left out
+    odd.report(float("nan"), 0)
+    odd.report(float("inf"), 1)
+    study.tell(odd, 0.5)
+    failed = study.ask()
+    failed.report(0.1, 0)
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    with StudyReader(storage_url) as reader:
+        curves = reader.epoch_values(NAME)
+    assert sorted(curves) == [0, 1, 2, 3]
+    assert curves[0][0] == "COMPLETE" and [e for e, _ in curves[0][1]] == list(range(EPOCHS))
+    assert curves[0][1][-1][1] == pytest.approx(0.6 - 0.2 / EPOCHS)
+    assert curves[2][0] == "PRUNED" and [e for e, _ in curves[2][1]] == [0, 1]
+    (step0, nan), (step1, inf) = curves[3][1]
+    assert (step0, step1) == (0, 1) and math.isnan(nan) and inf == math.inf
