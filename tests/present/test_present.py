@@ -374,6 +374,15 @@ def test_a_hypermodel_study_report_shows_only_what_applies(
     table = re.search(r'<table id="best-trials">(.*?)</table>', page, re.S)
     assert table is not None and "val_loss" in table.group(1)  # the hypermodel's own metrics
     assert "Collapse" not in table.group(1)
+    # One file: the same sections, the figures inline.
+    one = tmp_path / "hm.html"
+    assert run_sweep("report", "hm", "--out", str(one), storage=url).returncode == 0
+    inline = one.read_text()
+    assert re.findall(r'<section id="([^"]+)"', inline) == re.findall(
+        r'<section id="([^"]+)"', page
+    )
+    assert 'id="curves"' in inline and 'id="histories"' in inline
+    assert inline.count('<img src="data:image/png;base64,') == page.count("<img ") >= 3
 
     shown = run_sweep("show", "hm", "0", "--out", str(tmp_path / "show"), storage=url)
     assert shown.returncode == 0, shown.stderr
