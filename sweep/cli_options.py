@@ -338,10 +338,13 @@ out_folder = click.option(
     help="Where the figures go (default: ./NAME-trial-N).",
 )  # fmt: skip
 report_folder = click.option(
-    "--out", "out", type=click.Path(file_okay=False), required=True, metavar="DIR",
-    help="The folder for index.html and its figures (must not exist, or be empty).",
+    "--out", "out", type=click.Path(), required=True, metavar="FILE.html|DIR",
+    help="FILE.html: one self-contained page, figures inline (must not exist). Otherwise a "
+    "folder for index.html and its figures (must not exist, or be empty).",
 )  # fmt: skip
-write_into = click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+write_into = click.option(
+    "--force", is_flag=True, help="Write into a non-empty --out folder (or over an --out file)."
+)
 export_options = stack(
     storage,
     option(Option("--trial", "trial", None, int, minimum=0),

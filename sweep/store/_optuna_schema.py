@@ -441,6 +441,17 @@ def tables() -> Any:
             Column("param_value", Float(precision=53)),
             Column("distribution_json", Text),
         ),
+        trial_intermediate_values=table(
+            "trial_intermediate_values",
+            Column("trial_intermediate_value_id", Integer, primary_key=True),
+            Column("trial_id", Integer),
+            Column("step", Integer),
+            Column("intermediate_value", Float(precision=53)),
+            Column(
+                "intermediate_value_type",
+                enum("trialintermediatevaluetype", "FINITE", "INF_POS", "INF_NEG", "NAN"),
+            ),
+        ),
         trial_user_attributes=table(
             "trial_user_attributes",
             Column("trial_user_attribute_id", Integer, primary_key=True),

@@ -549,6 +549,38 @@ class StudyReader:
             details={k: v for k, v in stored.items() if k not in ("metrics", "error")},
         )
 
+    def epoch_values(self, name: str) -> dict[int, tuple[str, tuple[tuple[int, float], ...]]]:
+        """Each finished trial's objective per epoch, as reported to the pruner (Optuna's
+        intermediate values): ``{number: (state, ((step, value), ...))}``, steps in order;
+        trials that reported nothing are left out."""
+        from sqlalchemy import select
+
+        study = self._find(name)
+        m = tables()
+        trials_t, steps_t = m.trials, m.trial_intermediate_values
+        out: dict[int, tuple[str, list[tuple[int, float]]]] = {}
+        with self._errors():
+            rows = self.conn.execute(
+                select(
+                    trials_t.c.number,
+                    trials_t.c.state,
+                    steps_t.c.step,
+                    steps_t.c.intermediate_value,
+                    steps_t.c.intermediate_value_type,
+                )
+                .select_from(steps_t.join(trials_t, trials_t.c.trial_id == steps_t.c.trial_id))
+                .where(
+                    trials_t.c.study_id == study.study_id,
+                    trials_t.c.state.in_(["COMPLETE", "PRUNED"]),
+                )
+                .order_by(trials_t.c.number, steps_t.c.step)
+            )
+            for r in rows:
+                state = getattr(r.state, "name", str(r.state))
+                value = decode_value(r.intermediate_value, r.intermediate_value_type)
+                out.setdefault(r.number, (state, []))[1].append((int(r.step), value))
+        return {n: (state, tuple(points)) for n, (state, points) in out.items()}
+
     def confirmations(self, name: str) -> ConfirmationRecord | None:
         """The confirmation runs of study ``name`` (its companion study), or ``None``.
 
