@@ -333,13 +333,15 @@ def confirm(name: str, storage: str | None, top: int, seeds: int, **options: Any
     them like trials (`sweep worker NAME.confirm` joins). Running it again adds only missing
     (trial, seed) runs and finishes interrupted ones.
     """
+    from sweep.params import parse_assignments
     from sweep.present.confirmed import confirmed_with_reference
     from sweep.present.formatting import render_confirmed
     from sweep.run.confirm import confirm_study
 
     url, no_run, fmt = _storage(storage), options.pop("no_run"), options.pop("fmt")
+    overrides = parse_assignments(options.pop("assignments"))
     run = _run_options(options.pop("data"), options)
-    companion = confirm_study(url, name, top, seeds, run, run=not no_run)
+    companion = confirm_study(url, name, top, seeds, run, run=not no_run, overrides=overrides)
     if no_run:
         click.echo(companion)
         return

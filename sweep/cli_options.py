@@ -323,6 +323,10 @@ confirm_options = stack(
            "too).", show_default=True),
     copy_data,
     run_options,
+    option(Option("--set", "assignments", multiple=True),
+           "Override a value in the runs this call adds (repeatable), e.g. epochs=2 for a "
+           "quick check; runs the companion already holds keep theirs.",
+           metavar="NAME=VALUE"),
     no_run,
     fmt,
 )  # fmt: skip

@@ -10,6 +10,8 @@ parameters and seed, and score the validation and the test split. Never imports 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from sweep.config import RunOptions
 from sweep.log import quiet_optuna
@@ -32,8 +34,11 @@ def confirm_study(
     options: RunOptions | None = None,
     *,
     run: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> str:
     """Plan and add the confirmation runs of study ``name``, then run them here.
+
+    ``overrides`` (``confirm --set``) replace parameter values in the runs this call adds.
 
     A repeated call (a larger ``top`` or ``seeds``, or after a kill) adds only the missing
     (trial, seed) jobs and runs whatever is not done; one whose jobs are all done runs nothing.
@@ -45,7 +50,7 @@ def confirm_study(
         OptionError, StudyNotFoundError, StudyConflictError: nothing is written then.
     """
     quiet_optuna()  # no "A new study created in RDB" between sweep's own lines
-    config, jobs = plan_jobs(url, name, top, seeds)
+    config, jobs = plan_jobs(url, name, top, seeds, overrides)
     if not config.test_fraction:
         _logger.info(
             "study %r has no test split (test fraction 0): runs are scored on validation only",

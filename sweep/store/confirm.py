@@ -29,6 +29,8 @@ from sweep.config import StudyConfig
 from sweep.config import check as check_option
 from sweep.errors import StudyConflictError
 from sweep.errors import TrialFailed
+from sweep.errors import UsageError
+from sweep.params import TrialParams
 from sweep.store.lock import budget_lock
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
@@ -106,8 +108,13 @@ def confirm_seed(seed_index: int) -> int:
     return SEED_BASE + seed_index
 
 
-def plan_jobs(url: str, name: str, top: int, seeds: int) -> tuple[StudyConfig, list[ConfirmJob]]:
+def plan_jobs(
+    url: str, name: str, top: int, seeds: int, overrides: Mapping[str, Any] | None = None
+) -> tuple[StudyConfig, list[ConfirmJob]]:
     """The jobs that confirm study ``name``: its ``top`` best trials and baseline, ``seeds`` each.
+
+    ``overrides`` (``confirm --set``, e.g. ``{"epochs": 2}``) replace those parameters in every
+    job, baseline included, so the confirmed trials stay comparable with each other.
 
     One objective: the ``top`` best COMPLETE trials. Several: the Pareto set, sorted by the first
     objective; when it has more than ``top`` trials, ``top`` of them evenly spread along it (both
@@ -116,6 +123,8 @@ def plan_jobs(url: str, name: str, top: int, seeds: int) -> tuple[StudyConfig, l
 
     Raises:
         OptionError: ``top`` or ``seeds`` is below 1.
+        ParamError: an override is not a valid parameter value.
+        UsageError: overrides given for a KerasTuner hypermodel study.
         StudyNotFoundError: no such study.
         StudyConflictError: ``name`` is itself a companion study, or has no COMPLETE trial.
     """
@@ -136,6 +145,11 @@ def plan_jobs(url: str, name: str, top: int, seeds: int) -> tuple[StudyConfig, l
         raise StudyConflictError(
             f"study {name!r} holds confirmation runs of {source!r}; confirm {source!r} instead"
         )
+    if overrides and config.hypermodel is not None:
+        raise UsageError(
+            f"confirm --set: study {name!r} runs a KerasTuner hypermodel, whose runs keep "
+            "their trials' values; --set applies to the built-in VAE"
+        )
     multi = len(config.search_space.directions) > 1
     best = best_trials(url, name, top)
     if not best:
@@ -153,7 +167,9 @@ def plan_jobs(url: str, name: str, top: int, seeds: int) -> tuple[StudyConfig, l
         sources = [(t, t.get("baseline")) for t, _ in sources]
     jobs = []
     for trial, baseline_name in sources:
-        params = _source_params(trial, config)
+        params = {**_source_params(trial, config), **(overrides or {})}
+        if overrides:
+            TrialParams.from_dict(params)  # a value the VAE cannot take fails here, not per run
         for index in range(seeds):
             jobs.append(
                 ConfirmJob(

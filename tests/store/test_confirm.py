@@ -24,6 +24,7 @@ from sweep.present.confirmed import confirmed_results
 from sweep.present.confirmed import confirmed_with_reference
 from sweep.store.confirm import JOB_ATTR
 from sweep.store.confirm import companion_name
+from sweep.store.confirm import plan_jobs
 from sweep.store.rdb import open_storage
 from sweep.store.study import load_config
 from tests.support.cli import run_sweep
@@ -246,6 +247,15 @@ def test_confirm_again_adds_only_missing_runs(confirmed: dict[str, Any]) -> None
     assert {r["number"]: r["planned"] for r in summary["trials"]} == {2: 3, 0: 3, 1: 3}
     config = load_config(open_storage(url2), companion_name("t"))
     assert config.n_trials == 9 and config.pruner == "none"
+    # confirm --set: every planned run (the baseline's too) takes the override, checked first.
+    _, jobs = plan_jobs(url2, "t", 2, 2, {"epochs": 2})
+    assert jobs and {j.params["epochs"] for j in jobs} == {2}
+    assert any(j.baseline for j in jobs)
+    for bad, says in (("epochs=0", "epochs"), ("nosuch=1", "nosuch")):
+        refused = run_sweep("confirm", "t", "--top", "3", "--set", bad, "--no-run", storage=url2)
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert confirmed_results(url2, "t")["jobs"] == 9  # nothing was added
 
 
 @pytest.mark.parametrize(
