@@ -20,6 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/sweep launch --study demo --n-trials 6
 	$(VENV)/bin/sweep status demo
+	@echo
+	@echo "Next, on the demo study:"
+	@echo "  $(VENV)/bin/sweep report demo --out report.html            # one HTML file: tables and figures"
+	@echo "  $(VENV)/bin/sweep export demo --out demo-model             # the best trial's Keras model"
+	@echo "  $(VENV)/bin/sweep confirm demo --top 1 --set epochs=2      # fresh seeds, scored on the test split"
 
 test: $(STAMP)
 	$(VENV)/bin/pytest tests

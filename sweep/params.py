@@ -71,9 +71,9 @@ class TrialParams:
     loss: str = "focal"
     focal_gamma: float = 2.0
     focal_alpha: float | None = None
-    kl_beta: float = 1e-3
+    kl_beta: float = 1e-4
     kl_warmup_epochs: int = 0
-    dataset: str = "original"
+    dataset: str = "balanced"
     learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 10
@@ -334,19 +334,10 @@ def _check(ok: bool, name: str, expected: str, got: Any) -> None:
         raise ParamError(f"invalid value for {name}: expected {expected}, got {got!r}")
 
 
-#: The notes' hand-picked configuration, as the notes ran it: Keras was given alpha but not
-#: ``apply_class_balancing``, so alpha was never applied (``focal_alpha=None``).
-NOTES_BASELINE = TrialParams(
-    coding_size=300,
-    encoder_units=(1280, 1024, 768, 512),
-    loss="focal",
-    focal_gamma=2.0,
-    focal_alpha=None,
-    kl_beta=1e-4,
-    dataset="balanced",
-    learning_rate=1e-3,
-    batch_size=32,
-    epochs=10,
-)
+#: The notes' hand-picked configuration, as the notes ran it, and :class:`TrialParams`'
+#: defaults: one notes' configuration, whether ``sweep trial`` runs it with no options or a
+#: study enqueues it as its baseline. Keras was given alpha but not ``apply_class_balancing``,
+#: so alpha was never applied (``focal_alpha=None``).
+NOTES_BASELINE = TrialParams()
 #: Baselines ``sweep launch --baseline NAME`` can enqueue as trial 0, by name.
 BASELINES: dict[str, TrialParams] = {"notes": NOTES_BASELINE}

@@ -18,6 +18,11 @@ def test_defaults_are_the_notes_best() -> None:
     assert params.resolved_decoder_units == (512, 768, 1024, 1280)
     assert params.loss == "focal" and params.focal_alpha is None
     assert params.batch_size == 32 and params.epochs == 10 and params.reduce_lr_on_plateau
+    # The baseline a study enqueues is this same configuration (kl_beta 1e-4, balanced).
+    from sweep.params import BASELINES
+
+    assert BASELINES["notes"] == params
+    assert (params.kl_beta, params.dataset, params.coding_size) == (1e-4, "balanced", 300)
 
 
 def test_round_trip_through_dict() -> None:
