@@ -111,7 +111,7 @@ def _one_line_error(done: Any) -> str:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["status"], "Missing argument 'NAME'"),
+        (["show"], "Missing argument 'NAME'"),
         (["best", "s", "--bogus"], "No such option '--bogus'"),
         (["launch", "--n-trials", "0"], "'--n-trials': must be at least 1, got 0"),
         (["trials", "s", "--format", "xml"], "'xml' is not one of"),
