@@ -8,13 +8,16 @@ and scripts rely on::
     {"study", "companion", "objectives": [{metric, direction}], "metrics": [names summarised],
      "jobs", "counts": {state: n}, "complete", "seeds": [seed, ...], "baseline": number | None,
      "trials": [{"number", "baseline", "planned", "seeds", "val": {metric: stat},
-                 "test": {metric: stat}, "gain": {metric: {"val": diff, "test": diff}} | None}],
+                 "test": {metric: stat}, "gain": {metric: {"val": diff, "test": diff}} | None,
+                 "front": bool | None (several objectives only)}],
      "reference": None}
 
 A ``stat`` is ``{"mean", "sd", "n", "values"}`` (``values`` in seed order; ``sd`` ``None`` below
 two seeds); a ``diff`` is ``{"mean", "se", "vs"}``: the difference of the trial's and the
 baseline's means and its standard error, sqrt(sd1²/n1 + sd2²/n2), against baseline trial
-``vs``. ``reference`` is the place for a supervised reference scored on the same split (a
+``vs``. ``front`` (several objectives) says whether the trial stays non-dominated once the
+confirmed validation means are compared: single-seed Pareto points often do not. ``reference``
+is the place for a supervised reference scored on the same split (a
 ``{"label", "val": {metric: value}, "test": {metric: value}}`` dict; :func:`with_reference`).
 """
 
@@ -146,6 +149,7 @@ def summarise(
                     }
                     for m in metrics
                 }
+    _mark_confirmed_front(rows, objectives)
     seeds = sorted({int(j["seed"]) for j in jobs})
     return {
         "study": name,
@@ -160,6 +164,28 @@ def summarise(
         "trials": rows,
         "reference": None,
     }
+
+
+def _mark_confirmed_front(
+    rows: Sequence[dict[str, Any]], objectives: Sequence[Mapping[str, Any]]
+) -> None:
+    """Several objectives: set each row's ``front`` to whether it stays non-dominated once the
+    confirmed *validation* seed means are compared (the baseline competes too; ``None`` without
+    a mean for every objective). One objective: no ``front`` key."""
+    if len(objectives) < 2:
+        return
+    from sweep.pareto import pareto_front
+
+    scored = []
+    for row in rows:
+        means = [row["val"].get(str(o.get("metric")), {}).get("mean") for o in objectives]
+        row["front"] = None
+        if all(m is not None for m in means):
+            signs = [-1.0 if o.get("direction") == "maximize" else 1.0 for o in objectives]
+            scored.append((row, [sign * m for sign, m in zip(signs, means, strict=True)]))
+    kept = set(pareto_front([losses for _, losses in scored]))
+    for i, (row, _) in enumerate(scored):
+        row["front"] = i in kept
 
 
 def rank_by_confirmed(summary: Mapping[str, Any], top: int) -> list[int]:

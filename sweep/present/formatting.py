@@ -546,6 +546,9 @@ def confirmed_cells(
         head += [f"val {m}", f"test {m}"]
     if base is not None:
         head += [f"test gain vs #{base}" + ("" if len(shown) == 1 else f" ({m})") for m in shown]
+    fronted = any("front" in row for row in trials)
+    if fronted:
+        head.append("front (val means)")
     table = [head]
     for row in trials:
         cells = [_trial_label(row), f"{row.get('seeds', 0)}/{row.get('planned', 0)}"]
@@ -553,6 +556,9 @@ def confirmed_cells(
             cells += [_mean_sd(row["val"].get(m)), _mean_sd(row["test"].get(m))]
         if base is not None:
             cells += [_gain((row.get("gain") or {}).get(m, {}).get("test")) for m in shown]
+        if fronted:
+            front = row.get("front")
+            cells.append("-" if front is None else ("yes" if front else "dominated"))
         table.append(cells)
     reference = summary.get("reference")
     if reference:
@@ -594,6 +600,12 @@ def _confirmed_best_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         out.append([m] + cells)
         if any(g != "-" for g in gains):
             out.append([f"{m} test gain"] + gains)
+    if any("front" in (r.get("confirmed") or {}) for r in rows):
+        fronts = [(r.get("confirmed") or {}).get("front") for r in rows]
+        out.append(
+            ["front (val means)"]
+            + ["-" if f is None else ("yes" if f else "dominated") for f in fronts]
+        )
     return out
 
 

@@ -413,3 +413,39 @@ def test_the_report_shows_the_confirmed_trials(confirmed: dict[str, Any]) -> Non
         assert f"#{trial['number']}" in row
         assert f"{test['mean']:.4g} ± {test['sd']:.4g}" in row
     assert "test gain vs #0" in table
+
+
+def test_a_pareto_point_that_a_seed_mean_dominates_leaves_the_confirmed_front() -> None:
+    """Two objectives: single-seed front points, re-run, compared on validation seed means."""
+    from sweep.present.confirmed import summarise
+    from sweep.present.formatting import render_confirmed
+
+    lift = "sections.mean_auprc_lift"
+    objectives = [
+        {"metric": METRIC, "direction": "maximize"},
+        {"metric": lift, "direction": "maximize"},
+    ]
+    # Per source: (auroc, lift) of seeds 0 and 1. #3 was lucky: its means sit below #5's.
+    runs = {3: [(0.80, 2.0), (0.70, 1.8)], 5: [(0.78, 2.1), (0.78, 2.0)], 0: [(0.70, 2.6)] * 2}
+    jobs = [
+        {"key": f"{n}:{i}", "source": n, "seed_index": i, "seed": 1000 + i,
+         "baseline": "notes" if n == 0 else None}
+        for n in runs for i in (0, 1)
+    ]  # fmt: skip
+    trials = [
+        {
+            "number": k,
+            "state": "COMPLETE",
+            "metrics": dict(zip((METRIC, lift), runs[job["source"]][job["seed_index"]])),
+            "user_attrs": {JOB_ATTR: job["key"]},
+        }
+        for k, job in enumerate(jobs)
+    ]
+    summary = summarise("s", jobs, trials, objectives)
+    front = {row["number"]: row["front"] for row in summary["trials"]}
+    assert front == {3: False, 5: True, 0: True}
+    text = render_confirmed(summary, "table")
+    assert "front (val means)" in text.splitlines()[1]
+    assert text.splitlines()[2].split()[0] == "#3" and text.splitlines()[2].endswith("dominated")
+    single = summarise("s", jobs, trials, objectives[:1])
+    assert all("front" not in row for row in single["trials"])
