@@ -432,11 +432,12 @@ def test_a_pareto_point_that_a_seed_mean_dominates_leaves_the_confirmed_front() 
          "baseline": "notes" if n == 0 else None}
         for n in runs for i in (0, 1)
     ]  # fmt: skip
+    values = [runs[job["source"]][job["seed_index"]] for job in jobs]
     trials = [
         {
             "number": k,
             "state": "COMPLETE",
-            "metrics": dict(zip((METRIC, lift), runs[job["source"]][job["seed_index"]])),
+            "metrics": {METRIC: values[k][0], lift: values[k][1]},
             "user_attrs": {JOB_ATTR: job["key"]},
         }
         for k, job in enumerate(jobs)
