@@ -108,7 +108,7 @@ def test_same_seed_same_result(dataset) -> None:  # noqa: ANN001
 
 def test_huge_beta_collapses_and_small_beta_does_not(dataset) -> None:  # noqa: ANN001
     """The honest test of the collapse diagnostics, on synthetic data with the notes' layout."""
-    settings = {**TINY, "epochs": 8, "learning_rate": 3e-3}
+    settings = {**TINY, "epochs": 8, "learning_rate": 3e-3, "dataset": "original"}
     collapsed = run_trial(TrialParams(**settings, kl_beta=10.0), dataset)
     healthy = run_trial(TrialParams(**settings, kl_beta=1e-4), dataset)
     assert collapsed.metrics["latent.active_units"] <= 1

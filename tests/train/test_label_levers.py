@@ -76,16 +76,20 @@ def test_the_levers_are_checked_and_default_to_the_notes() -> None:
     assert TrialParams.from_dict({"label_dropout": "1"}).label_dropout == 1.0
 
 
-def test_notes_wide_searches_the_levers_and_the_notes_space_does_not() -> None:
-    wide = load_space("notes_wide")
-    assert wide.search["label_weight"]["low"] == 1.0 and wide.search["label_weight"]["log"]
-    assert wide.search["label_dropout"]["low"] == 0.0
-    assert wide.search["label_dropout"]["high"] == 1.0
-    values = wide.trial_values(NOTES_BASELINE)  # the notes' own levers lie inside
-    assert (values["label_weight"], values["label_dropout"]) == (1.0, 0.0)
-    for name in ("notes", "notes_pareto"):
-        space = load_space(name)
-        assert not {"label_weight", "label_dropout"} & (set(space.search) | set(space.fixed))
+def test_wide_and_pareto_search_the_levers_and_the_notes_space_does_not() -> None:
+    for name in ("notes_wide", "notes_pareto"):
+        wide = load_space(name)
+        assert wide.search["label_weight"]["low"] == 1.0 and wide.search["label_weight"]["log"]
+        assert wide.search["label_dropout"]["low"] == 0.0
+        assert wide.search["label_dropout"]["high"] == 1.0
+        values = wide.trial_values(NOTES_BASELINE)  # the notes' own levers lie inside
+        assert (values["label_weight"], values["label_dropout"]) == (1.0, 0.0)
+    pareto = load_space("notes_pareto").search
+    assert {"encoder_units", "coding_size", "loss", "kl_warmup_epochs", "learning_rate"} <= set(
+        pareto
+    )
+    space = load_space("notes")
+    assert not {"label_weight", "label_dropout"} & (set(space.search) | set(space.fixed))
 
 
 # --- label_dropout ---------------------------------------------------------------------------
