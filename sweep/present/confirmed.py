@@ -188,6 +188,41 @@ def _mark_confirmed_front(
         row["front"] = i in kept
 
 
+FRONT_PICK_RULE = (
+    "among the confirmed front's points (validation seed means), those whose label-hidden AUROC "
+    "mean plus one sd reaches the reference's; of them, the best mean section lift"
+)
+
+
+def pick_front_point(summary: Mapping[str, Any]) -> int | None:
+    """The confirmed front point a user takes by :data:`FRONT_PICK_RULE`, on validation only.
+
+    The first objective plays the AUROC, the second the lift. Without a reference every front
+    point qualifies; ``None`` when no point qualifies or the summary has no ``front``.
+    """
+    objectives = summary.get("objectives") or []
+    if len(objectives) < 2:
+        return None
+    first, second = (str(o.get("metric")) for o in objectives[:2])
+    signs = [1.0 if o.get("direction") == "maximize" else -1.0 for o in objectives[:2]]
+    reference = (summary.get("reference") or {}).get("val") or {}
+    bar = reference.get(first)
+    best: tuple[float, int] | None = None
+    for row in summary.get("trials") or []:
+        if not row.get("front"):
+            continue
+        auroc, lift = row["val"].get(first) or {}, row["val"].get(second) or {}
+        if auroc.get("mean") is None or lift.get("mean") is None:
+            continue
+        reach = signs[0] * auroc["mean"] + (auroc.get("sd") or 0.0)
+        if bar is not None and reach < signs[0] * float(bar):
+            continue
+        score = signs[1] * lift["mean"]
+        if best is None or score > best[0]:
+            best = (score, int(row["number"]))
+    return None if best is None else best[1]
+
+
 def rank_by_confirmed(summary: Mapping[str, Any], top: int) -> list[int]:
     """Source trial numbers ranked by the confirmed validation mean of the first objective.
 

@@ -127,7 +127,7 @@ def _fill(
     """Build every section of ``page``, its figures drawn into ``figures_dir``."""
     page.summary()
     page.best_table()
-    page.confirmed(confirmed)
+    page.confirmed(confirmed, figures_dir)
     page.optuna(optuna_study, figures_dir)
     page.epoch_curves(curves, from_history, figures_dir)
     if page.hypermodel:
@@ -273,8 +273,12 @@ class ReportPage:
                 self.parts.append(f"<p>Collapse flags:</p><ul>{items}</ul>")
         self.parts.append("</section>")
 
-    def confirmed(self, summary: Mapping[str, Any] | None) -> None:
+    def confirmed(self, summary: Mapping[str, Any] | None, figures_dir: Path) -> None:
+        from sweep.present.confirmed import FRONT_PICK_RULE
+        from sweep.present.confirmed import pick_front_point
         from sweep.present.formatting import confirmed_cells
+        from sweep.present.study_figures import FigureUnavailable
+        from sweep.present.study_figures import confirmed_front
 
         self.parts.append('<section id="confirmed"><h2>Confirmed trials</h2>')
         if summary and summary.get("trials"):
@@ -289,6 +293,18 @@ class ReportPage:
             shown += [m for m in REPORT_CONFIRMED_METRICS if m in names and m not in shown]
             table = confirmed_cells(summary, shown)
             self.parts.append(_plain_table(table[0], table[1:], "confirmed-trials"))
+            if len(summary.get("objectives") or []) > 1:
+                picked = pick_front_point(summary)
+                choice = f"#{picked}" if picked is not None else "no point qualifies"
+                self.parts.append(
+                    f'<p id="front-pick">Pick by a stated rule ({_e(FRONT_PICK_RULE)}): '
+                    f"<strong>{_e(choice)}</strong>.</p>"
+                )
+                try:
+                    fig: Figure | str = confirmed_front(summary, figures_dir, picked)
+                except FigureUnavailable as why:
+                    fig = str(why)
+                self.parts.append(self._figure(fig, "Confirmed front", figures_dir))
         else:
             self.parts.append(
                 "<p>No confirmed trials: none was re-run on new seeds (<code>sweep confirm"

@@ -600,3 +600,66 @@ def epoch_curves(
         f"every trial's {metric} per epoch ({source}); PRUNED trials dashed"
         + (f"; {note}" if note else ""),
     )
+
+
+def confirmed_front(
+    summary: Mapping[str, Any], out: Path, picked: int | None = None
+) -> Figure:
+    """A two-objective study's confirmed points on the test split: seed means ± sd on both axes.
+
+    Filled: points that stay on the front once validation seed means are compared; hollow:
+    dominated ones; the baseline in orange; the reference's test AUROC (it reconstructs
+    nothing) as a vertical line; ``picked`` ringed.
+
+    Raises:
+        FigureUnavailable: fewer than two objectives, or no point with both test means.
+    """
+    objectives = summary.get("objectives") or []
+    if len(objectives) < 2:
+        raise FigureUnavailable("one objective: no front to draw")
+    xm, ym = (str(o.get("metric")) for o in objectives[:2])
+    points = []
+    for row in summary.get("trials") or []:
+        x, y = row["test"].get(xm) or {}, row["test"].get(ym) or {}
+        if x.get("mean") is not None and y.get("mean") is not None:
+            points.append((row, x, y))
+    if not points:
+        raise FigureUnavailable("no confirmed point has test means of both objectives")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for row, x, y in points:
+        color = BASELINE_COLOR if row.get("baseline") else TRAIN_COLOR
+        on_front = bool(row.get("front"))
+        ax.errorbar(
+            x["mean"],
+            y["mean"],
+            xerr=x.get("sd") or 0.0,
+            yerr=y.get("sd") or 0.0,
+            fmt="o",
+            color=color,
+            markerfacecolor=color if on_front else "white",
+            markersize=8,
+            capsize=3,
+        )
+        label = f"#{row['number']}" + (" baseline" if row.get("baseline") else "")
+        ax.annotate(label, (x["mean"], y["mean"]), xytext=(6, 6), textcoords="offset points")
+        if picked is not None and row["number"] == picked:
+            ax.scatter([x["mean"]], [y["mean"]], s=400, facecolors="none", edgecolors=BEST_COLOR,
+                       linewidths=2, label=f"picked: #{picked}")  # fmt: skip
+    reference = (summary.get("reference") or {}).get("test") or {}
+    if reference.get(xm) is not None:
+        ax.axvline(float(reference[xm]), color=VAL_COLOR, linestyle="--", label="reference")
+    ax.scatter([], [], marker="o", color=TRAIN_COLOR, label="on the front (val means)")
+    ax.scatter([], [], marker="o", facecolors="white", edgecolors=TRAIN_COLOR, label="dominated")
+    ax.set_xlabel(f"{xm} (test, mean ± sd over seeds)")
+    ax.set_ylabel(f"{ym} (test, mean ± sd over seeds)")
+    ax.set_title(f"Confirmed front: {len(points)} points re-run with fresh seeds")
+    ax.legend(loc="best", fontsize=8)
+    save(fig, out / "confirmed_front.png")
+    return Figure(
+        "confirmed_front.png",
+        "Confirmed front",
+        "each confirmed point's test means ± sd over seeds; filled points stay non-dominated on "
+        "the validation means, hollow ones do not; orange: the notes' baseline; dashed: the "
+        "supervised reference's test AUROC",
+    )

@@ -415,8 +415,11 @@ def test_the_report_shows_the_confirmed_trials(confirmed: dict[str, Any]) -> Non
     assert "test gain vs #0" in table
 
 
-def test_a_pareto_point_that_a_seed_mean_dominates_leaves_the_confirmed_front() -> None:
-    """Two objectives: single-seed front points, re-run, compared on validation seed means."""
+def _front_summary() -> Any:
+    """Two objectives: single-seed front points, re-run, compared on validation seed means.
+
+    Checks the front, its table and the pick rule on the way; returns the summary with a
+    reference."""
     from sweep.present.confirmed import summarise
     from sweep.present.formatting import render_confirmed
 
@@ -450,3 +453,27 @@ def test_a_pareto_point_that_a_seed_mean_dominates_leaves_the_confirmed_front() 
     assert text.splitlines()[2].split()[0] == "#3" and text.splitlines()[2].endswith("dominated")
     single = summarise("s", jobs, trials, objectives[:1])
     assert all("front" not in row for row in single["trials"])
+    # The stated rule: front points whose AUROC mean + sd reaches the reference's; best lift.
+    from sweep.present.confirmed import pick_front_point
+    from sweep.present.confirmed import with_reference
+
+    assert pick_front_point(summary) == 0  # no reference: the baseline has the best lift
+    strict = with_reference(summary, "logistic", {METRIC: 0.75}, {METRIC: 0.74})
+    assert pick_front_point(strict) == 5  # the baseline (0.70 ± 0) falls short of 0.75
+    assert pick_front_point(with_reference(summary, "l", {METRIC: 0.9}, {})) is None
+    return strict
+
+
+def test_a_pareto_point_that_a_seed_mean_dominates_leaves_the_confirmed_front() -> None:
+    summary = _front_summary()
+    assert summary["reference"]["label"] == "logistic"
+
+
+def test_the_confirmed_front_figure(tmp_path: Path) -> None:
+    from sweep.present.study_figures import confirmed_front
+
+    summary = _front_summary()
+    for row in summary["trials"]:
+        row["test"] = row["val"]
+    figure = confirmed_front(summary, tmp_path, picked=5)
+    assert (tmp_path / figure.file).stat().st_size > 10_000
