@@ -71,6 +71,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     """
     from sweep.log import quiet_optuna
     from sweep.present.confirmed import confirmed_view
+    from sweep.present.confirmed import pick_front_point
     from sweep.present.status import status_view
     from sweep.store.read import StudyReader
 
@@ -85,7 +86,15 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
         baseline = reader.baseline(name)
         reference = reader.reference(name)
         confirmed = confirmed_view(reader, name)
-        detailed = reader.trial(name, best[0].number) if best else None
+        # Several objectives, once confirmed: the point the stated rule picks (and why it wins,
+        # beside the baseline); otherwise the best trial.
+        picked = pick_front_point(confirmed) if confirmed else None
+        shown = picked if picked is not None else (best[0].number if best else None)
+        detailed = reader.trial(name, shown) if shown is not None else None
+        if baseline is not None and baseline.state == "COMPLETE" and baseline.number != shown:
+            beside = reader.trial(name, baseline.number)
+        else:
+            beside = None
         optuna_study = reader.optuna_study(name)
         curves, from_history = reader.epoch_values(name), False
         if not curves:  # no pruner: fall back on the Keras history's validation loss
@@ -94,22 +103,18 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
 
     page = ReportPage(status, study, trials, best, baseline)
     page.reference = reference if reference is not None and not reference.error else None
+    page.picked = picked
     if target.one_file:
         with tempfile.TemporaryDirectory(prefix="sweep-report-") as scratch:
             page.inline = True
             _fill(page, Path(scratch), optuna_study, confirmed, curves, from_history, detailed)
+            page.trial_figures(beside, Path(scratch), baseline=True)
             write_whole(target.path, page.html())
         return target.path
     make_out_dir(target.path)
-    _fill(
-        page,
-        make_out_dir(target.path / FIGURES),
-        optuna_study,
-        confirmed,
-        curves,
-        from_history,
-        detailed,
-    )
+    figures_dir = make_out_dir(target.path / FIGURES)
+    _fill(page, figures_dir, optuna_study, confirmed, curves, from_history, detailed)
+    page.trial_figures(beside, figures_dir, baseline=True)
     index = target.path / "index.html"
     index.write_text(page.html(), encoding="utf-8")
     return index
@@ -173,6 +178,8 @@ class ReportPage:
         self.baseline = baseline
         #: The supervised reference: a last column of the best table.
         self.reference: ReferenceRecord | None = None
+        #: A confirmed front's picked point (several objectives), drawn instead of the best.
+        self.picked: int | None = None
         self.parts: list[str] = []
         self.objectives = list(status.get("objectives") or [])
         self.metric_names = [
@@ -417,10 +424,22 @@ class ReportPage:
         self.parts.append(self._figure(fig, "Training curves across trials", figures_dir))
         self.parts.append("</section>")
 
-    def trial_figures(self, trial: TrialRecord | None, figures_dir: Path) -> None:
+    def trial_figures(
+        self, trial: TrialRecord | None, figures_dir: Path, *, baseline: bool = False
+    ) -> None:
+        """One trial's figures: the best (or picked) trial's, or with ``baseline`` the
+        baseline's, drawn after it for comparison (nothing when ``trial`` is None)."""
         from sweep.present.trial_figures import write_trial_figures
 
-        self.parts.append('<section id="best-trial"><h2>The best trial</h2>')
+        if baseline:
+            if trial is None:
+                return
+            self.parts.append(
+                '<section id="baseline-trial"><h2>The baseline, for comparison</h2>'
+            )
+        else:
+            title = "The picked point" if self.picked else "The best trial"
+            self.parts.append(f'<section id="best-trial"><h2>{title}</h2>')
         if trial is None:
             self.parts.append("<p>No COMPLETE trial yet.</p></section>")
             return
