@@ -156,7 +156,8 @@ def test_launch_stores_the_reference_and_best_shows_it(
     table = run_sweep("best", "notes", storage=storage_url)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split(None, 2) == ["trial", "#0", COLUMN]
+    assert lines[0].split() == ["trial", "#0", "reference"]  # short head, the label below
+    assert lines[-1] == f"reference: {REFERENCE_LABEL}"
     hidden = lines.index(next(ln for ln in lines if ln.startswith("Expression, label hidden")))
     assert lines[hidden + 1].split() == ["auroc", "-", f"{auroc:.4g}"]
     csv_rows = run_sweep("best", "notes", "--format", "csv", storage=storage_url).stdout
