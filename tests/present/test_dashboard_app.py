@@ -17,13 +17,16 @@ import pytest
 from optuna_dashboard import wsgi
 
 from sweep.config import STUDY_ATTR
+from sweep.config import study_config
 from sweep.names import headline_values
 from sweep.present.dashboard_app import CURVE_TRIALS
 from sweep.present.dashboard_app import READ_ONLY_REASON
 from sweep.present.dashboard_app import STUDY_ATTR_CHARS
 from sweep.present.dashboard_app import SweepDashboard
 from sweep.present.dashboard_app import loss_curve_figures
+from sweep.space import load_space
 from sweep.store.rdb import open_storage
+from sweep.store.study import create_or_reuse_study
 from tests.support.study_writer import write_study
 
 NAME = "dash"
@@ -162,3 +165,15 @@ def test_loss_curves_skip_trials_without_them() -> None:
     assert [line["name"] for line in figures["val_kl_loss"]["data"]] == ["#4"]
     assert loss_curve_figures([]) == {}
     assert CURVE_TRIALS >= 10
+
+
+def test_a_pareto_study_names_both_objectives(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'pareto.db'}", create=True)
+    space = load_space(Path(__file__).resolve().parents[2] / "search_spaces" / "notes_pareto.yaml")
+    create_or_reuse_study(storage, "pareto", study_config(space))
+    app = SweepDashboard(wsgi(storage), storage)
+    study_id = storage.get_study_id_from_name("pareto")
+    status, study = _request(app, "GET", f"/api/studies/{study_id}")
+    assert status == 200
+    assert study["objective_names"] == ["expression_hidden.auroc", "sections.mean_auprc_lift"]
+    assert study["plotly_graph_objects"] == []  # no COMPLETE trial: no curves
