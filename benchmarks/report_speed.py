@@ -51,7 +51,7 @@ def make_study(url: str, trials: int, seed: int) -> None:
     import optuna
 
     from sweep import figure_data
-    from sweep.config import HEADLINE_ATTRS
+    from sweep.names import headline_values
     from sweep.names import metric_names
     from sweep.store.rdb import open_storage
     from sweep.store.study import load_config
@@ -133,7 +133,7 @@ def make_study(url: str, trials: int, seed: int) -> None:
             "worker": f"bench:{number % 4}",
             figure_data.ATTR: sample,
         }
-        attrs.update({a: metrics[m] for a, m in HEADLINE_ATTRS.items() if m in metrics})
+        attrs.update(headline_values(metrics, history))
         state = optuna.trial.TrialState.COMPLETE
         values: list[float] | None = [auroc]
         rising = auroc - 0.15 * np.exp(-np.arange(epochs) / 3.0) + rng.normal(0, 0.005, epochs)

@@ -426,11 +426,16 @@ def report(name: str, storage: str | None, out: str, force: bool) -> None:
 @click.argument("name", required=False, metavar="[NAME]")
 @o.storage
 @click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
-def dashboard(name: str | None, storage: str | None, port: int) -> None:
+@click.option(
+    "--allow-writes",
+    is_flag=True,
+    help="Let the page change the database (delete studies, notes, uploads); default: read-only.",
+)
+def dashboard(name: str | None, storage: str | None, port: int, allow_writes: bool) -> None:
     """Serve optuna-dashboard on 127.0.0.1 for the storage (and study NAME's artifacts)."""
     from sweep.present.dashboard import serve
 
-    serve(_storage(storage), name, port)
+    serve(_storage(storage), name, port, allow_writes=allow_writes)
 
 
 @cli.command()

@@ -89,16 +89,6 @@ TRIAL_ATTRS = (
 #: Large attributes that reports load only when asked.
 BIG_ATTRS = ("history", "diagnostics", "figure_sample")
 
-#: Headline metrics also stored as scalar trial user attributes (so optuna-dashboard can list
-#: and plot them): attribute name -> metric key.
-HEADLINE_ATTRS = {
-    "f1": "expression.f1",
-    "f1_hidden": "expression_hidden.f1_at_threshold",
-    "section_score": "sections.mean_auprc_lift",
-    "active_units": "latent.active_units",
-    "kl": "latent.kl_mean",
-}
-
 #: Heartbeat and reconnect defaults (seconds), the same for launch, worker and containers. The
 #: reconnect timeout is the longest the default grace period covers (max_reconnect_timeout).
 HEARTBEAT_INTERVAL_S = 10

@@ -10,6 +10,8 @@ This module imports only the standard library (and :mod:`sweep.errors`).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from collections.abc import Sequence
 
 from sweep.errors import DataError
@@ -53,6 +55,8 @@ def predicts_all_zeros(
     if predicted_rate != 0 or not actual_rate:
         return False
     return auprc_lift is None or auprc_lift < ALL_ZEROS_MAX_LIFT
+
+
 LATENT_METRICS = (
     "active_units",
     "kl_mean",
@@ -66,6 +70,52 @@ SECTIONS_SUMMARY = ("sections.mean_output_mse", "sections.mean_count_mse")
 """Keys averaging the per-section values over every mark section (also measured per epoch)."""
 SECTIONS_LIFT = "sections.mean_auprc_lift"
 """The mean of ``section.NAME.auprc_lift`` over the sections that have ones (after training)."""
+
+
+HEADLINE_METRICS = (
+    "expression.auroc",
+    "expression.f1",
+    "expression.accuracy",
+    "expression_hidden.auroc",
+    "expression_hidden.f1",
+    "expression_hidden.accuracy",
+    "expression_hidden.f1_at_threshold",
+    SECTIONS_LIFT,
+    "latent.active_units",
+    "latent.kl_mean",
+)
+"""Metrics every trial also stores as a scalar user attribute of the same name (so
+optuna-dashboard lists, sorts and plots them), with each ``section.NAME.auprc_lift``."""
+HEADLINE_CURVES = ("val_reconstruction_loss", "val_kl_loss")
+"""Per-epoch validation losses (Keras history keys); their last epoch is stored as a scalar user
+attribute of the same name, and ``sweep dashboard`` draws them per epoch."""
+
+
+def headline_values(
+    metrics: Mapping[str, object], history: Mapping[str, object] | None = None
+) -> dict[str, float]:
+    """The scalar user attributes of a trial: its headline metrics and last validation losses.
+
+    Args:
+        metrics: The trial's metrics (:func:`metric_names` keys, or a hypermodel's own).
+        history: The trial's per-epoch curves; the last value of each of
+            :data:`HEADLINE_CURVES` is taken.
+
+    Returns:
+        Name -> value, finite numbers only (a metric a trial lacks is left out).
+    """
+    picked: dict[str, object] = {m: metrics.get(m) for m in HEADLINE_METRICS}
+    lifts = [k for k in metrics if k.startswith("section.") and k.endswith(".auprc_lift")]
+    picked.update((k, metrics[k]) for k in lifts)
+    for key in HEADLINE_CURVES:
+        curve = (history or {}).get(key)
+        if isinstance(curve, Sequence) and not isinstance(curve, str) and curve:
+            picked[key] = curve[-1]
+    return {
+        k: float(v)
+        for k, v in picked.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def metric_names(section_names: Sequence[str]) -> list[str]:

@@ -39,3 +39,26 @@ def test_natural_direction_of_every_vae_metric() -> None:
         "section.b.predicted_rate",
     ]
     assert directions["section.a.expected_count_mse"] == "minimize"
+
+
+def test_headline_values_are_finite_scalars_named_by_their_metric() -> None:
+    from sweep.names import headline_values
+
+    metrics = {
+        "expression.auroc": 0.8,
+        "expression_hidden.f1_at_threshold": 0.5,
+        "section.H3K9me3.auprc_lift": 2.0,
+        "section.H3K9me3.auprc": 0.3,  # not a headline metric
+        "latent.active_units": 7,
+        "latent.kl_mean": float("nan"),  # not finite: left out
+        "collapse.any": True,
+    }
+    history = {"val_reconstruction_loss": [3.0, 2.5], "val_kl_loss": [], "loss": [9.0]}
+    assert headline_values(metrics, history) == {
+        "expression.auroc": 0.8,
+        "expression_hidden.f1_at_threshold": 0.5,
+        "section.H3K9me3.auprc_lift": 2.0,
+        "latent.active_units": 7.0,
+        "val_reconstruction_loss": 2.5,
+    }
+    assert all(name in metric_names(["H3K9me3", "label"]) for name in headline_values(metrics))

@@ -4,7 +4,8 @@ The dashboard reads the same database the workers write. On SQLite that is risky
 polling a study that workers are writing has broken it with "database is locked"
 (optuna-dashboard #545), so :func:`live_sqlite_warning` names the running trials whose
 heartbeats are fresh and recommends PostgreSQL. The port is checked before anything starts: a
-port in use is one line and a non-zero exit.
+port in use is one line and a non-zero exit. The page is read-only unless ``--allow-writes``
+(:mod:`sweep.present.dashboard_app`).
 """
 
 from __future__ import annotations
@@ -71,26 +72,35 @@ def live_sqlite_warning(url: str, names: list[str]) -> str | None:
     )
 
 
-def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
+def serve(
+    url: str, name: str | None = None, port: int = DEFAULT_PORT, *, allow_writes: bool = False
+) -> None:
     """Serve optuna-dashboard on 127.0.0.1:``port`` until interrupted.
+
+    Read-only unless ``allow_writes``, with compact attributes and loss-curve figures
+    (:class:`sweep.present.dashboard_app.SweepDashboard`).
 
     Args:
         url: The storage URL (never printed unmasked).
         name: A study to check and take the artifact store from; ``None``: every study, with
             the artifact store of the newest sweep study that keeps one.
         port: The port.
+        allow_writes: Let the page change the database (delete studies, notes, uploads).
 
     Raises:
         UsageError: the port is in use, or optuna-dashboard is not installed.
         StudyNotFoundError: ``name`` is not a study of the storage.
         StorageError: the database cannot be reached or used.
     """
+    from wsgiref.simple_server import make_server
+
+    from sweep.present.dashboard_app import SweepDashboard
     from sweep.store.read import StudyReader
     from sweep.store.urls import mask_url
 
     check_port(port)
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ImportError:
         raise UsageError(
             "optuna-dashboard is not installed: pip install 'sweep[dashboard]'"
@@ -107,17 +117,24 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
         _logger.warning("%s", warning)
     store = _artifact_store(artifacts)
     storage = _storage(url)
+    app = SweepDashboard(wsgi(storage, artifact_store=store), storage, allow_writes=allow_writes)
+    try:
+        server = make_server(HOST, port, app, handler_class=_quiet_handler())
+    except OSError as e:  # lost a race for the port after the check
+        raise UsageError(f"port {port} on {HOST}: {e.strerror or e}") from None
     _logger.info(
-        "optuna-dashboard on http://%s:%d/dashboard/ for %s%s (Ctrl-C stops it)",
+        "optuna-dashboard on http://%s:%d/dashboard/ for %s%s, %s (Ctrl-C stops it)",
         HOST,
         port,
         mask_url(url),
         f", artifacts in {artifacts}" if artifacts else "",
+        "writes allowed" if allow_writes else "read-only",
     )
-    try:
-        run_server(storage, host=HOST, port=port, artifact_store=store)
-    except OSError as e:  # lost a race for the port after the check
-        raise UsageError(f"port {port} on {HOST}: {e.strerror or e}") from None
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C: a normal stop
 
 
 def _artifacts_dir(reader: StudyReader, names: list[str]) -> str | None:
@@ -144,3 +161,15 @@ def _storage(url: str) -> Any:
 
     quiet_optuna()
     return open_storage(url)
+
+
+def _quiet_handler() -> Any:
+    from wsgiref.simple_server import WSGIRequestHandler
+
+    class QuietHandler(WSGIRequestHandler):
+        """Requests go to the debug log, not stderr (the page polls every few seconds)."""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            _logger.debug("%s %s", self.address_string(), format % args)
+
+    return QuietHandler

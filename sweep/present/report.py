@@ -434,9 +434,7 @@ class ReportPage:
         if baseline:
             if trial is None:
                 return
-            self.parts.append(
-                '<section id="baseline-trial"><h2>The baseline, for comparison</h2>'
-            )
+            self.parts.append('<section id="baseline-trial"><h2>The baseline, for comparison</h2>')
         else:
             title = "The picked point" if self.picked else "The best trial"
             self.parts.append(f'<section id="best-trial"><h2>{title}</h2>')

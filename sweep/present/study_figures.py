@@ -602,9 +602,7 @@ def epoch_curves(
     )
 
 
-def confirmed_front(
-    summary: Mapping[str, Any], out: Path, picked: int | None = None
-) -> Figure:
+def confirmed_front(summary: Mapping[str, Any], out: Path, picked: int | None = None) -> Figure:
     """A two-objective study's confirmed points on the test split: seed means ± sd on both axes.
 
     Filled: points that stay on the front once validation seed means are compared; hollow:

@@ -28,11 +28,11 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sweep.config import HEADLINE_ATTRS
 from sweep.config import StudyConfig
 from sweep.dialects import suggest_hp
 from sweep.errors import TrialFailed
 from sweep.log import plain
+from sweep.names import headline_values
 from sweep.names import quick_metric_names
 from sweep.params import TrialParams
 from sweep.run.gpus import TRIALS_PER_GPU_ENV
@@ -303,7 +303,7 @@ class Objective:
         return values
 
     def _record(self, trial: optuna.Trial, outcome: TrialOutcome, *, seconds: float) -> None:
-        """Store what every kind measured, then what only this kind has."""
+        """Store what every kind measured, then what only this kind has, then the scalars."""
         trial.set_user_attr("metrics", dict(outcome.metrics))
         trial.set_user_attr("history", dict(outcome.history))
         trial.set_user_attr("epochs_run", outcome.epochs_run)
@@ -316,10 +316,10 @@ class Objective:
             trial.set_user_attr("params_full", dict(outcome.hyperparameters.get("values") or {}))
         for key, value in outcome.extra.items():
             trial.set_user_attr(key, value)
-        for attr, metric in HEADLINE_ATTRS.items():
-            value = outcome.metrics.get(metric)
-            if isinstance(value, int | float) and math.isfinite(value):
-                trial.set_user_attr(attr, value)
+        # One scalar per headline metric, named by its metric key: optuna-dashboard lists,
+        # sorts and plots numbers only (the JSON ``metrics`` above is one truncated string).
+        for key, value in headline_values(outcome.metrics, outcome.history).items():
+            trial.set_user_attr(key, value)
 
     def _pruning_reporter(self, trial: optuna.Trial) -> EpochHandler:
         """Report each epoch's objective to the pruner; raise ``TrialPruned`` when told to."""

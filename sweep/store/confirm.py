@@ -34,6 +34,7 @@ from sweep.params import TrialParams
 from sweep.store.lock import budget_lock
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
+from sweep.store.study import set_metric_names
 from sweep.store.study import state_counts
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def add_jobs(url: str, name: str, config: StudyConfig, jobs: Sequence[ConfirmJob
         existing = {s.study_name for s in storage.get_all_studies()}
         if companion not in existing:
             try:
-                optuna.create_study(
+                created = optuna.create_study(
                     study_name=companion,
                     storage=storage,
                     directions=[
@@ -229,6 +230,7 @@ def add_jobs(url: str, name: str, config: StudyConfig, jobs: Sequence[ConfirmJob
                         for d in config.search_space.directions
                     ],
                 )
+                set_metric_names(created, config.search_space.metric_names)
             except optuna.exceptions.DuplicatedStudyError:
                 pass  # another `sweep confirm` created it just now
         study_id = storage.get_study_id_from_name(companion)

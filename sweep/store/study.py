@@ -81,7 +81,7 @@ def create_or_reuse_study(
         name = _next_free_name(name, existing)
     directions = [optuna.study.StudyDirection[d.upper()] for d in config.search_space.directions]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions)
-    _set_metric_names(study, config.search_space.metric_names)
+    set_metric_names(study, config.search_space.metric_names)
     study_id = storage.get_study_id_from_name(name)
     storage.set_study_user_attr(study_id, STUDY_ATTR, config.to_json())
     return name, True
@@ -262,7 +262,7 @@ def _next_free_name(name: str, existing: set[str]) -> str:
     return f"{name}-{index}"
 
 
-def _set_metric_names(study: optuna.Study, names: Sequence[str]) -> None:
+def set_metric_names(study: optuna.Study, names: Sequence[str]) -> None:
     """Name the objectives (optuna-dashboard shows them instead of ``Objective 0``)."""
     import warnings
 

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +28,8 @@ from PIL import Image
 from sqlalchemy.engine import make_url
 
 from sweep import figure_data
-from sweep.config import HEADLINE_ATTRS
 from sweep.config import STUDY_ATTR
+from sweep.names import headline_values
 from sweep.present.dashboard import live_sqlite_warning
 from sweep.store.read import list_trials
 from sweep.store.read import trial_by_number
@@ -36,6 +37,7 @@ from tests.support.cli import TINY_SPACE
 from tests.support.cli import run_sweep
 from tests.support.cli import sweep_argv
 from tests.support.cli import sweep_env
+from tests.support.devtools import Page
 from tests.support.postgres import fresh_postgres_database
 
 STUDY = "pics"
@@ -99,9 +101,18 @@ def test_trials_store_their_figure_sample_and_headline_metrics(study: dict[str, 
     totals = sample["prob_hist_ones"].sum(axis=1) + sample["prob_hist_zeros"].sum(axis=1)
     assert totals.tolist() == [rows * w for w in (4000, 4000, 4000, 1)]
     assert np.allclose(sample["prob_hist_ones"].sum(axis=1), sample["actual_count"].sum(axis=0))
-    for attr, metric in HEADLINE_ATTRS.items():
-        if trial["metrics"].get(metric) is not None:
-            assert trial["user_attrs"][attr] == pytest.approx(trial["metrics"][metric])
+    scalars = headline_values(trial["metrics"], trial["history"])
+    assert {
+        "expression.auroc",
+        "expression_hidden.f1_at_threshold",
+        "section.H3K9me3.auprc_lift",
+        "latent.kl_mean",
+        "val_reconstruction_loss",
+        "val_kl_loss",
+    } <= set(scalars)
+    for key, value in scalars.items():
+        assert isinstance(trial["user_attrs"][key], float)
+        assert trial["user_attrs"][key] == pytest.approx(value)
     loaded = optuna.load_study(study_name=STUDY, storage=study["url"])
     assert loaded.metric_names == ["expression.auroc"]
 
@@ -306,6 +317,92 @@ def test_the_dashboard_lists_the_study(dashboard: int) -> None:
     dom = _browser("--virtual-time-budget=15000", "--dump-dom", f"{url}/dashboard/").stdout
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)\b.*?</\1>", "", dom, flags=re.S))
     assert re.search(rf"\b{STUDY}\b", text), text[:2000]
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def _study_id(base: str) -> int:
+    studies = _get_json(f"{base}/api/studies")["study_summaries"]
+    return int(next(s["study_id"] for s in studies if s["study_name"] == STUDY))
+
+
+#: Picks ``LABEL`` as the y axis of the study page's History plot; true once the option was there.
+_PICK_Y_AXIS = """(() => {
+  const options = [...document.querySelectorAll('[role=option]')];
+  const option = options.find(o => o.textContent === LABEL);
+  if (option) { option.click(); return true; }
+  const box = document.querySelector('[role=combobox]');
+  if (box) box.dispatchEvent(new MouseEvent('mousedown', {bubbles: true}));
+  return false;
+})()"""
+#: The History plot's points once it draws ``LABEL``: {trial number: value}, else null.
+_PLOTTED = """(() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const trace = plot && (plot.data || []).find(d => d.name === LABEL + ' of ' + STUDY);
+  if (!trace || trace.x.length === 0) return null;
+  return Object.fromEntries(trace.x.map((x, i) => [x, trace.y[i]]));
+})()"""
+
+
+def test_the_dashboard_plots_the_scalar_metrics_and_loss_curves(dashboard: int) -> None:
+    base = f"http://127.0.0.1:{dashboard}"
+    study_id = _study_id(base)
+    detail = _get_json(f"{base}/api/studies/{study_id}")
+    sortable = {a["key"] for a in detail["union_user_attrs"] if a["sortable"]}
+    assert {
+        "expression.auroc",
+        "expression_hidden.auroc",
+        "expression_hidden.f1_at_threshold",
+        "section.H3K9me3.auprc_lift",
+        "latent.active_units",
+        "val_reconstruction_loss",
+        "val_kl_loss",
+    } <= sortable
+    complete = [t for t in detail["trials"] if t["state"] == "Complete"]
+    auroc = {
+        str(t["number"]): float(a["value"])
+        for t in complete
+        for a in t["user_attrs"]
+        if a["key"] == "expression.auroc"
+    }
+    assert len(auroc) == len(complete) >= 2  # every trial has the scalar
+    figures = {g["id"] for g in detail["plotly_graph_objects"]}
+    assert figures == {"sweep-val-reconstruction-loss", "sweep-val-kl-loss"}
+
+    label = "User Attribute expression.auroc"
+    pick, shown = (
+        js.replace("LABEL", json.dumps(label)).replace("STUDY", json.dumps(STUDY))
+        for js in (_PICK_Y_AXIS, _PLOTTED)
+    )
+    with Page(_chromium()) as page:
+        page.goto(f"{base}/dashboard/studies/{study_id}")
+        page.until("document.body.innerText.includes('val_kl_loss per epoch')", timeout_s=120)
+        assert "val_reconstruction_loss per epoch" in page.evaluate("document.body.innerText")
+        page.until(pick)
+        plotted = page.until(shown)
+        y_title = page.evaluate("document.querySelector('.js-plotly-plot').layout.yaxis.title")
+    assert plotted == pytest.approx(auroc)
+    assert y_title["text"] == label
+
+
+def test_the_dashboard_refuses_writes(dashboard: int) -> None:
+    base = f"http://127.0.0.1:{dashboard}"
+    study_id = _study_id(base)
+    for method, path in [("DELETE", f"/api/studies/{study_id}"), ("POST", "/api/studies")]:
+        request = urllib.request.Request(
+            f"{base}{path}",
+            data=b"{}",
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 403
+        assert "read-only" in json.load(refused.value)["reason"]
+    assert _study_id(base) == study_id  # still there
 
 
 def test_the_dashboard_refuses_a_port_in_use(study: dict[str, Any]) -> None:

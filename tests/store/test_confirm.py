@@ -128,6 +128,8 @@ def test_each_trial_and_seed_runs_exactly_once_with_val_and_test(
     keys = [t.user_attrs[JOB_ATTR] for t in complete]
     assert sorted(keys) == ["0:0", "0:1", "2:0", "2:1"]  # top 1 (#2) + the baseline (#0)
     assert len(trials) == 4
+    companion = optuna.load_study(study_name=companion_name("t"), storage=url)
+    assert companion.metric_names == [METRIC]  # optuna-dashboard names the objective
     main = {t.number: t for t in trials_of(url, "t")}
     for t in complete:
         source = int(t.user_attrs["confirm_source"])
