@@ -71,7 +71,9 @@ def live_sqlite_warning(url: str, names: list[str]) -> str | None:
     )
 
 
-def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
+def serve(
+    url: str, name: str | None = None, port: int = DEFAULT_PORT, artifacts: str | None = None
+) -> None:
     """Serve optuna-dashboard on 127.0.0.1:``port`` until interrupted.
 
     Args:
@@ -79,6 +81,8 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
         name: A study to check and take the artifact store from; ``None``: every study, with
             the artifact store of the newest sweep study that keeps one.
         port: The port.
+        artifacts: ``--artifacts DIR``: an artifact root to look in first
+            (:func:`sweep.store.artifacts.locate`).
 
     Raises:
         UsageError: the port is in use, or optuna-dashboard is not installed.
@@ -101,7 +105,7 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
             reader.config(name)  # an unknown study: one line, before the server starts
         else:
             names = [s.name for s in reader.studies()]
-        artifacts = _artifacts_dir(reader, names)
+        artifacts = _artifacts_dir(url, reader, names, artifacts)
     warning = live_sqlite_warning(url, names)
     if warning:
         _logger.warning("%s", warning)
@@ -120,11 +124,17 @@ def serve(url: str, name: str | None = None, port: int = DEFAULT_PORT) -> None:
         raise UsageError(f"port {port} on {HOST}: {e.strerror or e}") from None
 
 
-def _artifacts_dir(reader: StudyReader, names: list[str]) -> str | None:
+def _artifacts_dir(
+    url: str, reader: StudyReader, names: list[str], root: str | None
+) -> str | None:
+    from sweep.store.artifacts import locate
+
     for name in reversed(names):  # the newest study first
-        directory = (reader.config(name).config or {}).get("artifacts_dir")
-        if directory:
-            return str(directory)
+        located = locate(url, (reader.config(name).config or {}).get("artifacts_dir"), root)
+        if located is not None and located.exists:
+            return str(located.folder)
+        if located is not None:
+            _logger.warning("no artifacts of study %r: looked in %s", name, located.describe())
     return None
 
 

@@ -29,6 +29,7 @@ from sweep.present.formatting import human_duration
 from sweep.present.plotting import Figure
 from sweep.present.plotting import make_out_dir
 from sweep.present.plotting import prepare_out_dir
+from sweep.store.artifacts import where
 
 if TYPE_CHECKING:
     from sweep.store.records import ReferenceRecord
@@ -45,12 +46,15 @@ REPORT_CONFIRMED_METRICS = (
 )
 
 
-def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -> Path:
+def write_report(
+    url: str, name: str, out: str | Path, *, force: bool = False, artifacts: str | None = None
+) -> Path:
     """Write the report of study ``name`` into the folder ``out``; return ``index.html``'s path.
 
     Everything is read before anything is written, through one
     :class:`~sweep.store.read.StudyReader` (one connection): an unknown study or a non-empty
-    ``out`` (without ``force``) leaves the disk untouched.
+    ``out`` (without ``force``) leaves the disk untouched. ``artifacts``: ``--artifacts DIR``,
+    where to look first for the study's artifact folder (:func:`sweep.store.artifacts.where`).
 
     Raises:
         UsageError: ``out`` is a file, or a non-empty folder and ``force`` is not set.
@@ -79,6 +83,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
     make_out_dir(target)
     figures_dir = make_out_dir(target / FIGURES)
     page = ReportPage(status, study, trials, best, baseline)
+    page.artifacts = where(url, (study.config or {}).get("artifacts_dir"), artifacts)
     page.reference = reference if reference is not None and not reference.error else None
     page.summary()
     page.best_table()
@@ -114,6 +119,8 @@ class ReportPage:
         self.baseline = baseline
         #: The supervised reference: a last column of the best table.
         self.reference: ReferenceRecord | None = None
+        #: Where the study's artifacts are (:func:`sweep.store.artifacts.where`).
+        self.artifacts = "-"
         self.parts: list[str] = []
         self.objectives = list(status.get("objectives") or [])
         self.metric_names = [
@@ -161,6 +168,7 @@ class ReportPage:
             ("sampler / pruner", f"{c.get('sampler', '-')} / {c.get('pruner', '-')}"),
             ("baseline", _baseline_text(c, self.baseline)),
             ("sweep version", str(c.get("sweep_version") or "-")),
+            ("artifacts", self.artifacts),
         ]
         body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
         self.parts.append(f'<section id="summary"><h2>Study</h2><table class="kv">{body}</table>')
