@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from sweep.params import TrialParams
 from sweep.store.artifacts import locate
 from sweep.store.artifacts import make_folder
 from sweep.store.artifacts import new_location
-from sweep.params import TrialParams
 from sweep.store.read import WEIGHTS_ATTR
 from tests.support.cli import run_sweep
 from tests.support.database import dump
@@ -43,7 +43,9 @@ def _study_with_artifacts(url: str, name: str, root: Path | None = None) -> list
         trial.set_user_attr("params_full", TrialParams.from_dict({"epochs": 2}).to_dict())
         source = located.folder.parent / f"upload-{trial.number}.bin"
         source.write_bytes(f"weights of {trial.number}".encode())
-        artifact = upload_artifact(artifact_store=store, file_path=str(source), study_or_trial=trial)
+        artifact = upload_artifact(
+            artifact_store=store, file_path=str(source), study_or_trial=trial
+        )
         source.unlink()
         trial.set_user_attr(WEIGHTS_ATTR, artifact)
         study.tell(trial, value)
@@ -68,9 +70,10 @@ def test_backup_copy_points_at_its_own_folder(tmp_path: Path) -> None:
     """`sqlite3 sweep.db ".backup copy.db"`: the copy never reads or deletes the original's."""
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     ids = _study_with_artifacts(url, "s")
-    with sqlite3.connect(tmp_path / "sweep.db") as source, sqlite3.connect(
-        tmp_path / "copy.db"
-    ) as target:
+    with (
+        sqlite3.connect(tmp_path / "sweep.db") as source,
+        sqlite3.connect(tmp_path / "copy.db") as target,
+    ):
         source.backup(target)
     copy_url = f"sqlite:///{tmp_path / 'copy.db'}"
     shown = run_sweep("show", "s", "3", "--out", str(tmp_path / "fig"), storage=copy_url)

@@ -138,7 +138,8 @@ def _in_process(
     if storage:
         overrides[STORAGE_ENV] = storage
     overrides.update(env)
-    with CliRunner().isolation(input=input, env=overrides) as (out, err, _), _keep_logging(), _chdir(cwd):
+    isolation = CliRunner().isolation(input=input, env=overrides)
+    with isolation as (out, err, _), _keep_logging(), _chdir(cwd):
         code = main(args)
         sys.stdout.flush()
         sys.stderr.flush()
