@@ -103,6 +103,7 @@ def locate(url: str, stored: str | None, root: str | None = None) -> Located | N
             # layout where the root itself was the folder
     else:
         candidates += [base / path for base in roots]
+        candidates += roots[:1] if root else []  # --artifacts naming the folder itself
     unique = tuple(dict.fromkeys(candidates))
     if not unique:
         return None

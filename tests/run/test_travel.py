@@ -14,9 +14,7 @@ from tests.support.cli import TINY_SPACE
 from tests.support.cli import run_sweep
 
 
-def test_a_moved_default_study_exports_its_best_model(
-    tmp_path: Path, synthetic_npz: Path
-) -> None:
+def test_a_moved_default_study_exports_its_best_model(tmp_path: Path, synthetic_npz: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     data = shutil.copy(synthetic_npz, home / "data.npz")

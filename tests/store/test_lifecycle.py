@@ -64,6 +64,11 @@ def test_a_new_study_stores_a_key_that_follows_its_file(tmp_path: Path) -> None:
     located = locate(f"sqlite:///{moved / 'sweep.db'}", "s")
     assert located is not None and located.exists
     assert located.folder == moved / "sweep.db.artifacts" / "s"
+    shutil.move(moved / "sweep.db.artifacts", tmp_path / "arts")  # apart: --artifacts DIR
+    url = f"sqlite:///{moved / 'sweep.db'}"
+    for given in (tmp_path / "arts", tmp_path / "arts" / "s"):  # the root, or the folder itself
+        located = locate(url, "s", str(given))
+        assert located is not None and located.folder == tmp_path / "arts" / "s"
 
 
 def test_backup_copy_points_at_its_own_folder(tmp_path: Path) -> None:
