@@ -396,4 +396,4 @@ def artifact_store(config: StudyConfig, storage_url: str = "") -> Any:
         return None
     from optuna.artifacts import FileSystemArtifactStore
 
-    return FileSystemArtifactStore(str(make_folder(located.folder)))
+    return FileSystemArtifactStore(str(make_folder(located.writable)))

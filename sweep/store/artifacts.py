@@ -35,10 +35,19 @@ class Located:
     Attributes:
         folder: The first candidate that exists, else the first candidate (where new files go).
         looked: Every candidate, in the order tried.
+        foreign: :attr:`folder` is another database's (an older study's absolute path, read
+            from a ``.backup`` copy while the original is still there): read it, never write
+            or delete there.
     """
 
     folder: Path
     looked: tuple[Path, ...]
+    foreign: bool = False
+
+    @property
+    def writable(self) -> Path:
+        """Where new files go: :attr:`folder`, or beside this database when that is foreign."""
+        return self.looked[0] if self.foreign else self.folder
 
     @property
     def exists(self) -> bool:
@@ -96,11 +105,11 @@ def locate(url: str, stored: str | None, root: str | None = None) -> Located | N
         roots.append(beside)
     candidates: list[Path] = []
     path = Path(stored)
+    foreign = path.is_absolute() and _foreign(path, url)
     if path.is_absolute():
-        candidates.append(path)
-        for base in roots:
-            candidates += [base / path.name, base]  # moved: the per-study folder, or the old
-            # layout where the root itself was the folder
+        for base in roots:  # moved: the per-study folder, or the old layout's root itself
+            candidates += [base, base / path.name] if foreign else [base / path.name, base]
+        candidates.insert(len(candidates) if foreign else 0, path)
     else:
         candidates += [base / path for base in roots]
         candidates += roots[:1] if root else []  # --artifacts naming the folder itself
@@ -108,7 +117,17 @@ def locate(url: str, stored: str | None, root: str | None = None) -> Located | N
     if not unique:
         return None
     found = next((p for p in unique if p.is_dir()), unique[0])
-    return Located(found, unique)
+    return Located(found, unique, foreign=foreign and found == path)
+
+
+def _foreign(path: Path, url: str) -> bool:
+    """Whether ``path`` is the old default folder (``<file>.artifacts``) of another SQLite file
+    that exists: the original of a ``.backup`` copy."""
+    mine = sqlite_path(parse_url(url)) if url else None
+    if mine is None or not path.name.endswith(ROOT_SUFFIX):
+        return False
+    owner = path.with_name(path.name[: -len(ROOT_SUFFIX)])
+    return owner.is_file() and owner.resolve() != mine.resolve()
 
 
 def where(url: str, stored: str | None, root: str | None = None) -> str:

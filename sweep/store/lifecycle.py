@@ -63,6 +63,8 @@ class StudyFiles:
             return "no artifacts"
         if not self.located.exists:
             return f"no artifact folder (looked in {self.located.describe()})"
+        if self.located.foreign:
+            return f"no artifacts of its own ('{self.located.folder}' is another database's)"
         return f"{len(self.present())} artifact files in '{self.located.folder}'"
 
 
@@ -211,7 +213,9 @@ class Deleted:
 def delete_study(url: str, name: str, *, artifacts: str | None = None) -> Deleted:
     """Delete study ``name``'s rows and its artifact files (then its folder, once empty).
 
-    The files of other studies that share the folder (older studies' layout) stay.
+    The files of other studies that share the folder (older studies' layout) stay, and so does
+    a folder that is another database's (a ``.backup`` copy of an older study reading its
+    original's, :attr:`sweep.store.artifacts.Located.foreign`).
 
     Raises:
         StudyNotFoundError, StorageError.
@@ -221,13 +225,14 @@ def delete_study(url: str, name: str, *, artifacts: str | None = None) -> Delete
     from sweep.store.rdb import open_storage
 
     found = study_files(url, name, artifacts)
-    files = found.present()
+    foreign = found.located is not None and found.located.foreign
+    files = [] if foreign else found.present()  # never another database's files
     optuna.delete_study(study_name=name, storage=open_storage(url))
     for file in files:
         file.unlink(missing_ok=True)
     folder = found.located.folder if found.located is not None else None
     roots = {default_root(url), Path(artifacts).absolute() if artifacts else None}
-    if folder is not None and folder.is_dir() and folder not in roots:
+    if folder is not None and folder.is_dir() and folder not in roots and not foreign:
         try:
             folder.rmdir()  # only when empty: never another study's files
         except OSError:

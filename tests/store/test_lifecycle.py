@@ -23,14 +23,17 @@ from tests.support.database import dump
 from tests.support.study_writer import write_study
 
 
-def _study_with_artifacts(url: str, name: str, root: Path | None = None) -> list[str]:
+def _study_with_artifacts(
+    url: str, name: str, root: Path | None = None, stored: str | None = None
+) -> list[str]:
     """Study ``name``: three written trials, then two with an uploaded file each (one kept as
-    weights) and intermediate values; returns the artifact ids."""
+    weights) and intermediate values; returns the artifact ids. ``stored``: the study's
+    ``artifacts_dir`` as an older version wrote it (default: what a launch stores now)."""
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
     from optuna.artifacts import upload_artifact
 
-    stored = new_location(url, name, str(root) if root else None)
+    stored = stored or new_location(url, name, str(root) if root else None)
     write_study(url, name, 3, artifacts_dir=stored)
     located = locate(url, stored)
     assert located is not None
@@ -111,6 +114,24 @@ def test_an_old_absolute_path_falls_back_beside_the_database(tmp_path: Path) -> 
     done = run_sweep("export", "s", "3", "--out", str(tmp_path / "x"), storage=url)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
     assert f"looked in '{stored}', then '{old / 'sweep.db.artifacts' / 's'}'" in done.stderr
+
+
+def test_backup_of_an_old_study_reads_but_never_deletes_the_original(tmp_path: Path) -> None:
+    """An older study stored the absolute ``/.../sweep.db.artifacts`` (one folder per file)."""
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    ids = _study_with_artifacts(url, "s", stored=str(tmp_path / "sweep.db.artifacts"))
+    with sqlite3.connect(tmp_path / "sweep.db") as source:
+        with sqlite3.connect(tmp_path / "copy.db") as target:
+            source.backup(target)
+    copy_url = f"sqlite:///{tmp_path / 'copy.db'}"
+    located = locate(copy_url, str(tmp_path / "sweep.db.artifacts"))
+    assert located is not None and located.foreign  # still readable from the copy
+    assert located.folder == tmp_path / "sweep.db.artifacts"
+    assert located.writable == tmp_path / "copy.db.artifacts"  # a resumed copy writes there
+    done = run_sweep("delete", "s", "--yes", storage=copy_url)
+    assert done.returncode == 0 and "0 artifact files" in done.stdout, done.stderr
+    assert all((tmp_path / "sweep.db.artifacts" / a).is_file() for a in ids)
+    assert run_sweep("best", "s", storage=url).returncode == 0  # the original is whole
 
 
 def test_delete_removes_rows_and_artifacts_and_asks_first(tmp_path: Path) -> None:
