@@ -48,3 +48,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(frames, name)
     raise AttributeError(f"module 'sweep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API, lazy names included (``dir(sweep)`` and tab completion list them)."""
+    return sorted({*globals(), *__all__})

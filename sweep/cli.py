@@ -13,6 +13,7 @@ Exit codes are the same for every command (:func:`sweep.cli_errors.exit_code`): 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from sweep import cli_options as o
 from sweep._version import __version__
 from sweep.cli_errors import exit_code
 from sweep.config import RunOptions
+from sweep.errors import StudyComplete
 from sweep.log import configure as configure_logging
 from sweep.store.urls import redact
 
@@ -173,14 +175,22 @@ def launch(ctx: click.Context, storage: str | None, no_run: bool, **options: Any
 def resume(
     name: str, storage: str | None, n_trials: int | None, data: str | None, **run: Any
 ) -> None:
-    """Continue study NAME to its budget; failed and stale trials are retried."""
+    """Continue study NAME to its budget; failed and stale trials are retried.
+
+    A study that already met its budget runs nothing: the line says so, the best trials are
+    shown, and the exit code is 0.
+    """
     from sweep.run.launch import resume_study
     from sweep.run.launch import run_workers
 
     url = _storage(storage)
     options = _run_options(data, run, check=False)
-    resume_study(url, name, n_trials)
-    run_workers(url, name, options)
+    try:
+        resume_study(url, name, n_trials)
+    except StudyComplete as done:  # nothing to do is not an error (a worker exits 0 too)
+        click.echo(str(done), err=True)
+    else:
+        run_workers(url, name, options)
     _print_best(url, name)
 
 
@@ -235,38 +245,76 @@ def _wait_for_db(url: str, wait_s: float) -> None:
 # --- read-only -------------------------------------------------------------------------------
 
 
+def _named(url: str, name: str | None) -> str:
+    """NAME as given, else the storage's one study (read-only commands)."""
+    if name:
+        return name
+    from sweep.store.read import only_study
+
+    return only_study(url)
+
+
 @cli.command()
-@o.study_argument
+@o.optional_study_argument
 @o.status_options
 def status(
-    name: str, storage: str | None, fmt: str, watch: bool, interval_s: float, count: int | None
+    name: str | None,
+    storage: str | None,
+    fmt: str,
+    watch: bool,
+    interval_s: float,
+    count: int | None,
 ) -> None:
     """Trials by state, best so far, running trials' heartbeats, throughput and ETA.
 
-    ``--watch`` refreshes a live table every ``--interval`` seconds until Ctrl-C (exit 0).
+    NAME may be left out when the storage holds one study. ``--watch`` refreshes a live table
+    every ``--interval`` seconds until Ctrl-C (exit 0) or the study is finished; on a pipe or
+    into a file it writes one line per change instead.
     """
+    url = _storage(storage)
+    name = _named(url, name)
     if watch:
+        from sweep.present.live import stop_on_signals
+        from sweep.present.live import watch_lines
         from sweep.present.live import watch_status
 
-        watch_status(_storage(storage), name, interval_s=interval_s, count=count)
+        if sys.stdout.isatty():
+            watch_status(url, name, interval_s=interval_s, count=count)
+        else:
+            with stop_on_signals() as stop:
+                watch_lines(
+                    _storage(storage),
+                    name,
+                    _echo_flushed,
+                    interval_s=interval_s,
+                    count=count,
+                    stop=stop,
+                )
         return
     from sweep.present.views import status_view
 
-    _echo_view(status_view(_storage(storage), name, fmt))
+    _echo_view(status_view(url, name, fmt))
+
+
+def _echo_flushed(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
 
 
 @cli.command()
-@o.study_argument
+@o.optional_study_argument
 @o.best_options
-def best(name: str, storage: str | None, **view: Any) -> None:
+def best(name: str | None, storage: str | None, **view: Any) -> None:
     """The best trials (the Pareto set for several objectives) with the notes' metrics.
 
+    NAME may be left out when the storage holds one study.
     Confirmed trials (``sweep confirm``) show val and test mean ± sd over seeds and the gain
     over the baseline on test; ``--by confirmed`` ranks by the confirmed validation mean.
     ``--as-hyperparameters FILE`` also writes the best trial as a KerasTuner
     ``HyperParameters`` config.
     """
-    _print_best(_storage(storage), name, **view)
+    url = _storage(storage)
+    _print_best(url, _named(url, name), **view)
 
 
 def _print_best(url: str, name: str, **view: Any) -> None:
@@ -299,17 +347,25 @@ def confirm(name: str, storage: str | None, top: int, seeds: int, **options: Any
 
 
 @cli.command()
-@o.study_argument
+@o.optional_study_argument
 @o.storage
 @o.states
 @o.fmt
-def trials(name: str, storage: str | None, states: Sequence[str], fmt: str) -> None:
-    """Every trial of study NAME."""
+@o.wide
+def trials(
+    name: str | None, storage: str | None, states: Sequence[str], fmt: str, wide: bool
+) -> None:
+    """Every trial of study NAME (which may be left out when the storage holds one study).
+
+    The table fits the terminal's width, parameters cut to fit; --wide shows them whole.
+    """
     from sweep.present.formatting import render
     from sweep.store.read import list_trials
 
-    rows = list_trials(_storage(storage), name, [s.upper() for s in states] or None)
-    click.echo(render(rows, fmt, kind="trials"), nl=False)
+    url = _storage(storage)
+    rows = list_trials(url, _named(url, name), [s.upper() for s in states] or None)
+    width = None if wide else shutil.get_terminal_size((120, 24)).columns
+    click.echo(render(rows, fmt, kind="trials", width=width), nl=False)
 
 
 @cli.command()
@@ -503,6 +559,21 @@ def data_check(path: str) -> None:
     summary = load_dataset(path).summary()
     summary["sha256"] = file_sha256(path)
     click.echo(json.dumps(summary, indent=2, default=str))
+
+
+def _plain_help(command: click.Command) -> None:
+    """Drop the docstrings' RST literals (````x````) from ``--help``: they read as noise there."""
+    for holder in (command, *command.params):
+        for attr in ("help", "short_help"):
+            text = getattr(holder, attr, None)
+            if isinstance(text, str):
+                setattr(holder, attr, text.replace("``", ""))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _plain_help(sub)
+
+
+_plain_help(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

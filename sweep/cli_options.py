@@ -100,6 +100,10 @@ def given(ctx: click.Context, name: str) -> bool:
 
 
 study_argument = click.argument("name", envvar=STUDY_ENV, metavar="NAME")
+#: NAME for the read-only commands: optional when the storage holds one study.
+optional_study_argument = click.argument(
+    "name", envvar=STUDY_ENV, metavar="[NAME]", required=False
+)
 
 # --- where --------------------------------------------------------------------------------------
 storage = option(
@@ -328,6 +332,7 @@ states = option(
     Option("--state", "states", choices=STATES, case_sensitive=False, multiple=True),
     "Only trials in this state (repeatable).",
 )
+wide = flag("--wide", "wide", "Show parameters whole instead of fitting the terminal's width.")
 
 # --- figures, export, data files ----------------------------------------------------------------
 artifacts_root = option(
@@ -342,10 +347,13 @@ out_folder = click.option(
     help="Where the figures go (default: ./NAME-trial-N).",
 )  # fmt: skip
 report_folder = click.option(
-    "--out", "out", type=click.Path(file_okay=False), required=True, metavar="DIR",
-    help="The folder for index.html and its figures (must not exist, or be empty).",
+    "--out", "out", type=click.Path(), required=True, metavar="FILE.html|DIR",
+    help="FILE.html: one self-contained page, figures inline (must not exist). Otherwise a "
+    "folder for index.html and its figures (must not exist, or be empty).",
 )  # fmt: skip
-write_into = click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+write_into = click.option(
+    "--force", is_flag=True, help="Write into a non-empty --out folder (or over an --out file)."
+)
 export_options = stack(
     storage,
     artifacts_root,

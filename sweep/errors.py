@@ -50,6 +50,11 @@ class StudyConflictError(SweepError):
     """A study of that name exists but does not match what was asked (space, data, budget)."""
 
 
+class StudyComplete(StudyConflictError):
+    """The study already met its budget: there is nothing to resume (``sweep resume`` says so
+    and exits 0, as a worker joining a finished study does)."""
+
+
 class TrialFailed(SweepError):
     """This trial failed (non-finite loss, crash, out of memory); the sweep goes on.
 

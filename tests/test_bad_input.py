@@ -229,19 +229,6 @@ CASES = [
         ("--force-new",),
         ("sqlite", "postgres"),
     ),
-    Case(
-        "study-resume-finished",
-        ("resume", "base"),
-        ("'base' is already complete", "1/1"),
-        ("sweep resume base --n-trials N",),
-        ("sqlite", "postgres"),
-    ),
-    Case(
-        "study-resume-same-budget",
-        ("resume", "base", "--n-trials", "1"),
-        ("'base' is already complete",),
-        ("--n-trials N",),
-    ),
     # --- command line ---
     Case(
         "cli-zero-budget",

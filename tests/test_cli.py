@@ -232,3 +232,46 @@ def test_hypermodel_accepts_none_for_the_vae_only_options(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "applies only" not in _one_line_error(done)  # refused later: no such file
     assert not db.exists()
+
+
+def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import click
+
+    paths = [prefix]
+    if isinstance(group, click.Group):
+        for name, sub in group.commands.items():
+            paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_help_texts_have_no_rst_literals() -> None:
+    from sweep.cli import cli
+
+    paths = _command_paths(cli)
+    assert ("status",) in paths and ("data", "check") in paths
+    for path in paths:
+        shown = run_sweep(*path, "--help")
+        assert shown.returncode == 0, (path, shown.stderr)
+        assert "Usage:" in shown.stdout
+        assert "``" not in shown.stdout, (path, shown.stdout)
+
+
+def test_read_commands_take_the_one_study_when_no_name_is_given(tmp_path: Path) -> None:
+    from tests.support.study_writer import write_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    write_study(url, "only", 2)
+    for command in ("status", "best", "trials"):
+        named = run_sweep(command, "only", storage=url)
+        unnamed = run_sweep(command, storage=url)
+        assert unnamed.returncode == 0, unnamed.stderr
+        assert unnamed.stdout == named.stdout != ""
+    write_study(url, "second", 1)
+    refused = run_sweep("status", storage=url)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("2 studies in " + url + " (only, second): name one")
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "empty.db").close()  # a database without studies
+    none = run_sweep("best", storage=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert none.returncode == 1 and "no study in" in none.stderr

@@ -32,7 +32,10 @@ def test_natural_direction_of_every_vae_metric() -> None:
     assert undecided == [
         "expression_hidden.threshold",
         "section.a.actual_rate",
+        "section.a.expected_rate",
         "section.a.predicted_rate",
         "section.b.actual_rate",
+        "section.b.expected_rate",
         "section.b.predicted_rate",
     ]
+    assert directions["section.a.expected_count_mse"] == "minimize"

@@ -125,7 +125,7 @@ def test_reachable_postgres_never_prints_the_password(
     assert codes[f"status sec --storage {pg_study}"] == 0
     assert codes["-v status sec"] == 0
     assert codes[f"worker sec --wait-for-db 2 --storage {pg_study}"] == 0
-    assert codes[f"resume sec --storage {pg_study}"] == 1  # already complete
+    assert codes[f"resume sec --storage {pg_study}"] == 0  # already complete: nothing to do
 
 
 def test_unreachable_postgres_never_prints_the_password(

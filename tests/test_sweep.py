@@ -150,7 +150,9 @@ def test_sigint_then_resume_reaches_the_exact_budget(sqlite_url: str, synthetic_
         if trial.state.name == "FAIL":
             assert trial.user_attrs["fail_reason"].startswith("interrupted by SIGINT")
     again = sweep("resume", "intr", storage=sqlite_url, check=False)
-    assert again.returncode == 1 and "already complete" in again.stderr
+    assert again.returncode == 0 and "already complete" in again.stderr  # as a worker: exit 0
+    assert "sweep resume intr --n-trials N" in again.stderr
+    assert load(sqlite_url, "intr").get_trials() == trials  # nothing ran, nothing changed
 
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])

@@ -20,17 +20,19 @@ from typing import Any
 from sweep.config import STATES
 from sweep.errors import UsageError
 from sweep.names import EXPRESSION_METRICS
+from sweep.names import value_columns
 
 FORMATS = ("table", "json", "csv")
 KINDS = ("best", "trials", "studies")
 
 EXPRESSION = EXPRESSION_METRICS  # the notes' expression table, every column
 EXPRESSION_HIDDEN = ("auroc", "f1", "threshold", "f1_at_threshold")
-SECTION = ("count_mse", "output_mse", "auprc", "auprc_lift")
+SECTION = ("count_mse", "expected_count_mse", "output_mse", "auprc", "auprc_lift")
 SECTIONS = ("mean_auprc_lift",)
 LATENT = ("active_units", "kl_mean")
-_REASON_WIDTH = 60
-_PARAMS_WIDTH = 70
+_DEFAULT_WIDTH = 120
+"""The ``trials`` table's width when the caller gives none (``--wide``: no limit)."""
+_MIN_CUT = 20
 
 
 def render(
@@ -39,6 +41,7 @@ def render(
     *,
     kind: str,
     objectives: Sequence[Mapping[str, Any]] | None = None,
+    width: int | None = _DEFAULT_WIDTH,
 ) -> str:
     """Render trial or study dicts from :mod:`sweep.store.read` as text.
 
@@ -50,6 +53,8 @@ def render(
         objectives: Optional ``[{metric, direction}]`` (``study_status(...)["objectives"]``)
             used to label the objective rows of the ``best`` table; without it they read
             ``value`` / ``value_0``...
+        width: The ``trials`` table's width: parameters and failure reasons are cut to fit
+            (never below 20 characters each); ``None`` shows them whole.
 
     Returns:
         The text, ending with a newline unless empty. JSON is strict (NaN and infinities are
@@ -67,7 +72,7 @@ def render(
     if kind == "studies":
         return _studies_table(rows)
     if kind == "trials":
-        return _trials_table(rows)
+        return _trials_table(rows, width)
     return _best_table(rows, objectives)
 
 
@@ -132,7 +137,12 @@ def render_status(status: dict[str, Any], fmt: str) -> str:
 def _best_table(rows: list[dict[str, Any]], objectives: Sequence[Mapping[str, Any]] | None) -> str:
     if not rows:
         return "no COMPLETE trials yet\n"
-    return _align(best_cells(rows, objectives), right_from=1)
+    cells = best_cells(rows, objectives)
+    references = [r["reference"] for r in rows if r.get("reference")]
+    if references:  # a short column head; what the reference is goes below the table
+        cells[0] = [c.split(" (", 1)[0] if c.startswith("reference") else c for c in cells[0]]
+        return _align(cells, right_from=1) + f"reference: {references[0]}\n"
+    return _align(cells, right_from=1)
 
 
 #: Metric key prefixes of the built-in VAE (:mod:`sweep.train.metrics`).
@@ -178,12 +188,14 @@ def best_cells(
     )
     for section in _section_names(keys):
         body = metric_rows(f"section.{section}", SECTION)
-        pred, actual = f"section.{section}.predicted_rate", f"section.{section}.actual_rate"
-        if pred in keys or actual in keys:
-            body.append(
-                ["predicted vs actual rate"]
-                + [f"{_cell(m.get(pred))} vs {_cell(m.get(actual))}" for m in metrics]
-            )
+        for label, leaf in (
+            ("rate above 0.5", "predicted_rate"),
+            ("expected rate", "expected_rate"),
+            ("actual rate", "actual_rate"),
+        ):
+            key = f"section.{section}.{leaf}"
+            if key in keys:
+                body.append([label] + [_cell(m.get(key)) for m in metrics])
         sections.append((f"Section {section}", body))
     sections.append(("All sections", metric_rows("sections", SECTIONS)))
     sections.append(("Latent", metric_rows("latent", LATENT)))
@@ -251,11 +263,11 @@ def _section_names(keys: Sequence[str]) -> list[str]:
 # --- trials and studies: one line each -----------------------------------------------------
 
 
-def _trials_table(rows: list[dict[str, Any]]) -> str:
+def _trials_table(rows: list[dict[str, Any]], width: int | None) -> str:
     if not rows:
         return "no trials\n"
     n_values = max((len(r.get("values") or []) for r in rows), default=0)
-    value_heads = ["value"] if n_values <= 1 else [f"value_{i}" for i in range(n_values)]
+    value_heads = value_columns(max(n_values, 1))
     table = [["#", "state", *value_heads, "seconds", "params", "reason"]]
     for r in rows:
         params = " ".join(f"{k}={_cell(v)}" for k, v in (r.get("params") or {}).items())
@@ -265,10 +277,19 @@ def _trials_table(rows: list[dict[str, Any]]) -> str:
                 str(r.get("state")),
                 *[_nth(r, i) for i in range(max(n_values, 1))],
                 short_number(r.get("seconds")),
-                _shorten(params, _PARAMS_WIDTH),
-                _shorten(str(r.get("fail_reason") or ""), _REASON_WIDTH),
+                " ".join(params.split()),
+                " ".join(str(r.get("fail_reason") or "").split()),
             ]
         )
+    if width is not None:
+        fixed = sum(max(len(row[c]) for row in table) + 2 for c in range(len(table[0]) - 2))
+        reasons = max(len(row[-1]) for row in table)
+        room = max(_MIN_CUT, width - fixed - 2)
+        reason_width = min(reasons, max(_MIN_CUT, room // 3)) if reasons else 0
+        params_width = max(_MIN_CUT, room - reason_width - 2)
+        for row in table[1:]:
+            row[-2] = _shorten(row[-2], params_width)
+            row[-1] = _shorten(row[-1], max(reason_width, _MIN_CUT))
     return _align(table, right={0, *range(2, 3 + max(n_values, 1))})
 
 
@@ -308,7 +329,7 @@ def _trials_csv(rows: list[dict[str, Any]]) -> str:
     header = [
         "number",
         "state",
-        *[f"value_{i}" for i in range(n_values)],
+        *value_columns(n_values),
         *[f"param.{p}" for p in params],
         *[f"metric.{m}" for m in metrics],
         "baseline",

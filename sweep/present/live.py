@@ -4,14 +4,19 @@ Each frame is read from the database (:func:`sweep.present.status.status_view` a
 :meth:`sweep.store.read.StudyReader.running`), so it shows workers on any machine: finished and
 budget, trials by state, the best so far, each running trial with its epoch and heartbeat age,
 throughput and ETA. :func:`status_frame` builds one frame (testable on its own);
-:func:`watch_status` redraws until Ctrl-C, which ends it cleanly.
+:func:`watch_status` redraws until Ctrl-C, which ends it cleanly, or until the study is finished.
+Not on a terminal (a log, a pipe), :func:`watch_lines` writes one timestamped line each time
+the study's progress changes, flushed at once, and stops when the study is finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import signal
 import threading
+from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -89,6 +94,10 @@ def status_frame(
 
 def read_frame(url: str, name: str) -> RenderableType:
     """The current frame of study ``name``, read from the database."""
+    return _read(url, name)[1]
+
+
+def _read(url: str, name: str) -> tuple[dict[str, Any], RenderableType]:
     from sweep.present.status import status_view
     from sweep.store.read import StudyReader
 
@@ -99,7 +108,7 @@ def read_frame(url: str, name: str) -> RenderableType:
             if status.get("running")
             else {}
         )
-    return status_frame(status, progress)
+    return status, status_frame(status, progress)
 
 
 def frame_text(url: str, name: str, width: int = 100) -> str:
@@ -111,6 +120,111 @@ def frame_text(url: str, name: str, width: int = 100) -> str:
     return console.export_text()
 
 
+def status_line(status: Mapping[str, Any]) -> str:
+    """One line of a study's progress, without a clock: what ``--watch`` writes to a pipe."""
+    counts = status.get("counts") or {}
+    budget = status.get("budget")
+    finished = status.get("finished", 0)
+    done = f"{finished}/{budget}" if budget is not None else str(finished)
+    states = ", ".join(f"{s} {counts.get(s, 0)}" for s in STATES)
+    best = status.get("best")
+    if best is not None:
+        values = "/".join(short_number(v) for v in best.get("values") or [])
+        best_text = f"best so far {values} (#{best.get('number')})"
+    elif status.get("pareto_size") is not None:
+        best_text = f"best so far: Pareto set of {status['pareto_size']} trials"
+    else:
+        best_text = "best so far: none yet"
+    eta = status.get("eta_s")
+    eta_text = human_duration(eta) if eta is not None else "unknown"
+    return f"study {status.get('name')}: {done} finished ({states}); {best_text}; ETA {eta_text}"
+
+
+def is_finished(status: Mapping[str, Any]) -> bool:
+    """The budget is met and no trial is running or waiting: nothing more will change."""
+    counts = status.get("counts") or {}
+    budget = status.get("budget")
+    return (
+        budget is not None
+        and status.get("finished", 0) >= budget
+        and not counts.get("RUNNING")
+        and not counts.get("WAITING")
+    )
+
+
+def read_status(url: str, name: str) -> dict[str, Any]:
+    """The study's status (:func:`sweep.present.status.status_view`), read on one connection."""
+    from sweep.present.status import status_view
+    from sweep.store.read import StudyReader
+
+    with StudyReader(url) as reader:
+        return status_view(reader, name)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C or SIGTERM sets, so a watch ends between reads, cleanly (exit 0).
+
+    Off the main thread (where handlers cannot be set) Ctrl-C stays a KeyboardInterrupt, which
+    ends the watch just as cleanly.
+    """
+    stop = threading.Event()
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield stop
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def watch_lines(
+    url: str,
+    name: str,
+    write: Callable[[str], None],
+    *,
+    interval_s: float = 2.0,
+    count: int | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Write a timestamped :func:`status_line` each time it changes, for a log or a pipe.
+
+    Stops when the study is finished (after its last line), after ``count`` reads, or when
+    ``stop`` is set; returns the number of lines written.
+
+    Raises:
+        StudyNotFoundError, StorageError: on the first read (later ones are retried).
+    """
+    import datetime
+
+    from sweep.errors import StorageError
+
+    stop = stop or threading.Event()
+    status = read_status(url, name)
+    last, written, reads = "", 0, 1
+    while True:
+        line = status_line(status)
+        if line != last:
+            stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            write(f"{stamp} {line}")
+            last, written = line, written + 1
+        if is_finished(status) or (count is not None and reads >= count):
+            return written
+        if stop.wait(interval_s):
+            return written
+        try:
+            status = read_status(url, name)
+        except StorageError:
+            continue  # a lost database: try again at the next interval
+        reads += 1
+
+
 def watch_status(
     url: str,
     name: str,
@@ -119,8 +233,9 @@ def watch_status(
     count: int | None = None,
     console: Console | None = None,
 ) -> int:
-    """Redraw study ``name``'s frame every ``interval_s`` seconds until Ctrl-C or ``count``
-    frames; returns the number of frames shown. Ctrl-C ends it cleanly (no error).
+    """Redraw study ``name``'s frame every ``interval_s`` seconds until Ctrl-C, ``count``
+    frames, or the study is finished; returns the number of frames shown. Ctrl-C ends it
+    cleanly (no error).
 
     Raises:
         StudyNotFoundError, StorageError: on the first frame (later ones keep the last frame
@@ -130,27 +245,20 @@ def watch_status(
 
     from sweep.errors import StorageError
 
-    frame = read_frame(url, name)  # errors surface before the screen is taken over
+    status, frame = _read(url, name)  # errors surface before the screen is taken over
     shown = 1
-    stop = threading.Event()
-    try:  # Ctrl-C ends the loop between reads, never inside one (a read turns errors into
-        # StorageError, which the loop retries)
-        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    except ValueError:  # not the main thread: Ctrl-C arrives as KeyboardInterrupt
-        previous = None
-    try:
+    with stop_on_signals() as stop:
         with Live(frame, console=console, auto_refresh=False, transient=False) as live:
             live.refresh()
-            while (count is None or shown < count) and not stop.wait(interval_s):
+            while (
+                not is_finished(status)
+                and (count is None or shown < count)
+                and not stop.wait(interval_s)
+            ):
                 try:
-                    frame = read_frame(url, name)
+                    status, frame = _read(url, name)
                 except StorageError:
                     continue  # a lost database: keep the last frame, try again
                 live.update(frame, refresh=True)
                 shown += 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     return shown

@@ -1,13 +1,17 @@
-"""``sweep report``: one study as a folder with ``index.html`` and PNG figures.
+"""``sweep report``: one study as one self-contained HTML file, or a folder of page and PNGs.
 
-The page opens from disk with no server and no network: inline CSS, no scripts, images by
-relative path. It holds the study summary (space, data file and SHA-256, split, budget, trials
-by state, time spent), the best trials in the notes' table with the baseline beside them, a
-section for confirmed trials, Optuna's plots, the rate-distortion view, balanced vs original,
-collapse across trials and the best trial's own figures. A study of a KerasTuner hypermodel
-(``config.hypermodel``) shows what applies to it instead of the VAE's panels: its own Keras
-history curves across trials and for the best trial. A study with no COMPLETE trial still gets a
-page that says so.
+The page opens from disk with no server and no network: inline CSS, no scripts, and the images
+either inline (``--out report.html``: ``data:`` URIs, one file) or by relative path (any other
+``--out``: a folder with ``index.html`` and ``figures/``; see :mod:`sweep.present.report_out`).
+It holds the study summary (space, data file and SHA-256, split, budget, trials by state, time
+spent), the best trials in the notes' table with the baseline beside them, a section for
+confirmed trials, Optuna's plots (parameter importances only from
+:data:`~sweep.present.study_figures.MIN_IMPORTANCE_TRIALS` COMPLETE trials on, a one-line note
+below that), every trial's objective per epoch with the baseline drawn apart, the
+rate-distortion view, balanced vs original, collapse across trials and the best trial's own
+figures. A study of a KerasTuner hypermodel (``config.hypermodel``) shows what applies to it
+instead of the VAE's panels: its own Keras history curves across trials and for the best
+trial. A study with no COMPLETE trial still gets a page that says so.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import html
 import json
 import math
 import statistics
+import tempfile
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -28,7 +33,9 @@ from typing import Any
 from sweep.present.formatting import human_duration
 from sweep.present.plotting import Figure
 from sweep.present.plotting import make_out_dir
-from sweep.present.plotting import prepare_out_dir
+from sweep.present.report_out import png_data_uri
+from sweep.present.report_out import report_target
+from sweep.present.report_out import write_whole
 from sweep.store.artifacts import where
 
 if TYPE_CHECKING:
@@ -37,6 +44,8 @@ if TYPE_CHECKING:
     from sweep.store.records import TrialRecord
 
 FIGURES = "figures"
+#: The history key drawn per epoch when no trial reported its objective (no pruner).
+_LOSS_CURVE = "val_loss"
 TOP = 5
 #: Shown for confirmed trials besides the objectives.
 REPORT_CONFIRMED_METRICS = (
@@ -49,15 +58,19 @@ REPORT_CONFIRMED_METRICS = (
 def write_report(
     url: str, name: str, out: str | Path, *, force: bool = False, artifacts: str | None = None
 ) -> Path:
-    """Write the report of study ``name`` into the folder ``out``; return ``index.html``'s path.
+    """Write the report of study ``name`` to ``out``; return the page's path.
 
-    Everything is read before anything is written, through one
-    :class:`~sweep.store.read.StudyReader` (one connection): an unknown study or a non-empty
-    ``out`` (without ``force``) leaves the disk untouched. ``artifacts``: ``--artifacts DIR``,
-    where to look first for the study's artifact folder (:func:`sweep.store.artifacts.where`).
+    ``out`` ending in ``.html``/``.htm`` (and not an existing folder) is one self-contained
+    file with the figures inline; any other ``out`` is a folder with ``index.html`` and
+    ``figures/``. Everything is read before anything is written, through one
+    :class:`~sweep.store.read.StudyReader` (one connection): an unknown study, an existing file
+    or a non-empty folder (without ``force``) leaves the disk untouched. ``artifacts``:
+    ``--artifacts DIR``, where to look first for the study's artifact folder
+    (:func:`sweep.store.artifacts.where`).
 
     Raises:
-        UsageError: ``out`` is a file, or a non-empty folder and ``force`` is not set.
+        UsageError: ``out`` exists and ``force`` is not set (a file, or a non-empty folder), or
+            is neither an HTML file nor a folder.
         StudyNotFoundError: no study of that name.
         StorageError: the database cannot be reached or used.
     """
@@ -66,7 +79,7 @@ def write_report(
     from sweep.present.status import status_view
     from sweep.store.read import StudyReader
 
-    target = prepare_out_dir(out, force)
+    target = report_target(out, force)
     quiet_optuna()
     with StudyReader(url) as reader:
         status = status_view(reader, name)
@@ -79,24 +92,71 @@ def write_report(
         confirmed = confirmed_view(reader, name)
         detailed = reader.trial(name, best[0].number) if best else None
         optuna_study = reader.optuna_study(name)
+        curves, from_history = reader.epoch_values(name), False
+        if not curves:  # no pruner: fall back on the Keras history's validation loss
+            histories = trials if study.is_hypermodel else reader.trials(name, history=True)
+            curves, from_history = _loss_curves(histories), True
 
-    make_out_dir(target)
-    figures_dir = make_out_dir(target / FIGURES)
     page = ReportPage(status, study, trials, best, baseline)
     page.artifacts = where(url, (study.config or {}).get("artifacts_dir"), artifacts)
     page.reference = reference if reference is not None and not reference.error else None
+    if target.one_file:
+        with tempfile.TemporaryDirectory(prefix="sweep-report-") as scratch:
+            page.inline = True
+            _fill(page, Path(scratch), optuna_study, confirmed, curves, from_history, detailed)
+            write_whole(target.path, page.html())
+        return target.path
+    make_out_dir(target.path)
+    _fill(
+        page,
+        make_out_dir(target.path / FIGURES),
+        optuna_study,
+        confirmed,
+        curves,
+        from_history,
+        detailed,
+    )
+    index = target.path / "index.html"
+    index.write_text(page.html(), encoding="utf-8")
+    return index
+
+
+def _fill(
+    page: ReportPage,
+    figures_dir: Path,
+    optuna_study: Any,
+    confirmed: Mapping[str, Any] | None,
+    curves: Mapping[int, tuple[str, Sequence[tuple[int, float]]]],
+    from_history: bool,
+    detailed: TrialRecord | None,
+) -> None:
+    """Build every section of ``page``, its figures drawn into ``figures_dir``."""
     page.summary()
     page.best_table()
     page.confirmed(confirmed)
     page.optuna(optuna_study, figures_dir)
-    if study.is_hypermodel:
+    page.epoch_curves(curves, from_history, figures_dir)
+    if page.hypermodel:
         page.histories(figures_dir)
     else:
         page.across_trials(figures_dir)
     page.trial_figures(detailed, figures_dir)
-    index = target / "index.html"
-    index.write_text(page.html(), encoding="utf-8")
-    return index
+
+
+def _loss_curves(
+    trials: Iterable[TrialRecord],
+) -> dict[int, tuple[str, tuple[tuple[int, float], ...]]]:
+    """Each finished trial's validation loss per epoch from its stored Keras history."""
+    curves: dict[int, tuple[str, tuple[tuple[int, float], ...]]] = {}
+    for t in trials:
+        history = t.history if isinstance(t.history, Mapping) else {}
+        values = history.get(_LOSS_CURVE)
+        if t.state in ("COMPLETE", "PRUNED") and isinstance(values, list):
+            points = tuple(
+                (i, float(v)) for i, v in enumerate(values) if isinstance(v, int | float)
+            )
+            curves[t.number] = (t.state, points)
+    return curves
 
 
 class ReportPage:
@@ -127,6 +187,8 @@ class ReportPage:
             str(o.get("metric") or f"objective {i}") for i, o in enumerate(self.objectives)
         ]
         self.complete = [t for t in trials if t.state == "COMPLETE"]
+        #: Figures inline as ``data:`` URIs (one file) rather than by path (a folder).
+        self.inline = False
 
     # --- sections ---------------------------------------------------------------------------
 
@@ -166,10 +228,11 @@ class ReportPage:
         rows += [
             ("split", _split_text(c)),
             ("sampler / pruner", f"{c.get('sampler', '-')} / {c.get('pruner', '-')}"),
-            ("baseline", _baseline_text(c, self.baseline)),
-            ("sweep version", str(c.get("sweep_version") or "-")),
-            ("artifacts", self.artifacts),
         ]
+        if not self.hypermodel:  # a hypermodel has no notes' baseline
+            rows.append(("baseline", _baseline_text(c, self.baseline)))
+        rows.append(("sweep version", str(c.get("sweep_version") or "-")))
+        rows.append(("artifacts", self.artifacts))
         body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
         self.parts.append(f'<section id="summary"><h2>Study</h2><table class="kv">{body}</table>')
         self.parts.append(_space_html(c.get("space") or {}))
@@ -247,7 +310,41 @@ class ReportPage:
 
         self.parts.append('<section id="optuna"><h2>Optimization</h2>')
         for title, fig in optuna_figures(study, self.metric_names, figures_dir):
-            self.parts.append(_figure_html(fig, title))
+            anchor = "importance-note" if title == "Parameter importances" else ""
+            self.parts.append(self._figure(fig, title, figures_dir, anchor))
+        self.parts.append("</section>")
+
+    def epoch_curves(
+        self,
+        curves: Mapping[int, tuple[str, Sequence[tuple[int, float]]]],
+        from_history: bool,
+        figures_dir: Path,
+    ) -> None:
+        """Every trial's per-epoch curve overlaid, the baseline and the best trial apart: the
+        objective as reported to the pruner or, ``from_history``, the Keras validation loss."""
+        from sweep.present.study_figures import FigureUnavailable
+        from sweep.present.study_figures import epoch_curves
+
+        title = "Per-epoch curves"
+        metric = self.metric_names[0] if self.metric_names else "objective"
+        source = "as reported to the pruner"
+        if from_history:
+            metric = _LOSS_CURVE
+            source = "from the Keras histories, no pruner; the loss differs with the loss settings"
+        self.parts.append(f'<section id="curves"><h2>{title}</h2>')
+        try:
+            fig: Figure | str = epoch_curves(
+                curves,
+                metric,
+                figures_dir,
+                baseline=self.baseline.number if self.baseline is not None else None,
+                best=self.best[0].number if self.best else None,
+                baseline_name=str(self.config.get("baseline") or ""),
+                source=source,
+            )
+        except FigureUnavailable as e:
+            fig = f"not available: {e}"
+        self.parts.append(self._figure(fig, title, figures_dir))
         self.parts.append("</section>")
 
     def across_trials(self, figures_dir: Path) -> None:
@@ -279,7 +376,7 @@ class ReportPage:
                 fig: Figure | str = draw()
             except FigureUnavailable as e:
                 fig = f"not available: {e}"
-            self.parts.append(_figure_html(fig, title))
+            self.parts.append(self._figure(fig, title, figures_dir))
             if anchor == "balanced":
                 self.parts.append(_dataset_table(self.complete))
             if anchor == "collapse":
@@ -310,7 +407,7 @@ class ReportPage:
             )
         except FigureUnavailable as e:
             fig = f"not available: {e}"
-        self.parts.append(_figure_html(fig, "Training curves across trials"))
+        self.parts.append(self._figure(fig, "Training curves across trials", figures_dir))
         self.parts.append("</section>")
 
     def trial_figures(self, trial: TrialRecord | None, figures_dir: Path) -> None:
@@ -329,10 +426,21 @@ class ReportPage:
             f"{_e(trial.number)}</code> draws these for any trial.</p>"
         )
         for fig in figures:
-            self.parts.append(_figure_html(fig, fig.title))
+            self.parts.append(self._figure(fig, fig.title, figures_dir))
         for note in notes:
             self.parts.append(f'<p class="missing">{_e(note)}</p>')
         self.parts.append("</section>")
+
+    def _figure(self, fig: Figure | str, title: str, figures_dir: Path, anchor: str = "") -> str:
+        """A figure (inline, or by path) or, for a string, the note that stands in for it."""
+        if isinstance(fig, str):
+            where = f' id="{anchor}"' if anchor else ""
+            return f'<p class="missing"{where}>{_e(title)}: {_e(fig)}</p>'
+        src = png_data_uri(figures_dir / fig.file) if self.inline else f"{FIGURES}/{fig.file}"
+        return (
+            f'<figure><img src="{_e(src)}" alt="{_e(fig.title)}">'
+            f"<figcaption>{_e(fig.title)}: {_e(fig.caption)}</figcaption></figure>"
+        )
 
     def html(self) -> str:
         name = _e(self.status.get("name"))
@@ -353,6 +461,7 @@ class ReportPage:
                 ("best", "Best"),
                 ("confirmed", "Confirmed"),
                 ("optuna", "Optimization"),
+                ("curves", "Per-epoch curves"),
                 *across,
                 ("best-trial", "Best trial"),
             )
@@ -390,15 +499,6 @@ code{background:#f4f4f4;padding:0 3px}
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _figure_html(fig: Figure | str, title: str) -> str:
-    if isinstance(fig, str):
-        return f'<p class="missing">{_e(title)}: {_e(fig)}</p>'
-    return (
-        f'<figure><img src="{FIGURES}/{_e(fig.file)}" alt="{_e(fig.title)}">'
-        f"<figcaption>{_e(fig.title)}: {_e(fig.caption)}</figcaption></figure>"
-    )
 
 
 def _cells_html(cells: list[list[str]], table_id: str) -> str:

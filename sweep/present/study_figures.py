@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sweep.names import predicts_all_zeros
 from sweep.present.plotting import TRAIN_COLOR
 from sweep.present.plotting import VAL_COLOR
 from sweep.present.plotting import Figure
@@ -35,6 +36,14 @@ RATE = "latent.kl_mean"
 DISTORTION = "sections.mean_output_mse"
 SECTION_SCORE = "sections.mean_auprc_lift"
 ACTIVE = "latent.active_units"
+
+
+#: Fewer COMPLETE trials than this get a note instead of parameter importances: on so few,
+#: the importances are mostly noise.
+MIN_IMPORTANCE_TRIALS = 20
+#: The baseline's and the best trial's colours in the per-epoch curves.
+BASELINE_COLOR = "#ff7f0e"
+BEST_COLOR = "#2ca02c"
 
 
 class FigureUnavailable(Exception):
@@ -111,7 +120,10 @@ def optuna_figures(
         if not complete:
             results.append((title, "no COMPLETE trial yet"))
             continue
-        if title in ("Parameter importances", "Parallel coordinates") and len(complete) < 2:
+        if title == "Parameter importances" and len(complete) < MIN_IMPORTANCE_TRIALS:
+            results.append((title, importance_note(len(complete))))
+            continue
+        if title == "Parallel coordinates" and len(complete) < 2:
             results.append((title, "needs at least 2 COMPLETE trials"))
             continue
         try:
@@ -125,6 +137,14 @@ def optuna_figures(
             continue
         results.append((title, Figure(file, title, caption)))
     return results
+
+
+def importance_note(complete: int) -> str:
+    """Why a study with ``complete`` COMPLETE trials gets no importance figure."""
+    return (
+        f"not shown: the study has {complete} COMPLETE trial{'s' if complete != 1 else ''}, "
+        f"too few for importances (they need about {MIN_IMPORTANCE_TRIALS}; fewer give noise)"
+    )
 
 
 def _first_value(trial: Any) -> float:
@@ -376,7 +396,8 @@ def collapse_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fi
 
 
 def all_zero_sections(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Which COMPLETE trials predict all zeros (at 0.5) in which mark section.
+    """Which COMPLETE trials predict all zeros in which mark section (the collapse rule,
+    :func:`sweep.names.predicts_all_zeros`: nothing above 0.5 and no ranking of the ones).
 
     Returns:
         The section names, and one row per such trial: ``[number, True/False per section]``.
@@ -394,8 +415,11 @@ def all_zero_sections(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], l
             continue
         m = t.get("metrics") or {}
         hits = [
-            m.get(f"section.{s}.predicted_rate") == 0
-            and (m.get(f"section.{s}.actual_rate") or 0) > 0
+            predicts_all_zeros(
+                m.get(f"section.{s}.predicted_rate"),
+                m.get(f"section.{s}.actual_rate"),
+                m.get(f"section.{s}.auprc_lift"),
+            )
             for s in sections
         ]
         if any(hits):
@@ -472,4 +496,107 @@ def history_across_trials(trials: Sequence[Mapping[str, Any]], out: Path) -> Fig
         "history_across_trials.png",
         "Training curves across trials",
         "each line a COMPLETE trial; validation curves where the history has them",
+    )
+
+
+def epoch_curves(
+    curves: Mapping[int, tuple[str, Sequence[tuple[int, float]]]],
+    metric: str,
+    out: Path,
+    *,
+    baseline: int | None = None,
+    best: int | None = None,
+    baseline_name: str = "",
+    source: str = "as reported to the pruner",
+) -> Figure:
+    """Every trial's per-epoch curve overlaid (Optuna's intermediate-values plot), with the
+    baseline and the best trial drawn apart and labelled.
+
+    Args:
+        curves: ``{trial number: (state, ((epoch index, value), ...))}``.
+        metric: What the curves measure (the y label).
+        out: The folder.
+        baseline: The baseline trial's number, if the study has one.
+        baseline_name: The baseline's name (``notes``), shown in its label.
+        best: The best trial's number.
+        source: Where the values come from, for the caption.
+
+    Raises:
+        FigureUnavailable: no trial has a per-epoch value.
+    """
+    drawn = {
+        n: (state, [(e, v) for e, v in points if math.isfinite(v)])
+        for n, (state, points) in curves.items()
+    }
+    drawn = {n: c for n, c in drawn.items() if c[1]}
+    if not drawn:
+        raise FigureUnavailable("no trial recorded a value per epoch")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    pruned = complete = 0
+    for number, (state, points) in sorted(drawn.items()):
+        if number in (baseline, best):
+            continue
+        epochs = [e + 1 for e, _ in points]
+        values = [v for _, v in points]
+        is_pruned = state == "PRUNED"
+        pruned += is_pruned
+        complete += not is_pruned
+        ax.plot(
+            epochs,
+            values,
+            color="#999999" if is_pruned else TRAIN_COLOR,
+            ls="--" if is_pruned else "-",
+            alpha=0.35 if is_pruned else 0.45,
+            lw=0.9,
+            marker="o" if len(points) == 1 else None,
+            ms=3,
+            label=None,
+        )
+    # Proxy entries, one per kind of line, so the legend stays short at any study size.
+    if complete:
+        ax.plot(
+            [], [], color=TRAIN_COLOR, alpha=0.6, lw=1, label=f"other COMPLETE trials ({complete})"
+        )
+    if pruned:
+        ax.plot([], [], color="#999999", ls="--", lw=1, label=f"other PRUNED trials ({pruned})")
+    for marked, color, name in (
+        (best, BEST_COLOR, "best"),
+        (baseline, BASELINE_COLOR, "baseline"),
+    ):
+        if marked is None or marked not in drawn or (name == "best" and marked == baseline):
+            continue
+        line = drawn[marked][1]
+        ax.plot(
+            [e + 1 for e, _ in line],
+            [v for _, v in line],
+            color=color,
+            lw=2.4,
+            marker="o",
+            ms=4,
+            zorder=5,
+            label=f"{name} #{marked}"
+            + (f" ({baseline_name})" if name == "baseline" and baseline_name else "")
+            + (", also the best" if marked == best == baseline else ""),
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    last = max(e for _, points in drawn.values() for e, _ in points) + 1
+    if last <= 20:
+        ax.set_xticks(range(1, last + 1))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"{metric} per epoch, {len(drawn)} trials ({source})")
+    ax.legend(loc="best")
+    save(fig, out / "epoch_curves.png")
+    marks = [
+        f"baseline #{baseline} in orange" if baseline in drawn else "",
+        f"best #{best} in green" if best in drawn and best != baseline else "",
+    ]
+    note = "; ".join(m for m in marks if m)
+    return Figure(
+        "epoch_curves.png",
+        "Per-epoch curves",
+        f"every trial's {metric} per epoch ({source}); PRUNED trials dashed"
+        + (f"; {note}" if note else ""),
     )

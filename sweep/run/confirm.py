@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from sweep.config import RunOptions
+from sweep.log import quiet_optuna
 from sweep.run.launch import run_workers
 from sweep.run.reference import score_reference_on_test
 from sweep.store.confirm import add_jobs
@@ -43,6 +44,7 @@ def confirm_study(
     Raises:
         OptionError, StudyNotFoundError, StudyConflictError: nothing is written then.
     """
+    quiet_optuna()  # no "A new study created in RDB" between sweep's own lines
     config, jobs = plan_jobs(url, name, top, seeds)
     if not config.test_fraction:
         _logger.info(

@@ -31,7 +31,7 @@ from sweep.config import RunOptions
 from sweep.config import StudyConfig
 from sweep.config import StudySettings
 from sweep.errors import PreflightError
-from sweep.errors import StudyConflictError
+from sweep.errors import StudyComplete
 from sweep.errors import SweepStopped
 from sweep.errors import TrialFailed
 from sweep.errors import UsageError
@@ -451,7 +451,7 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
     Raises:
         OptionError: ``n_trials`` is below 1.
         UsageError: ``n_trials`` is below the trials the study already finished.
-        StudyConflictError: the study already met its budget and no larger one was given.
+        StudyComplete: the study already met its budget and no larger one was given.
     """
     import optuna
 
@@ -482,7 +482,7 @@ def resume_study(storage_url: str, name: str, n_trials: int | None = None) -> St
             save_config(storage, name, config)
             _logger.info("budget of study %r set to %d trials", name, n_trials)
     if finished >= config.n_trials and not seeds_left:
-        raise StudyConflictError(
+        raise StudyComplete(
             f"study {name!r} is already complete ({finished}/{config.n_trials} trials); raise "
             f"the budget with `sweep resume {name} --n-trials N`"
         )

@@ -32,6 +32,7 @@ from sweep.config import HEADLINE_ATTRS
 from sweep.config import StudyConfig
 from sweep.dialects import suggest_hp
 from sweep.errors import TrialFailed
+from sweep.log import plain
 from sweep.names import quick_metric_names
 from sweep.params import TrialParams
 from sweep.run.gpus import TRIALS_PER_GPU_ENV
@@ -177,7 +178,7 @@ class Objective:
                 self.signals.resume()
             return self._run(trial, job)
         except TrialFailed as e:
-            trial.set_user_attr("fail_reason", str(e))
+            trial.set_user_attr("fail_reason", plain(str(e)))
             raise
         except optuna.TrialPruned as e:
             trial.set_user_attr("prune_reason", str(e))

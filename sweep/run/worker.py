@@ -9,6 +9,9 @@ period another worker (or ``resume``) marks it FAIL and Optuna's
 ``RetryHeartbeatStaleTrialCallback`` queues the same parameters again; a retry lost because
 the process that failed the trial was killed before queueing it is queued at a later claim
 (:func:`sweep.store.study.requeue_lost_retries`).
+A RUNNING trial that no heartbeat watches (``study.ask()`` from a plain Optuna script, an
+older `sweep`) is failed when a worker starts, once it is older than the grace period
+(:func:`sweep.store.study.fail_unwatched_trials`), so it cannot hold a budget slot forever.
 
 This module keeps the loop: the data-file check, claiming, the stale-trial watcher and the
 progress log. What a trial does is :mod:`sweep.run.objective`; signals are
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sweep.config import RECONNECT_TIMEOUT_S
+from sweep.config import Heartbeat
 from sweep.config import StudyConfig
 from sweep.config import reconnect_timeout
 from sweep.errors import DataError
@@ -55,6 +59,7 @@ from sweep.seeds import SEED_INDEX_ATTR
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import open_storage
 from sweep.store.rdb import storage_errors
+from sweep.store.study import fail_unwatched_trials
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
 from sweep.store.study import requeue_lost_retries
@@ -195,9 +200,12 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
             sampler=make_sampler(config, settings.worker_index),
             pruner=make_pruner(config),
         )
+    with storage_errors(settings.storage_url, action="check running trials in"):
+        with BudgetClaim(storage, settings.study_name):
+            fail_unwatched_trials(study, storage, config.heartbeat)
     with (
         signals_as_interrupts() as signals,
-        _StaleTrialWatcher(study, config.grace_period_s),
+        _StaleTrialWatcher(study, storage, config.heartbeat),
         spare_pool(config, data_path, settings.env, spare=settings.spare) as spares,
     ):
         objective = Objective.for_study(
@@ -441,13 +449,18 @@ class _StaleTrialWatcher:
 
     Without it a killed worker's trial waits for the next claim of a free worker; with it, the
     trial becomes FAIL (and is re-queued) at most a quarter of a grace period after it went stale.
+    It also fails RUNNING trials that no heartbeat watches once they are a grace period old.
     """
 
-    def __init__(self, study: optuna.Study, grace_period_s: float) -> None:
+    def __init__(
+        self, study: optuna.Study, storage: optuna.storages.RDBStorage, heartbeat: Heartbeat
+    ) -> None:
         import threading
 
         self._study = study
-        self._interval = max(1.0, grace_period_s / 4)
+        self._storage = storage
+        self._heartbeat = heartbeat
+        self._interval = max(1.0, heartbeat.grace_period_s / 4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweep-stale-trials", daemon=True)
 
@@ -464,6 +477,7 @@ class _StaleTrialWatcher:
         while not self._stop.wait(self._interval):
             try:
                 optuna.storages.fail_stale_trials(self._study)
+                fail_unwatched_trials(self._study, self._storage, self._heartbeat)
             except Exception as e:  # the main loop reports storage trouble; keep watching
                 _logger.debug("stale-trial check failed: %s", e)
 

@@ -277,6 +277,60 @@ def add_first_heartbeat(session: Any, trial: Any) -> None:
     session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
 
 
+def unwatched_running_trials(conn: Connection, study_id: int) -> list[tuple[int, int, Any]]:
+    """``(trial_id, number, datetime_start)`` of the study's RUNNING trials with no heartbeat row.
+
+    Optuna's stale check never fails such a trial: it comes from a client that does not beat
+    (``study.ask()`` in a plain Optuna script, an older `sweep`, a restored backup).
+    """
+    from sqlalchemy import select
+
+    m = tables()
+    trials_t, beats_t = m.trials, m.trial_heartbeats
+    rows = conn.execute(
+        select(trials_t.c.trial_id, trials_t.c.number, trials_t.c.datetime_start)
+        .select_from(trials_t.outerjoin(beats_t, beats_t.c.trial_id == trials_t.c.trial_id))
+        .where(
+            trials_t.c.study_id == study_id,
+            trials_t.c.state == "RUNNING",
+            beats_t.c.trial_heartbeat_id.is_(None),
+        )
+        .order_by(trials_t.c.number)
+    ).all()
+    return [(r.trial_id, r.number, r.datetime_start) for r in rows]
+
+
+def database_utc_now(conn: Connection) -> datetime.datetime:
+    """The database server's clock, as an aware UTC datetime."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(text("SELECT now() AT TIME ZONE 'UTC'")).scalar()
+    else:  # SQLite's CURRENT_TIMESTAMP is UTC
+        value = datetime.datetime.fromisoformat(
+            str(conn.execute(text("SELECT CURRENT_TIMESTAMP")).scalar())
+        )
+    assert isinstance(value, datetime.datetime)
+    return value.replace(tzinfo=datetime.timezone.utc)
+
+
+def add_stale_heartbeat(conn: Connection, trial_id: int, grace_period_s: float) -> None:
+    """Give a trial a heartbeat row already older than the grace period, by the database's clock.
+
+    Optuna's ``fail_stale_trials`` then fails it and runs the study's retry callback, exactly as
+    for a worker that died: the retry follows the study's rules. The row is written and compared
+    in the database's own ``now()``, as Optuna's heartbeats are.
+    """
+    from sqlalchemy import func
+    from sqlalchemy import insert
+    from sqlalchemy import select
+
+    now = conn.execute(select(func.now())).scalar()
+    assert now is not None
+    stale = now - datetime.timedelta(seconds=grace_period_s + 1)
+    conn.execute(insert(tables().trial_heartbeats).values(trial_id=trial_id, heartbeat=stale))
+
+
 def decode_value(value: float | None, value_type: Any) -> float:
     """An objective value from its stored ``(value, value_type)`` pair (infinities apart)."""
     name = getattr(value_type, "name", str(value_type))
@@ -386,6 +440,17 @@ def tables() -> Any:
             Column("param_name", key),
             Column("param_value", Float(precision=53)),
             Column("distribution_json", Text),
+        ),
+        trial_intermediate_values=table(
+            "trial_intermediate_values",
+            Column("trial_intermediate_value_id", Integer, primary_key=True),
+            Column("trial_id", Integer),
+            Column("step", Integer),
+            Column("intermediate_value", Float(precision=53)),
+            Column(
+                "intermediate_value_type",
+                enum("trialintermediatevaluetype", "FINITE", "INF_POS", "INF_NEG", "NAN"),
+            ),
         ),
         trial_user_attributes=table(
             "trial_user_attributes",

@@ -1,7 +1,8 @@
 """The notebook API: a study's trials and a trial's per-epoch history as pandas DataFrames.
 
 ``sweep.load_trials(name)`` has one row per trial and the columns of ``sweep trials --format
-csv``: ``number``, ``state``, ``value_0``..., flat ``param.*`` and ``metric.*``, then
+csv``: ``number``, ``state``, ``value`` (``value_0``... for several objectives, as Optuna's
+``trials_dataframe()``), flat ``param.*`` and ``metric.*``, then
 ``confirmed.*`` (seed-confirmed metrics, only when some trial has them), ``baseline``,
 ``seconds``, ``flags``, ``started``, ``completed`` and ``fail_reason``. It reads with one
 :class:`sweep.store.read.StudyReader` (no ``optuna.load_study``): 10,000 trials in about 4 s on
@@ -17,6 +18,7 @@ from typing import Any
 
 from sweep.errors import SweepError
 from sweep.errors import TrialNotFoundError
+from sweep.names import value_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,8 +49,8 @@ def load_trials(name: str, storage: str | None = None) -> pd.DataFrame:
     for r in rows:
         record: dict[str, Any] = {"number": r.number, "state": r.state}
         values = list(r.values or ())
-        for i in range(n_values):
-            record[f"value_{i}"] = values[i] if i < len(values) else None
+        for i, column in enumerate(value_columns(n_values)):
+            record[column] = values[i] if i < len(values) else None
         record.update(_flat("param", r.params))
         record.update(_flat("metric", r.metrics))
         confirmed = r.user_attrs.get(CONFIRMED_KEY)
@@ -128,7 +130,7 @@ def _columns(records: list[dict[str, Any]], n_values: int) -> list[str]:
     return [
         "number",
         "state",
-        *[f"value_{i}" for i in range(n_values)],
+        *value_columns(n_values),
         *groups["param"],
         *groups["metric"],
         *groups["confirmed"],

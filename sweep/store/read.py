@@ -232,6 +232,20 @@ class StudyReader:
             for sid, name in names.items()
         ]
 
+    def study_names(self) -> list[str]:
+        """The names of every study in the storage, in creation order (no other reads)."""
+        from sqlalchemy import select
+
+        if self._schema is None:
+            return []
+        studies_t = tables().studies
+        with self._errors():
+            return list(
+                self.conn.execute(
+                    select(studies_t.c.study_name).order_by(studies_t.c.study_id)
+                ).scalars()
+            )
+
     def study(self, name: str) -> StudyRecord:
         """Study ``name`` with its config, trial counts, first start and last completion.
 
@@ -534,6 +548,38 @@ class StudyReader:
             error=stored.get("error"),
             details={k: v for k, v in stored.items() if k not in ("metrics", "error")},
         )
+
+    def epoch_values(self, name: str) -> dict[int, tuple[str, tuple[tuple[int, float], ...]]]:
+        """Each finished trial's objective per epoch, as reported to the pruner (Optuna's
+        intermediate values): ``{number: (state, ((step, value), ...))}``, steps in order;
+        trials that reported nothing are left out."""
+        from sqlalchemy import select
+
+        study = self._find(name)
+        m = tables()
+        trials_t, steps_t = m.trials, m.trial_intermediate_values
+        out: dict[int, tuple[str, list[tuple[int, float]]]] = {}
+        with self._errors():
+            rows = self.conn.execute(
+                select(
+                    trials_t.c.number,
+                    trials_t.c.state,
+                    steps_t.c.step,
+                    steps_t.c.intermediate_value,
+                    steps_t.c.intermediate_value_type,
+                )
+                .select_from(steps_t.join(trials_t, trials_t.c.trial_id == steps_t.c.trial_id))
+                .where(
+                    trials_t.c.study_id == study.study_id,
+                    trials_t.c.state.in_(["COMPLETE", "PRUNED"]),
+                )
+                .order_by(trials_t.c.number, steps_t.c.step)
+            )
+            for r in rows:
+                state = getattr(r.state, "name", str(r.state))
+                value = decode_value(r.intermediate_value, r.intermediate_value_type)
+                out.setdefault(r.number, (state, []))[1].append((int(r.step), value))
+        return {n: (state, tuple(points)) for n, (state, points) in out.items()}
 
     def confirmations(self, name: str) -> ConfirmationRecord | None:
         """The confirmation runs of study ``name`` (its companion study), or ``None``.
@@ -1013,6 +1059,26 @@ def loads_json(text: str | None) -> Any:
 
 
 # --- one-shot conveniences (one reader, one answer, JSON dicts) -------------------------------
+
+
+def only_study(url: str) -> str:
+    """The storage's one study, for a command given no NAME (confirmation companions apart).
+
+    Raises:
+        UsageError: the storage holds no study, or several (they are listed).
+    """
+    with StudyReader(url) as reader:
+        names = set(reader.study_names())
+    studies = sorted(
+        n for n in names if not (n.endswith(CONFIRM_SUFFIX) and n[: -len(CONFIRM_SUFFIX)] in names)
+    )
+    if len(studies) == 1:
+        return studies[0]
+    if not studies:
+        raise UsageError(f"no study in {mask_url(url)}: launch one with `sweep launch`")
+    more = f" (and {len(studies) - 20} more)" if len(studies) > 20 else ""
+    shown = ", ".join(studies[:20]) + more
+    raise UsageError(f"{len(studies)} studies in {mask_url(url)} ({shown}): name one")
 
 
 def list_studies(url: str) -> list[dict[str, Any]]:

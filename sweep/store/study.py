@@ -203,6 +203,53 @@ def requeue_lost_retries(
     return [t.number for t in lost]
 
 
+def fail_unwatched_trials(
+    study: optuna.Study, storage: optuna.storages.RDBStorage, heartbeat: Heartbeat
+) -> list[int]:
+    """Fail the RUNNING trials that no heartbeat watches and that started a grace period ago.
+
+    Such a trial (from ``study.ask()`` in a plain Optuna script, an older `sweep`, a restored
+    backup) would hold its budget slot forever: Optuna's stale check skips trials without a
+    heartbeat row. Each one older than the grace period, by the database's clock, gets a
+    heartbeat row that is already stale, and Optuna's ``fail_stale_trials`` fails it and queues
+    its retry under the study's rules, as for a worker that died. Younger ones are left to
+    their owner. Call it under the budget lock, when a worker starts: not on every claim.
+    Returns the failed trials' numbers.
+    """
+    import datetime
+
+    import optuna
+
+    from sweep.store._optuna_schema import add_stale_heartbeat
+    from sweep.store._optuna_schema import check_schema
+    from sweep.store._optuna_schema import database_utc_now
+    from sweep.store._optuna_schema import unwatched_running_trials
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    grace = datetime.timedelta(seconds=heartbeat.grace_period_s)
+    with storage.engine.begin() as conn:
+        schema = check_schema(conn, storage.engine.url)
+        now = database_utc_now(conn)
+        stray = []
+        for trial_id, number, started in unwatched_running_trials(conn, study_id):
+            started_utc = (
+                schema.to_utc(started)
+                if schema is not None
+                else started.replace(tzinfo=datetime.timezone.utc)
+            )
+            if started_utc is not None and now - started_utc > grace:
+                add_stale_heartbeat(conn, trial_id, heartbeat.grace_period_s)
+                stray.append(number)
+    if stray:
+        _logger.warning(
+            "trial(s) %s were RUNNING with no heartbeat for over %d s: failing them",
+            ", ".join(map(str, stray)),
+            heartbeat.grace_period_s,
+        )
+        optuna.storages.fail_stale_trials(study)
+    return stray
+
+
 def finished_count(counts: Counter[str]) -> int:
     """Trials that count towards the budget (:data:`sweep.config.FINISHED_STATES`)."""
     return sum(counts[state] for state in FINISHED_STATES)

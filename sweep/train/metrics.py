@@ -39,8 +39,10 @@ from sklearn.metrics import recall_score
 from sklearn.metrics import roc_auc_score
 
 from sweep.errors import DataError
+from sweep.names import ALL_ZEROS_MAX_LIFT
 from sweep.names import SECTION_METRICS
 from sweep.names import check_section_names
+from sweep.names import predicts_all_zeros
 
 ACTIVE_UNIT_VARIANCE = 0.01
 """A latent dim is active when the variance over rows of its ``z_mean`` exceeds this (Burda)."""
@@ -106,11 +108,13 @@ def evaluate(
     F1 of ``label_probs_hidden > hidden_threshold``; both None without a threshold.
 
     Per mark section NAME: ``section.NAME.count_mse`` is the mean over rows of (number of cells
-    predicted 1 - number of actual ones)^2; ``output_mse`` the mean over rows and columns of
+    predicted 1 - number of actual ones)^2 and ``expected_count_mse`` the same with the expected
+    count (the row's sum of probabilities); ``output_mse`` the mean over rows and columns of
     (probability - x)^2; ``auprc`` the average precision over all cells (None if the section has
     no ones); ``auprc_lift`` that AUPRC divided by the section's rate of ones, so that all-zeros
     or any constant prediction scores exactly 1.0 and only a ranking of the cells scores above;
-    ``predicted_rate`` and ``actual_rate`` the fractions of cells predicted 1 and equal to 1.
+    ``predicted_rate``, ``expected_rate`` and ``actual_rate`` the fractions of cells predicted 1,
+    the mean probability and the fraction of cells equal to 1.
     ``sections.mean_output_mse`` and ``sections.mean_count_mse`` average these over mark
     sections (None when there are none); ``sections.mean_auprc_lift`` averages the lift over
     the sections that have ones (None when none has).
@@ -127,9 +131,11 @@ def evaluate(
     active dim; the two test-based ones are also None with fewer than 20 rows.
 
     Collapse flags (strings in ``flags``, counted in ``collapse.n_flags``): a mark section whose
-    actual rate is > 0 but whose predicted rate is 0; outputs near-constant across rows, i.e.
-    the mean over all columns of the per-column std of ``probs`` across rows is < 1e-3; the
-    label probability's std across rows is < 1e-3; no active latent unit.
+    actual rate is > 0, whose predicted rate is 0 and whose AUPRC lift is below 1.1
+    (:func:`sweep.names.predicts_all_zeros`: it neither predicts nor ranks its ones); outputs
+    near-constant across rows, i.e. the mean over all columns of the per-column std of ``probs``
+    across rows is < 1e-3; the label probability's std across rows is < 1e-3; no active latent
+    unit.
     ``collapse.constant_output`` is 1 if either near-constant flag is raised,
     ``collapse.active_units_zero`` 1 if no dim is active, ``collapse.any`` 1 if any flag is raised.
 
@@ -190,10 +196,14 @@ def evaluate(
         count_mses.append(values["count_mse"])
         if values["auprc_lift"] is not None:
             lifts.append(values["auprc_lift"])
-        if values["actual_rate"] > 0 and values["predicted_rate"] == 0:
+        if predicts_all_zeros(
+            values["predicted_rate"], values["actual_rate"], values["auprc_lift"]
+        ):
+            lift = values["auprc_lift"]
             flags.append(
                 f"section {section.name} predicted all zeros "
-                f"(actual rate {values['actual_rate']:.3g})"
+                f"(actual rate {values['actual_rate']:.3g}, AUPRC lift "
+                f"{'n/a' if lift is None else format(lift, '.3g')} < {ALL_ZEROS_MAX_LIFT:g})"
             )
     metrics["sections.mean_output_mse"] = _mean_or_none(output_mses)
     metrics["sections.mean_count_mse"] = _mean_or_none(count_mses)
@@ -497,7 +507,9 @@ def _section_metrics(
     x64 = x.astype(np.float64)
     p64 = p.astype(np.float64)
     pred = p64 > threshold
-    count_err = pred.sum(axis=1, dtype=np.int64) - x.sum(axis=1, dtype=np.int64)
+    actual_counts = x.sum(axis=1, dtype=np.int64)
+    count_err = pred.sum(axis=1, dtype=np.int64) - actual_counts
+    expected_err = p64.sum(axis=1) - actual_counts
     has_ones = bool(x.any())
     auprc = lift = None
     actual_rate = float(x64.mean())
@@ -506,10 +518,12 @@ def _section_metrics(
         lift = None if auprc is None else auprc / actual_rate
     return {
         "count_mse": float(np.mean(count_err.astype(np.float64) ** 2)),
+        "expected_count_mse": float(np.mean(expected_err**2)),
         "output_mse": float(np.mean((p64 - x64) ** 2)),
         "auprc": auprc,
         "auprc_lift": lift,
         "predicted_rate": float(pred.mean()),
+        "expected_rate": float(p64.mean()),
         "actual_rate": actual_rate,
     }
 

@@ -251,3 +251,60 @@ def test_a_running_worker_follows_a_raised_budget(
         f"running worker ran all 4; {figures.line()}",
         flush=True,
     )
+
+
+def _unwatched_trial(url: str, name: str) -> tuple[int, dict[str, Any]]:
+    """A RUNNING trial from a plain Optuna client: ``study.ask()`` with no heartbeat at all.
+
+    Optuna's stale check skips a trial without a heartbeat row, and nothing `sweep` does at
+    creation can give this one a row: it comes from another client of the study.
+    """
+    import optuna
+
+    from sweep.store.rdb import open_storage
+    from sweep.store.study import load_config
+
+    config = load_config(open_storage(url), name)
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
+    trial = study.ask()
+    config.search_space.suggest(trial)
+    frozen = storage.get_trial(trial._trial_id)
+    storage.engine.dispose()
+    return frozen.number, frozen.params
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("fault_storage", ["sqlite", "postgres"], indirect=True)
+def test_resume_fails_a_running_trial_another_client_left_without_heartbeat(
+    fault_storage: str, procs: Processes, synthetic_npz: Path
+) -> None:
+    url = fault_storage
+    backend = url.split(":", 1)[0].split("+")[0]
+    create_study(url, "stray", synthetic_npz, 2, "--sampler", "random", "--pruner", "none")
+    number, params = _unwatched_trial(url, "stray")
+    reader = StudyReader(url, "stray")
+    running = [t for t in reader.trials() if t.state.name == "RUNNING"]
+    reader.close()
+    assert [t.number for t in running] == [number]
+    started = time.monotonic()
+    # Before the cure `resume` waited for the stray trial forever (killed at 300 s).
+    resumed = procs.start(url, "resume", "stray", "--timeout", "90")
+    code, output = procs.finish(resumed, timeout=400)
+    took = time.monotonic() - started
+    assert code == 0, output[-3000:]
+    reader = StudyReader(url, "stray")
+    trials = reader.trials()
+    reader.close()
+    assert trials[number].state.name == "FAIL", f"the stray trial is {trials[number].state.name}"
+    assert "no heartbeat" in output, output[-3000:]
+    retries = retries_of(trials, number)
+    assert retries and all(r.params == params for r in retries), "retried with other params"
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 2, [(t.number, t.state.name) for t in trials]
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    print(
+        f"[faults] stray RUNNING trial from plain Optuna ({backend}): failed and retried, "
+        f"resume met the budget {took:.0f} s after it started (grace {GRACE_S} s)",
+        flush=True,
+    )

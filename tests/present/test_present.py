@@ -257,7 +257,7 @@ def test_postgres_one_trial_study_report_and_show(study: dict[str, Any]) -> None
         for text in (shown.stdout, shown.stderr, done.stdout, done.stderr, page):
             assert password not in text
         assert "***@" in page  # the storage, masked
-        assert "Parameter importances: needs at least 2 COMPLETE trials" in page
+        assert "Parameter importances: not shown: the study has 1 COMPLETE trial, too few" in page
         assert '<table id="best-trials">' in page
         for png in (report / "figures").glob("*.png"):
             _valid_png(png)
@@ -360,6 +360,7 @@ def test_a_hypermodel_study_report_shows_only_what_applies(
         "reconstruction.png",
         "data SHA-256",
         "notes&#x27; table",
+        "<th>baseline</th>",
     ):
         assert vae_only not in page, vae_only
     assert 'id="histories"' in page and "hypermodel" in page
@@ -373,6 +374,15 @@ def test_a_hypermodel_study_report_shows_only_what_applies(
     table = re.search(r'<table id="best-trials">(.*?)</table>', page, re.S)
     assert table is not None and "val_loss" in table.group(1)  # the hypermodel's own metrics
     assert "Collapse" not in table.group(1)
+    # One file: the same sections, the figures inline.
+    one = tmp_path / "hm.html"
+    assert run_sweep("report", "hm", "--out", str(one), storage=url).returncode == 0
+    inline = one.read_text()
+    assert re.findall(r'<section id="([^"]+)"', inline) == re.findall(
+        r'<section id="([^"]+)"', page
+    )
+    assert 'id="curves"' in inline and 'id="histories"' in inline
+    assert inline.count('<img src="data:image/png;base64,') == page.count("<img ") >= 3
 
     shown = run_sweep("show", "hm", "0", "--out", str(tmp_path / "show"), storage=url)
     assert shown.returncode == 0, shown.stderr

@@ -8,7 +8,6 @@ shared by the module; the PostgreSQL and ranking checks write their studies thro
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -215,7 +214,9 @@ def test_load_trials_one_row_per_trial_like_the_csv(storage_url: str) -> None:
     np.testing.assert_allclose(
         frame["metric.expression.auroc"], [w["metrics"]["expression.auroc"] for w in written]
     )
-    np.testing.assert_allclose(frame["value_0"], frame["metric.expression.auroc"])
+    np.testing.assert_allclose(frame["value"], frame["metric.expression.auroc"])  # as Optuna
+    assert "value_0" not in frame
+    assert {"load_trials", "load_history", "load_model"} <= set(dir(sweep))
 
 
 def test_load_trials_confirmed_columns(tmp_path: Path) -> None:
@@ -263,25 +264,54 @@ def test_watch_frame_shows_progress(tmp_path: Path, study: dict[str, Any]) -> No
     assert "1/2" in row and "no heartbeat" in row  # epoch 1 of 2; written without heartbeats
 
 
-def _wait_idle(pid: int, timeout_s: float) -> None:
-    """Wait until process ``pid`` stops using CPU for a second: started up and waiting between
-    frames (the watch shows nothing on a pipe until it exits, so there is no line to wait for)."""
-    import psutil
-
-    process = psutil.Process(pid)
+def _wait_for_lines(path: Path, n: int, timeout_s: float) -> list[str]:
     deadline = time.monotonic() + timeout_s
-    last = -1.0
     while time.monotonic() < deadline:
-        times = process.cpu_times()
-        used = times.user + times.system
-        if used == last:
-            return
-        last = used
+        lines = path.read_text().splitlines()
+        if len(lines) >= n:
+            return lines
+        time.sleep(0.2)
+    raise AssertionError(f"{path} has {path.read_text()!r}, not {n} lines, after {timeout_s} s")
+
+
+def test_watch_into_a_file_writes_a_line_per_change_and_exits_when_finished(
+    tmp_path: Path, study: dict[str, Any]
+) -> None:
+    import optuna
+
+    from tests.support.cli import sweep_argv
+    from tests.support.cli import sweep_env
+
+    finished = run_sweep("status", NAME, "--watch", "--interval", "0.1", storage=study["url"])
+    assert finished.returncode == 0, finished.stderr  # a finished study: one line, then exit
+    (line,) = finished.stdout.splitlines()
+    assert "2/2 finished" in line and "best so far" in line and "\x1b" not in line
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    write_study(url, "live", 2, running=1)
+    log = tmp_path / "watch.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            sweep_argv("status", "live", "--watch", "--interval", "0.2"),
+            env=sweep_env(url),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = _wait_for_lines(log, 1, timeout_s=120)
+        assert "RUNNING 1" in first[0] and process.poll() is None  # unchanged: no new line
         time.sleep(1.0)
-    raise AssertionError(f"process {pid} still busy after {timeout_s} s")
+        assert len(log.read_text().splitlines()) == 1
+        live = optuna.load_study(study_name="live", storage=url)
+        running = next(t for t in live.trials if t.state.name == "RUNNING")
+        live.tell(running.number, 0.5)
+        _, err = process.communicate(timeout=60)  # exits on its own once the study is finished
+    assert process.returncode == 0, err
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 and "RUNNING 0" in lines[1], lines
 
 
-def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
+def test_watch_exits_cleanly_on_ctrl_c(tmp_path: Path, study: dict[str, Any]) -> None:
     done = run_sweep(
         "status", NAME, "--watch", "--count", "2", "--interval", "0.1", storage=study["url"]
     )
@@ -290,16 +320,19 @@ def test_watch_exits_cleanly_on_ctrl_c(study: dict[str, Any]) -> None:
     from tests.support.cli import sweep_argv
     from tests.support.cli import sweep_env
 
-    process = subprocess.Popen(
-        sweep_argv("status", NAME, "--watch", "--interval", "5"),
-        env=sweep_env(study["url"]),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _wait_idle(process.pid, timeout_s=120)  # imported, first frame read: between frames
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    write_study(url, "live", 2, running=1)  # never finishes on its own
+    log = tmp_path / "watch.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            sweep_argv("status", "live", "--watch", "--interval", "5"),
+            env=sweep_env(url),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for_lines(log, 1, timeout_s=120)  # imported, first line written: between reads
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    assert "best so far" in out and err.strip() == ""
-    assert os.path.exists(study["url"].removeprefix("sqlite:///"))
+    assert "best so far" in log.read_text() and err.strip() == ""

@@ -103,9 +103,19 @@ def confirmed(tmp_path_factory: pytest.TempPathFactory, synthetic_npz: Path) -> 
     launch(url, synthetic_npz, space)
     assert add_complete(url, "t", [0.7, 0.9]) == [1, 2]
     before = snapshot(url, "t")
-    done = run_sweep("confirm", "t", "--top", "1", "--seeds", "2", "--workers", "2", storage=url)
+    done = run_sweep(
+        "confirm", "t", "--top", "1", "--seeds", "2", "--workers", "2", storage=url, process=True
+    )
     assert done.returncode == 0, done.stderr
-    return {"url": url, "before": before, "stdout": done.stdout, "folder": folder}
+    return {"url": url, "before": before, "stdout": done.stdout, "folder": folder, **vars(done)}
+
+
+def test_confirm_writes_sweep_lines_only(confirmed: dict[str, Any]) -> None:
+    """Optuna's own log lines (``[I ...] A new study created in RDB``) stay out of the output."""
+    output = confirmed["stdout"] + confirmed["stderr"]
+    assert "confirm" in output
+    assert "A new study created" not in output and "[I " not in output, output[-2000:]
+    assert "\x1b[" not in output
 
 
 def test_each_trial_and_seed_runs_exactly_once_with_val_and_test(

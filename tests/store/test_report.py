@@ -430,11 +430,11 @@ def test_csv_output_parses(sqlite_studies: str) -> None:
     records = list(csv.DictReader(io.StringIO(text)))
     assert [r["number"] for r in records] == [str(i) for i in range(9)]
     header = list(records[0])
-    assert header[:3] == ["number", "state", "value_0"] and header[-1] == "fail_reason"
+    assert header[:3] == ["number", "state", "value"] and header[-1] == "fail_reason"
     assert "param.dataset" in header and "metric.section.H3K9me3.output_mse" in header
-    assert records[1]["param.dataset"] == "balanced" and float(records[1]["value_0"]) == 0.9
+    assert records[1]["param.dataset"] == "balanced" and float(records[1]["value"]) == 0.9
     assert records[6]["fail_reason"] == "collapsed: output std 3e-7"
-    assert records[6]["value_0"] == "" and records[6]["metric.expression.auroc"] == ""
+    assert records[6]["value"] == "" and records[6]["metric.expression.auroc"] == ""
     front = report.best_trials(sqlite_studies, "pareto")
     pareto = list(csv.DictReader(io.StringIO(formatting.render(front, "csv", kind="best"))))
     assert [(float(r["value_0"]), float(r["value_1"])) for r in pareto] == [
@@ -461,7 +461,9 @@ def test_best_table_has_one_column_per_trial(sqlite_studies: str) -> None:
     assert by_label["flags"] == ["0", "0", "0", "0", "1"]
     for title in ("Params", "Expression", "Expression, label hidden", "Section H3K9me3", "Latent"):
         assert title in lines
-    assert "0.1 vs 0.12" in text
+    rates = [line.split() for line in lines if line.strip().startswith(("rate above", "actual"))]
+    assert rates[0][:4] == ["rate", "above", "0.5", "0.1"]
+    assert rates[1][:3] == ["actual", "rate", "0.12"]
     assert max(len(line) for line in lines) <= 100  # five trials fit on a terminal
 
 
@@ -506,3 +508,14 @@ def test_an_empty_database_has_no_studies(postgres_url: str) -> None:
     assert list_studies(postgres_url) == []
     with pytest.raises(StudyNotFoundError, match="holds no studies"):
         best_trials(postgres_url, "anything")
+
+
+def test_trials_table_fits_the_width_unless_wide(sqlite_studies: str) -> None:
+    rows = report.list_trials(sqlite_studies, "max")
+    rows[1]["params"] = {**rows[1]["params"], "note": "x" * 300}
+    fitted = formatting.render(rows, "table", kind="trials", width=100)
+    assert max(len(line) for line in fitted.splitlines()) <= 100
+    assert "..." in fitted and "x" * 300 not in fitted
+    whole = formatting.render(rows, "table", kind="trials", width=None)
+    assert "note=" + "x" * 300 in whole
+    assert whole.splitlines()[0].split() == fitted.splitlines()[0].split()  # same columns

@@ -174,3 +174,39 @@ def test_confirm_names_shared_with_the_reader_agree() -> None:
     assert confirm.CONFIRM_ATTR is config.CONFIRM_ATTR
     assert confirm.JOB_ATTR == config.CONFIRM_JOB_ATTR
     assert confirm.CONFIRM_SUFFIX == config.CONFIRM_SUFFIX
+
+
+def test_a_running_trial_no_heartbeat_watches_is_failed_once_a_grace_period_old(
+    storage_url: str,
+) -> None:
+    """``study.ask()`` from plain Optuna leaves no heartbeat row: only its age frees its slot."""
+    import time
+
+    import optuna
+
+    from sweep.config import Heartbeat
+    from sweep.store.study import fail_unwatched_trials
+
+    patient = Heartbeat(interval_s=5, grace_period_s=60, max_retry=1)
+    storage = open_storage(storage_url, heartbeat=patient, create=True)
+    study = optuna.create_study(study_name="stray", storage=storage)
+    plain = optuna.load_study(study_name="stray", storage=optuna.storages.RDBStorage(storage_url))
+    x = optuna.distributions.FloatDistribution(0, 1)
+    stray = plain.ask({"x": x})
+    watched = study.ask({"x": x})  # sweep's storage writes its first heartbeat
+
+    assert fail_unwatched_trials(study, storage, patient) == []  # younger than the grace period
+    assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]
+
+    brief = Heartbeat(interval_s=1, grace_period_s=1, max_retry=1)
+    storage = open_storage(storage_url, heartbeat=brief)
+    study = optuna.load_study(study_name="stray", storage=storage)
+    time.sleep(2.5)
+    assert fail_unwatched_trials(study, storage, brief) == [stray.number]
+    trials = study.get_trials()
+    assert trials[stray.number].state.name == "FAIL"
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == stray.number]
+    assert retry.state.name == "WAITING" and retry.params == stray.params
+    assert fail_unwatched_trials(study, storage, brief) == []  # never twice
+    # The watched trial (its heartbeat now 2.5 s old) is Optuna's own stale check's business.
+    assert watched.number not in fail_unwatched_trials(study, storage, brief)

@@ -111,6 +111,23 @@ def test_perfect_predictor() -> None:
     assert m["latent.active_units"] == 2
 
 
+def test_a_section_below_the_threshold_that_ranks_its_ones_is_not_flagged() -> None:
+    """A rare mark: every probability under 0.5, but its ones get the higher ones."""
+    probs = np.where(X == 1, 0.4, 0.05)  # nothing crosses 0.5; the ranking is perfect
+    ev = run(probs)
+    m = ev.metrics
+    assert m["section.A.predicted_rate"] == 0.0
+    assert m["section.A.auprc_lift"] == pytest.approx(48 / 10)
+    assert not any("predicted all zeros" in f for f in ev.flags), ev.flags
+    # Thresholded and expected counts under their own names.
+    ones = X[:, 0:6].sum(1)
+    assert m["section.A.count_mse"] == pytest.approx(np.mean(ones**2.0))
+    expected = probs[:, 0:6].sum(1)
+    assert m["section.A.expected_count_mse"] == pytest.approx(np.mean((expected - ones) ** 2))
+    assert m["section.A.expected_rate"] == pytest.approx(probs[:, 0:6].mean())
+    assert m["section.A.expected_count_mse"] < m["section.A.count_mse"]
+
+
 def test_all_zero_predictor() -> None:
     ev = run(np.zeros(X.shape))
     m = ev.metrics
@@ -125,7 +142,7 @@ def test_all_zero_predictor() -> None:
     assert m["section.B.count_mse"] == pytest.approx((1 + 0 + 1 + 0 + 4 + 0 + 1 + 0) / 8)
     assert m["section.A.output_mse"] == pytest.approx(10 / 48)
     assert m["section.A.predicted_rate"] == 0.0
-    assert "section A predicted all zeros (actual rate 0.208)" in ev.flags
+    assert "section A predicted all zeros (actual rate 0.208, AUPRC lift 1 < 1.1)" in ev.flags
     assert any(f.startswith("section B predicted all zeros") for f in ev.flags)
     assert m["collapse.constant_output"] == 1
     assert m["collapse.any"] == 1
