@@ -403,11 +403,20 @@ def metrics(data: str | None) -> None:
 @o.storage
 @o.out_folder
 @o.write_into
-def show(name: str, number: int, storage: str | None, out: str | None, force: bool) -> None:
+@o.artifacts_root
+def show(
+    name: str,
+    number: int,
+    storage: str | None,
+    out: str | None,
+    force: bool,
+    artifacts: str | None,
+) -> None:
     """Trial N of study NAME: its full table and flags, and its figures as PNG files."""
     from sweep.present.show import show_trial
 
-    click.echo(show_trial(_storage(storage), name, number, out, force=force), nl=False)
+    text = show_trial(_storage(storage), name, number, out, force=force, artifacts=artifacts)
+    click.echo(text, nl=False)
 
 
 @cli.command()
@@ -415,27 +424,32 @@ def show(name: str, number: int, storage: str | None, out: str | None, force: bo
 @o.storage
 @o.report_folder
 @o.write_into
-def report(name: str, storage: str | None, out: str, force: bool) -> None:
+@o.artifacts_root
+def report(name: str, storage: str | None, out: str, force: bool, artifacts: str | None) -> None:
     """Write study NAME as one HTML page with figures (opens from disk, offline)."""
     from sweep.present.report import write_report
 
-    click.echo(str(write_report(_storage(storage), name, out, force=force)))
+    index = write_report(_storage(storage), name, out, force=force, artifacts=artifacts)
+    click.echo(str(index))
 
 
 @cli.command()
 @click.argument("name", required=False, metavar="[NAME]")
 @o.storage
 @click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
+@o.artifacts_root
 @click.option(
     "--allow-writes",
     is_flag=True,
     help="Let the page change the database (delete studies, notes, uploads); default: read-only.",
 )
-def dashboard(name: str | None, storage: str | None, port: int, allow_writes: bool) -> None:
+def dashboard(
+    name: str | None, storage: str | None, port: int, artifacts: str | None, allow_writes: bool
+) -> None:
     """Serve optuna-dashboard on 127.0.0.1 for the storage (and study NAME's artifacts)."""
     from sweep.present.dashboard import serve
 
-    serve(_storage(storage), name, port, allow_writes=allow_writes)
+    serve(_storage(storage), name, port, artifacts, allow_writes=allow_writes)
 
 
 @cli.command()
@@ -443,12 +457,19 @@ def dashboard(name: str | None, storage: str | None, port: int, allow_writes: bo
 @click.argument("number", type=click.IntRange(min=0), metavar="[N]", required=False)
 @o.export_options
 def export(
-    name: str, number: int | None, storage: str | None, trial: int | None, out: str, force: bool
+    name: str,
+    number: int | None,
+    storage: str | None,
+    artifacts: str | None,
+    trial: int | None,
+    out: str,
+    force: bool,
 ) -> None:
     """Write trial N's model (.keras), parameters and data hash to --out (default: the best).
 
     N may also be given as ``--trial N``. Needs the trial's weights, kept by
-    `sweep launch --keep-weights K`.
+    `sweep launch --keep-weights K` (K=1 by default: the best trial's). A copied or moved
+    SQLite study finds them beside its file.
     """
     from sweep.run.export import staged_export
     from sweep.train.export import write_model
@@ -457,9 +478,65 @@ def export(
         message = f"N is {number} but --trial is {trial}; give the trial once"
         raise click.UsageError(message, ctx=click.get_current_context())
     number = number if number is not None else trial
-    with staged_export(_storage(storage), name, number, out, force=force) as staged:
+    url = _storage(storage)
+    with staged_export(url, name, number, out, force=force, artifacts=artifacts) as staged:
         write_model(staged.params, staged.n_features, staged.weights, staged.folder)
     click.echo(f"exported trial {staged.number} of study {name} to {staged.out}")
+
+
+# --- copy, delete ----------------------------------------------------------------------------
+
+
+@cli.command("copy")
+@click.argument("name", metavar="SRC_NAME")
+@click.argument("to_name", metavar="DST_NAME")
+@o.copy_options
+def copy_(
+    name: str,
+    to_name: str,
+    storage: str | None,
+    to_storage: str | None,
+    artifacts: str | None,
+    to_artifacts: str | None,
+) -> None:
+    """Copy study SRC_NAME, with its artifacts, to DST_NAME (in --to-storage, default the same).
+
+    Trials, parameters, values, attributes and intermediate values are copied by Optuna; the
+    artifacts go to DST_NAME's own folder. Refused if DST_NAME exists; nothing stored changes.
+    """
+    from sweep.store.lifecycle import copy_study
+    from sweep.store.urls import mask_url
+
+    url = _storage(storage)
+    to_url = _storage(to_storage) if to_storage else url
+    done = copy_study(url, name, to_url, to_name, artifacts=artifacts, to_artifacts=to_artifacts)
+    for note in done.notes:
+        click.echo(note, err=True)
+    where = f" to '{done.folder}'" if done.folder else ""
+    click.echo(
+        f"copied study {name} to {to_name} in {mask_url(to_url)}: {done.trials} trials, "
+        f"{done.files} artifact files{where}"
+    )
+
+
+@cli.command()
+@o.study_argument
+@o.delete_options
+def delete(name: str, storage: str | None, artifacts: str | None, yes: bool) -> None:
+    """Delete study NAME: its rows and its artifacts (asks first; --yes does not)."""
+    from sweep.store.lifecycle import delete_study
+    from sweep.store.lifecycle import study_files
+    from sweep.store.urls import mask_url
+
+    url = _storage(storage)
+    found = study_files(url, name, artifacts)
+    question = (
+        f"Delete study {name!r} of {mask_url(url)}: {found.trials} trials and {found.where()}?"
+    )
+    if not yes and not click.confirm(question, default=False, err=True):
+        raise click.ClickException("not confirmed; nothing was deleted")
+    done = delete_study(url, name, artifacts=artifacts)
+    click.echo(f"deleted study {name}: {done.trials} trials, {done.files} artifact files")
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -208,8 +208,9 @@ launch_options = stack(
     option("budget_epochs", "Also stop once trials have trained this many epochs in all "
            "(seeds and pruned trials included).", metavar="E"),
     option(Option("--artifacts", "artifacts_dir"),
-           "Where per-trial samples go (default: beside a SQLite file; none otherwise).",
-           metavar="DIR"),
+           "Artifact root for per-trial samples and kept weights: the study's folder is "
+           "DIR/NAME (default: beside a SQLite file, sweep.db.artifacts/NAME, found again "
+           "beside a copied or moved file; none for PostgreSQL).", metavar="DIR"),
     flag("--force-new", "force_new",
          "If NAME exists with another space or data, create NAME-2 instead of failing."),
     option(Option("--baseline", "baseline", choices=("notes", "none")),
@@ -234,7 +235,8 @@ launch_options = stack(
            "The --objective's direction (default: its natural one: minimize errors and "
            "losses, maximize accuracy, AUROC, F1 and the like)."),
     option("keep_weights", "Keep the weights of the K best trials in the artifact store (for "
-           "`sweep export`).", metavar="K", show_default=True),
+           "`sweep export`); older ones are deleted as better trials finish. Default: 1 where "
+           "weights can be kept (one objective, an artifact store), else 0.", metavar="K"),
 )  # fmt: skip
 
 
@@ -337,6 +339,13 @@ states = option(
 wide = flag("--wide", "wide", "Show parameters whole instead of fitting the terminal's width.")
 
 # --- figures, export, data files ----------------------------------------------------------------
+artifacts_root = option(
+    Option("--artifacts", "artifacts"),
+    "Look for the study's artifacts here first: an artifact root holding its folder (as "
+    "`launch --artifacts DIR`), or the folder itself (default: where the study says, else "
+    "beside the SQLite file).",
+    metavar="DIR",
+)
 out_folder = click.option(
     "--out", "out", type=click.Path(file_okay=False), metavar="DIR",
     help="Where the figures go (default: ./NAME-trial-N).",
@@ -351,11 +360,26 @@ write_into = click.option(
 )
 export_options = stack(
     storage,
+    artifacts_root,
     option(Option("--trial", "trial", None, int, minimum=0),
            "Trial number, the same as N (default: the best).", metavar="N"),
     option(Option("--out", "out"), "Output folder.", metavar="DIR", required=True),
     force,
 )  # fmt: skip
+copy_options = stack(
+    option(Option("--storage", "storage"), "Source database (default sqlite:///sweep.db; env "
+           "SWEEP_STORAGE).", envvar=STORAGE_ENV, metavar="URL"),
+    option(Option("--to-storage", "to_storage"), "Destination database (default: the source; "
+           "a new SQLite file is created).", metavar="URL"),
+    artifacts_root,
+    option(Option("--to-artifacts", "to_artifacts"), "The destination's artifact root "
+           "(default: beside a SQLite destination; needed for PostgreSQL).", metavar="DIR"),
+)  # fmt: skip
+delete_options = stack(
+    storage,
+    artifacts_root,
+    flag("--yes", "yes", "Do not ask for confirmation."),
+)
 synth_options = stack(
     option(Option("--rows", "rows", None, int, minimum=1), required=True),
     option(Option("--out", "out"), required=True, file=True),

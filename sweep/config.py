@@ -158,7 +158,8 @@ OPTIONS: dict[str, Option] = {
     "space": Option("--space", "space", "notes"),
     "objective": Option("--objective", "objective", None),
     "reference": Option("--reference", "reference", "logistic", choices=("logistic", "none")),
-    "keep_weights": Option("--keep-weights", "keep_weights", 0, int, minimum=0),
+    # None: 1 where weights can be kept (sweep.run.launch.LaunchRequest.keep_weights), else 0
+    "keep_weights": Option("--keep-weights", "keep_weights", None, int, minimum=0),
     # the study's settings (StudySettings)
     "n_trials": Option("--n-trials", "n_trials", 8, int, minimum=1),
     "sampler": Option("--sampler", "sampler", "tpe", choices=SAMPLERS),
@@ -270,7 +271,10 @@ class StudyConfig(StudySettings):
         data_summary: Rows, features and split sizes (:meth:`sweep.train.data.Dataset.summary`).
         split_sha256: Hash of the split's row indices (:func:`sweep.train.data.split_digest`);
             workers refuse to run trials on a different split. Empty for older studies.
-        artifacts_dir: Where per-trial samples go (``None``: not kept).
+        artifacts_dir: The study's artifact folder (per-trial samples, kept weights): a key
+            relative to the artifact root beside the SQLite file (``NAME`` for
+            ``sweep.db.artifacts/NAME``), or an absolute path (``--artifacts DIR``, and older
+            studies); read through :func:`sweep.store.artifacts.locate`. ``None``: not kept.
         baseline: The baseline enqueued as trial 0 (a :data:`sweep.params.BASELINES` name,
             marked on its trial by the user attribute :data:`BASELINE_ATTR`), or ``None``.
         baseline_params: The searched values it was enqueued with (switches included).

@@ -79,5 +79,9 @@ class NoWeightsError(SweepError, LookupError):
     """The trial's weights were not kept (``launch --keep-weights K`` keeps the K best)."""
 
 
+class ArtifactsNotFoundError(SweepError, LookupError):
+    """A study's artifact folder is missing (the message says where it was looked for)."""
+
+
 class PreflightError(SweepError):
     """A launch's check failed: the model did not build or train one step on one batch."""

@@ -73,7 +73,12 @@ def live_sqlite_warning(url: str, names: list[str]) -> str | None:
 
 
 def serve(
-    url: str, name: str | None = None, port: int = DEFAULT_PORT, *, allow_writes: bool = False
+    url: str,
+    name: str | None = None,
+    port: int = DEFAULT_PORT,
+    artifacts: str | None = None,
+    *,
+    allow_writes: bool = False,
 ) -> None:
     """Serve optuna-dashboard on 127.0.0.1:``port`` until interrupted.
 
@@ -85,6 +90,8 @@ def serve(
         name: A study to check and take the artifact store from; ``None``: every study, with
             the artifact store of the newest sweep study that keeps one.
         port: The port.
+        artifacts: ``--artifacts DIR``: an artifact root to look in first
+            (:func:`sweep.store.artifacts.locate`).
         allow_writes: Let the page change the database (delete studies, notes, uploads).
 
     Raises:
@@ -111,7 +118,7 @@ def serve(
             reader.config(name)  # an unknown study: one line, before the server starts
         else:
             names = [s.name for s in reader.studies()]
-        artifacts = _artifacts_dir(reader, names)
+        artifacts = _artifacts_dir(url, reader, names, artifacts)
     warning = live_sqlite_warning(url, names)
     if warning:
         _logger.warning("%s", warning)
@@ -137,11 +144,17 @@ def serve(
             pass  # Ctrl-C: a normal stop
 
 
-def _artifacts_dir(reader: StudyReader, names: list[str]) -> str | None:
+def _artifacts_dir(
+    url: str, reader: StudyReader, names: list[str], root: str | None
+) -> str | None:
+    from sweep.store.artifacts import locate
+
     for name in reversed(names):  # the newest study first
-        directory = (reader.config(name).config or {}).get("artifacts_dir")
-        if directory:
-            return str(directory)
+        located = locate(url, (reader.config(name).config or {}).get("artifacts_dir"), root)
+        if located is not None and located.exists:
+            return str(located.folder)
+        if located is not None:
+            _logger.warning("no artifacts of study %r: looked in %s", name, located.describe())
     return None
 
 

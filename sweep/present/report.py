@@ -36,6 +36,7 @@ from sweep.present.plotting import make_out_dir
 from sweep.present.report_out import png_data_uri
 from sweep.present.report_out import report_target
 from sweep.present.report_out import write_whole
+from sweep.store.artifacts import where
 
 if TYPE_CHECKING:
     from sweep.store.records import ReferenceRecord
@@ -54,14 +55,18 @@ REPORT_CONFIRMED_METRICS = (
 )
 
 
-def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -> Path:
+def write_report(
+    url: str, name: str, out: str | Path, *, force: bool = False, artifacts: str | None = None
+) -> Path:
     """Write the report of study ``name`` to ``out``; return the page's path.
 
     ``out`` ending in ``.html``/``.htm`` (and not an existing folder) is one self-contained
     file with the figures inline; any other ``out`` is a folder with ``index.html`` and
     ``figures/``. Everything is read before anything is written, through one
     :class:`~sweep.store.read.StudyReader` (one connection): an unknown study, an existing file
-    or a non-empty folder (without ``force``) leaves the disk untouched.
+    or a non-empty folder (without ``force``) leaves the disk untouched. ``artifacts``:
+    ``--artifacts DIR``, where to look first for the study's artifact folder
+    (:func:`sweep.store.artifacts.where`).
 
     Raises:
         UsageError: ``out`` exists and ``force`` is not set (a file, or a non-empty folder), or
@@ -102,6 +107,7 @@ def write_report(url: str, name: str, out: str | Path, *, force: bool = False) -
             curves, from_history = _loss_curves(histories), True
 
     page = ReportPage(status, study, trials, best, baseline)
+    page.artifacts = where(url, (study.config or {}).get("artifacts_dir"), artifacts)
     page.reference = reference if reference is not None and not reference.error else None
     page.picked = picked
     if target.one_file:
@@ -180,6 +186,8 @@ class ReportPage:
         self.reference: ReferenceRecord | None = None
         #: A confirmed front's picked point (several objectives), drawn instead of the best.
         self.picked: int | None = None
+        #: Where the study's artifacts are (:func:`sweep.store.artifacts.where`).
+        self.artifacts = "-"
         self.parts: list[str] = []
         self.objectives = list(status.get("objectives") or [])
         self.metric_names = [
@@ -231,6 +239,7 @@ class ReportPage:
         if not self.hypermodel:  # a hypermodel has no notes' baseline
             rows.append(("baseline", _baseline_text(c, self.baseline)))
         rows.append(("sweep version", str(c.get("sweep_version") or "-")))
+        rows.append(("artifacts", self.artifacts))
         body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
         self.parts.append(f'<section id="summary"><h2>Study</h2><table class="kv">{body}</table>')
         self.parts.append(_space_html(c.get("space") or {}))

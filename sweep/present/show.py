@@ -9,10 +9,18 @@ from sweep.errors import TrialNotFoundError
 from sweep.errors import UsageError
 from sweep.present.plotting import make_out_dir
 from sweep.present.plotting import prepare_out_dir
+from sweep.store.artifacts import locate
+from sweep.store.artifacts import where
 
 
 def show_trial(
-    url: str, name: str, number: int, out: str | Path | None = None, *, force: bool = False
+    url: str,
+    name: str,
+    number: int,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    artifacts: str | None = None,
 ) -> str:
     """Write trial ``number``'s figures into ``out`` and return its text.
 
@@ -27,6 +35,7 @@ def show_trial(
         number: Trial number.
         out: The folder for the figures; ``None``: ``./NAME-trial-N``.
         force: Write into a non-empty folder.
+        artifacts: ``--artifacts DIR``: where to look first for the study's artifact folder.
 
     Raises:
         UsageError: no such trial; ``out`` is a file, or a non-empty folder without ``force``.
@@ -34,6 +43,7 @@ def show_trial(
         StorageError: the database cannot be reached or used.
     """
     from sweep.present.formatting import render
+    from sweep.store.read import WEIGHTS_ATTR
     from sweep.store.read import StudyReader
 
     target = prepare_out_dir(out if out is not None else f"{name}-trial-{number}", force)
@@ -74,6 +84,12 @@ def show_trial(
     ):
         if value is not None:
             lines.append(f"{label}: {value}")
+    stored = (study.config or {}).get("artifacts_dir")
+    located, weights = locate(url, stored, artifacts), trial.user_attrs.get(WEIGHTS_ATTR)
+    kept = located is not None and bool(weights) and (located.folder / str(weights)).is_file()
+    lines.append(
+        f"artifacts: {where(url, stored, artifacts)}" + (", weights kept" if kept else "")
+    )
     lines.append(f"figures in {target}:")
     lines += [f"  {f.file}: {f.title}" for f in figures]
     lines += [f"  (not drawn) {note}" for note in notes]

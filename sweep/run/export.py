@@ -27,6 +27,7 @@ from sweep.errors import NoWeightsError
 from sweep.errors import ParamError
 from sweep.errors import UsageError
 from sweep.params import TrialParams
+from sweep.store.artifacts import require
 from sweep.store.lookup import WEIGHTS_ATTR
 from sweep.store.lookup import find_trial
 from sweep.store.urls import mask_url
@@ -58,17 +59,27 @@ class StagedExport:
 
 @contextlib.contextmanager
 def staged_export(
-    url: str, name: str, number: int | None, out: str | Path, *, force: bool = False
+    url: str,
+    name: str,
+    number: int | None,
+    out: str | Path,
+    *,
+    force: bool = False,
+    artifacts: str | None = None,
 ) -> Iterator[StagedExport]:
     """Stage the export of trial ``number`` (``None``: the best) of study ``name`` to ``out``.
 
     On a clean exit the staged folder replaces ``out`` (the kept weights file is dropped:
     ``model.keras`` holds them); on an error it is removed and ``out`` is left as it was.
+    The weights are looked for where :func:`sweep.store.artifacts.locate` says (beside the
+    database for a copied or moved study; ``artifacts``: ``--artifacts DIR`` first).
 
     Raises:
         UsageError: ``out`` exists (without ``force``) or is a file.
         TrialNotFoundError: no such trial, or no COMPLETE trial for the default.
         NoWeightsError: the trial's weights were not kept; the message gives the re-run.
+        ArtifactsNotFoundError: they were kept, but the study's folder is not found (the
+            message says where it looked).
         StudyNotFoundError, StorageError.
     """
     from optuna.artifacts import FileSystemArtifactStore
@@ -86,13 +97,13 @@ def staged_export(
     if not isinstance(params, dict):
         raise NoWeightsError(f"trial {number} of study {name!r} has no stored parameters")
     artifact_id = (trial.get("user_attrs") or {}).get(WEIGHTS_ATTR)
-    artifacts_dir = config.get("artifacts_dir")
     rerun = f"re-run it with `sweep trial --from {name}:{number}` (same --storage)"
-    if not artifact_id or not artifacts_dir or not os.path.isdir(artifacts_dir):
+    if not artifact_id or not config.get("artifacts_dir"):
         raise NoWeightsError(
             f"trial {number} of study {name!r} has no kept weights (`sweep launch "
             f"--keep-weights K` keeps the K best); {rerun}"
         )
+    artifacts_dir = require(url, name, config.get("artifacts_dir"), artifacts)
     n_features = int((config.get("data_summary") or {}).get("n_features") or 0)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
@@ -100,7 +111,7 @@ def staged_export(
         weights = staging / _WEIGHTS_FILE
         try:
             download_artifact(
-                artifact_store=FileSystemArtifactStore(artifacts_dir),
+                artifact_store=FileSystemArtifactStore(str(artifacts_dir)),
                 file_path=str(weights),
                 artifact_id=str(artifact_id),
             )

@@ -56,6 +56,8 @@ from sweep.run.signals import Interrupted
 from sweep.run.signals import signals_as_interrupts
 from sweep.run.worker import WorkerSettings
 from sweep.run.worker import run_worker
+from sweep.store.artifacts import default_root
+from sweep.store.artifacts import new_location
 from sweep.store.confirm import is_companion
 from sweep.store.rdb import open_storage
 from sweep.store.study import create_or_reuse_study
@@ -65,8 +67,6 @@ from sweep.store.study import load_config
 from sweep.store.study import save_config
 from sweep.store.urls import STORAGE_ENV
 from sweep.store.urls import mask_url
-from sweep.store.urls import parse_url
-from sweep.store.urls import sqlite_path
 
 if TYPE_CHECKING:
     from sweep.space import SearchSpace
@@ -99,7 +99,9 @@ class LaunchRequest:
         data_path: The data file; ``None`` uses the bundled data.
         settings: Budget, sampler, pruner, split and heartbeat (checked on construction).
         overrides: ``--set`` values (already coerced), applied to the space as fixed values.
-        artifacts_dir: Where per-trial samples go; ``None`` picks beside a SQLite file.
+        artifacts_dir: The artifact root (``--artifacts DIR``); the study's folder is
+            ``DIR/NAME``. ``None``: beside a SQLite file (``sweep.db.artifacts/NAME``, stored
+            relative to the file, :mod:`sweep.store.artifacts`); none for PostgreSQL.
         force_new: Create ``NAME-2`` when ``NAME`` exists with another space or data.
         baseline: ``"notes"`` enqueues the notes' configuration as trial 0 of a new study,
             ``"none"`` enqueues nothing, ``None`` does what the space's ``baseline`` key says.
@@ -113,7 +115,8 @@ class LaunchRequest:
         direction: Its direction (``None``: the metric's natural one, guessed from the name).
         hp_assignments: With ``hypermodel``: the raw ``--set name=value`` strings.
         keep_weights: Keep the weights of the K best trials in the artifact store (0: none);
-            needs an artifact store and a single objective.
+            needs an artifact store and a single objective. ``None`` (the default): 1 where
+            that works (the built-in VAE, one objective, an artifact store), else 0.
         pruner_chosen: Whether the user chose ``settings.pruner``; a default one is turned off
             for a space of several objectives (which no pruner of Optuna's prunes) and said so.
     """
@@ -133,7 +136,7 @@ class LaunchRequest:
     objective: str | None = OPTIONS["objective"].default
     direction: str | None = None
     hp_assignments: tuple[str, ...] = ()
-    keep_weights: int = 0
+    keep_weights: int | None = None
     pruner_chosen: bool = True
 
 
@@ -203,13 +206,17 @@ def create_study(request: LaunchRequest) -> str:
         data_sha256=file_sha256(data_path),
         data_summary=summary,
         split_sha256=dataset.split_sha256,
-        artifacts_dir=request.artifacts_dir or default_artifacts_dir(request.storage_url),
+        artifacts_dir=new_location(request.storage_url, request.study_name, request.artifacts_dir),
         **plan.fields,
     )
     storage = open_storage(request.storage_url, create=True)
     name, created = create_or_reuse_study(
         storage, request.study_name, config, force_new=request.force_new
     )
+    if created and name != request.study_name and config.artifacts_dir:  # --force-new: NAME-2
+        location = new_location(request.storage_url, name, request.artifacts_dir)
+        config = dataclasses.replace(config, artifacts_dir=location)
+        save_config(storage, name, config)
     if not created:
         _logger.info(
             "study %r already exists with this %s and data: continuing it",
@@ -283,8 +290,11 @@ def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataS
                 f"{len(space.objectives)}: pass --pruner none (or leave --pruner out)"
             )
         changes["pruner"] = "none"
-    artifacts_dir = request.artifacts_dir or default_artifacts_dir(request.storage_url)
-    check_keep_weights(request.keep_weights, artifacts_dir, space.is_multi_objective)
+    has_store = bool(request.artifacts_dir) or default_root(request.storage_url) is not None
+    keep = request.keep_weights
+    if keep is None:  # the default: the best trial's weights, where they can be kept
+        keep = 1 if has_store and not space.is_multi_objective else 0
+    check_keep_weights(keep, has_store, space.is_multi_objective)
     baseline = space.baseline if request.baseline is None else request.baseline
     baseline = None if baseline == "none" else baseline
     baseline_params, baseline_differs = plan_baseline(space, baseline) if baseline else ({}, {})
@@ -307,7 +317,7 @@ def plan_vae_study(request: LaunchRequest, sections: Sequence[str], split: DataS
             "baseline": baseline,
             "baseline_params": baseline_params,
             "baseline_differs": baseline_differs,
-            "keep_weights": request.keep_weights,
+            "keep_weights": keep,
         },
         reference=request.reference != "none",
         settings=changes,
@@ -389,7 +399,7 @@ def vae_direction(metric: str, direction: str | None) -> str:
     return chosen
 
 
-def check_keep_weights(keep: int, artifacts_dir: str | None, multi_objective: bool) -> None:
+def check_keep_weights(keep: int, has_store: bool, multi_objective: bool) -> None:
     """Refuse ``--keep-weights K`` that cannot work, before the database is touched.
 
     Raises:
@@ -400,7 +410,7 @@ def check_keep_weights(keep: int, artifacts_dir: str | None, multi_objective: bo
         raise UsageError(f"--keep-weights must be at least 0, got {keep}")
     if keep == 0:
         return
-    if not artifacts_dir:
+    if not has_store:
         raise UsageError(
             "--keep-weights needs an artifact store: pass --artifacts DIR (a folder every "
             "worker can reach; it is beside the file only for SQLite)"
@@ -601,9 +611,3 @@ def _run_worker_processes(storage_url: str, name: str, options: RunOptions) -> i
             f"{sorted(set(failed))}); see their messages above"
         )
     return 0
-
-
-def default_artifacts_dir(storage_url: str) -> str | None:
-    """Beside a SQLite file (``sweep.db`` -> ``sweep.db.artifacts/``); none for PostgreSQL."""
-    path = sqlite_path(parse_url(storage_url))
-    return f"{path.resolve()}.artifacts" if path else None

@@ -132,7 +132,7 @@ class Objective:
         if kind.model == "hypermodel":
             check_hypermodel_file(config)
         # Confirmation runs keep no samples or weights, and nothing prunes them.
-        store = None if kind.confirm else artifact_store(config)
+        store = None if kind.confirm else artifact_store(config, storage_url)
         keep = config.keep_weights if store is not None and kind.model == "vae" else 0
         return cls(
             kind=kind,
@@ -386,11 +386,15 @@ def pruning_metrics(config: StudyConfig) -> tuple[str, ...]:
     return (metric,)
 
 
-def artifact_store(config: StudyConfig) -> Any:
-    """The study's artifact store (a private folder), or ``None`` when it keeps no samples."""
-    if not config.artifacts_dir:
+def artifact_store(config: StudyConfig, storage_url: str = "") -> Any:
+    """The study's artifact store (a private folder, found by :func:`sweep.store.artifacts.locate`
+    for ``storage_url``), or ``None`` when it keeps no samples."""
+    from sweep.store.artifacts import locate
+    from sweep.store.artifacts import make_folder
+
+    located = locate(storage_url, config.artifacts_dir)
+    if located is None:
         return None
     from optuna.artifacts import FileSystemArtifactStore
 
-    os.makedirs(config.artifacts_dir, mode=0o700, exist_ok=True)
-    return FileSystemArtifactStore(config.artifacts_dir)
+    return FileSystemArtifactStore(str(make_folder(located.writable)))

@@ -47,7 +47,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _artifacts(root: Path) -> Path:
-    return Path(f"{root / 'study.db'}.artifacts")
+    return Path(f"{root / 'study.db'}.artifacts") / NAME  # the study's own folder
 
 
 def _kept(url: str, root: Path) -> set[int]:

@@ -80,6 +80,7 @@ def run_sweep(
     report_heavy_imports: bool = False,
     check: bool = False,
     timeout: float = 900,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``sweep ARGS`` to completion.
 
@@ -92,6 +93,7 @@ def run_sweep(
         report_heavy_imports: (implies ``process``) Run :data:`HEAVY_IMPORT_CHECK`.
         check: Fail the test when the exit code is not 0.
         timeout: Seconds a process may take (processes only).
+        input: Text on the command's stdin (e.g. ``"n\n"`` to a confirmation).
 
     Returns:
         ``returncode``, ``stdout`` and ``stderr`` as text.
@@ -110,9 +112,10 @@ def run_sweep(
             text=True,
             timeout=timeout,
             check=False,
+            input=input,
         )
     else:
-        done = _in_process(list(args), storage, env or {}, cwd)
+        done = _in_process(list(args), storage, env or {}, cwd, input)
     if check and done.returncode != 0:
         raise AssertionError(
             f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
@@ -121,7 +124,11 @@ def run_sweep(
 
 
 def _in_process(
-    args: list[str], storage: str | None, env: Mapping[str, str], cwd: Path | str | None
+    args: list[str],
+    storage: str | None,
+    env: Mapping[str, str],
+    cwd: Path | str | None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     from click.testing import CliRunner
 
@@ -131,7 +138,8 @@ def _in_process(
     if storage:
         overrides[STORAGE_ENV] = storage
     overrides.update(env)
-    with CliRunner().isolation(env=overrides) as (out, err, _), _keep_logging(), _chdir(cwd):
+    isolation = CliRunner().isolation(input=input, env=overrides)
+    with isolation as (out, err, _), _keep_logging(), _chdir(cwd):
         code = main(args)
         sys.stdout.flush()
         sys.stderr.flush()
