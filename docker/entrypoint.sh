@@ -6,7 +6,8 @@
 #    SWEEP_DB_USER (sweep), SWEEP_DB_HOST (db), SWEEP_DB_PORT (5432), SWEEP_DB_NAME (sweep) and
 #    SWEEP_DB_OPTIONS (e.g. sslmode=require). User and password are percent-encoded. The URL
 #    lives only in the environment: never on a command line, never printed.
-# 2. `dashboard` runs optuna-dashboard on SWEEP_STORAGE (port SWEEP_DASHBOARD_PORT, 8080).
+# 2. `dashboard` runs `sweep dashboard` (read-only; extra arguments such as --allow-writes
+#    are passed on) on SWEEP_STORAGE (port SWEEP_DASHBOARD_PORT, 8080).
 #    Anything else runs `sweep "$@"` (exec, so sweep gets SIGTERM directly).
 set -eu
 
@@ -43,16 +44,8 @@ if [ "${1:-}" = "dashboard" ]; then
         echo "sweep-entrypoint: dashboard needs SWEEP_STORAGE or SWEEP_DB_PASSWORD_FILE" >&2
         exit 2
     fi
-    exec python -c '
-import os
-import optuna_dashboard
-
-optuna_dashboard.run_server(
-    os.environ["SWEEP_STORAGE"],
-    host=os.environ.get("SWEEP_DASHBOARD_HOST", "0.0.0.0"),
-    port=int(os.environ.get("SWEEP_DASHBOARD_PORT", "8080")),
-)
-' "$@"
+    exec sweep dashboard \
+        --host "${SWEEP_DASHBOARD_HOST:-0.0.0.0}" --port "${SWEEP_DASHBOARD_PORT:-8080}" "$@"
 fi
 
 exec sweep "$@"

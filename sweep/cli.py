@@ -443,13 +443,24 @@ def report(name: str, storage: str | None, out: str, force: bool, artifacts: str
     is_flag=True,
     help="Let the page change the database (delete studies, notes, uploads); default: read-only.",
 )
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 only behind a network you trust (no login).",
+)
 def dashboard(
-    name: str | None, storage: str | None, port: int, artifacts: str | None, allow_writes: bool
+    name: str | None,
+    storage: str | None,
+    port: int,
+    artifacts: str | None,
+    allow_writes: bool,
+    host: str,
 ) -> None:
-    """Serve optuna-dashboard on 127.0.0.1 for the storage (and study NAME's artifacts)."""
+    """Serve optuna-dashboard for the storage (and study NAME's artifacts), read-only."""
     from sweep.present.dashboard import serve
 
-    serve(_storage(storage), name, port, artifacts, allow_writes=allow_writes)
+    serve(_storage(storage), name, port, artifacts, allow_writes=allow_writes, host=host)
 
 
 @cli.command()

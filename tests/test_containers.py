@@ -404,6 +404,7 @@ def test_entrypoint_secret_reaches_the_real_database(
 def test_entrypoint_dashboard_serves_the_study(tmp_path: Path) -> None:
     import socket
     import time
+    import urllib.error
     import urllib.request
 
     import optuna
@@ -436,10 +437,18 @@ def test_entrypoint_dashboard_serves_the_study(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.5)
+        study_id = optuna.storages.get_storage(storage).get_study_id_from_name("shown")
+        delete = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/studies/{study_id}", method="DELETE"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(delete, timeout=5)
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert "shown" in body, stderr[-2000:]
+    assert refused.value.code == 403  # `sweep dashboard`: read-only by default
+    assert optuna.get_all_study_names(storage) == ["shown"]
 
 
 # --- topology: the compose services as local processes -------------------------------------------

@@ -79,6 +79,7 @@ def serve(
     artifacts: str | None = None,
     *,
     allow_writes: bool = False,
+    host: str = HOST,
 ) -> None:
     """Serve optuna-dashboard on 127.0.0.1:``port`` until interrupted.
 
@@ -93,6 +94,7 @@ def serve(
         artifacts: ``--artifacts DIR``: an artifact root to look in first
             (:func:`sweep.store.artifacts.locate`).
         allow_writes: Let the page change the database (delete studies, notes, uploads).
+        host: The address to listen on (``0.0.0.0`` in a container; it has no login).
 
     Raises:
         UsageError: the port is in use, or optuna-dashboard is not installed.
@@ -105,7 +107,7 @@ def serve(
     from sweep.store.read import StudyReader
     from sweep.store.urls import mask_url
 
-    check_port(port)
+    check_port(port, host)
     try:
         from optuna_dashboard import wsgi
     except ImportError:
@@ -126,12 +128,12 @@ def serve(
     storage = _storage(url)
     app = SweepDashboard(wsgi(storage, artifact_store=store), storage, allow_writes=allow_writes)
     try:
-        server = make_server(HOST, port, app, handler_class=_quiet_handler())
+        server = make_server(host, port, app, handler_class=_quiet_handler())
     except OSError as e:  # lost a race for the port after the check
-        raise UsageError(f"port {port} on {HOST}: {e.strerror or e}") from None
+        raise UsageError(f"port {port} on {host}: {e.strerror or e}") from None
     _logger.info(
         "optuna-dashboard on http://%s:%d/dashboard/ for %s%s, %s (Ctrl-C stops it)",
-        HOST,
+        host,
         port,
         mask_url(url),
         f", artifacts in {artifacts}" if artifacts else "",

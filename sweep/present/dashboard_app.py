@@ -9,6 +9,10 @@ artifact uploads all write), so :class:`SweepDashboard` wraps its app:
   cut to :data:`STUDY_ATTR_CHARS` characters, and a trial's JSON blobs that optuna-dashboard
   cuts anyway (``history``, ``diagnostics``, ``figure_sample``...) to a short stub naming the
   command that shows them in full. The database is not changed.
+* **Seed means**: in a racing study (``--max-seeds`` above 1) every trial of a configuration,
+  its own and its extra seeds, gets the configuration's ``seed_mean``, ``seed_sd`` and
+  ``seeds`` as sortable attributes, so the history and slice plots can show the mean that
+  ``best`` ranks by instead of one lucky seed.
 * **Loss curves**: every study page gets, as custom plotly figures, the validation losses per
   epoch (:data:`sweep.names.HEADLINE_CURVES`) of its :data:`CURVE_TRIALS` best COMPLETE trials,
   drawn from each trial's stored ``history`` (one series per trial cannot be an Optuna
@@ -29,6 +33,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweep.names import HEADLINE_CURVES
+from sweep.seeds import RACE_ATTR
+from sweep.seeds import SEED_INDEX_ATTR
+from sweep.seeds import SeedRun
+from sweep.seeds import configurations
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -44,6 +52,8 @@ CURVE_TRIALS = 20
 """The loss-curve figures draw this many best COMPLETE trials (by the first objective)."""
 CURVES_TTL_S = 10.0
 """Seconds a study's loss-curve figures are reused before they are drawn again."""
+SEED_MEAN_ATTRS = ("seed_mean", "seed_sd", "seeds")
+"""The attributes a racing study's trials get: their configuration's seed mean, sd and count."""
 READ_ONLY_REASON = (
     "sweep dashboard is read-only: nothing was changed (restart it with --allow-writes to "
     "delete studies, write notes or upload artifacts)"
@@ -94,7 +104,22 @@ class SweepDashboard:
                 trial["user_attrs"] = compact_trial_attrs(
                     trial.get("user_attrs", []), data.get("name", ""), trial.get("number")
                 )
+        self._add_seed_means(study_id, data)
         data.setdefault("plotly_graph_objects", []).extend(self.curves(study_id))
+
+    def _add_seed_means(self, study_id: int, data: dict[str, Any]) -> None:
+        by_number = seed_mean_attrs(self.storage.get_all_trials(study_id, deepcopy=False))
+        if not by_number:
+            return
+        for key in ("trials", "best_trials"):
+            for trial in data.get(key, []):
+                extra = by_number.get(trial.get("number"), {})
+                trial["user_attrs"] = [
+                    *({"key": k, "value": str(v)} for k, v in extra.items()),
+                    *(a for a in trial.get("user_attrs", []) if a.get("key") not in extra),
+                ]
+        union = [a for a in data.get("union_user_attrs", []) if a["key"] not in SEED_MEAN_ATTRS]
+        data["union_user_attrs"] = [{"key": k, "sortable": True} for k in SEED_MEAN_ATTRS] + union
 
     def curves(self, study_id: int) -> list[dict[str, str]]:
         """The study's loss-curve figures as optuna-dashboard's ``plotly_graph_objects``."""
@@ -121,6 +146,38 @@ class SweepDashboard:
         with self._lock:
             self._curves[study_id] = (time.monotonic(), objects)
         return objects
+
+
+def seed_mean_attrs(trials: Sequence[Any]) -> dict[int, dict[str, float]]:
+    """Trial number -> its configuration's ``seed_mean``, ``seed_sd`` and ``seeds``.
+
+    Empty unless some trial is an extra seed (a racing study); a configuration with one
+    complete seed has no ``seed_sd``. Extra seeds get their configuration's values.
+    """
+    runs = []
+    for t in trials:
+        race_of = t.user_attrs.get(RACE_ATTR)
+        runs.append(
+            SeedRun(
+                number=t.number,
+                state=t.state.name,
+                value=t.values[0] if t.values else None,
+                race_of=int(race_of) if race_of is not None else None,
+                seed_index=int(t.user_attrs.get(SEED_INDEX_ATTR, 0)),
+            )
+        )
+    if all(r.race_of is None for r in runs):
+        return {}
+    out: dict[int, dict[str, float]] = {}
+    for config in configurations(runs):
+        attrs = {"seed_mean": config.mean, "seeds": config.n}
+        if config.sd is not None:
+            attrs["seed_sd"] = config.sd
+        out[config.number] = attrs
+    for r in runs:
+        if r.race_of is not None and r.race_of in out:
+            out[r.number] = out[r.race_of]
+    return out
 
 
 def loss_curve_figures(

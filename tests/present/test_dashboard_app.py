@@ -177,3 +177,50 @@ def test_a_pareto_study_names_both_objectives(tmp_path: Path) -> None:
     assert status == 200
     assert study["objective_names"] == ["expression_hidden.auroc", "sections.mean_auprc_lift"]
     assert study["plotly_graph_objects"] == []  # no COMPLETE trial: no curves
+
+
+def test_a_racing_study_shows_each_configurations_seed_mean(tmp_path: Path) -> None:
+    from sweep.seeds import RACE_ATTR
+    from sweep.seeds import SEED_INDEX_ATTR
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    write_study(url, NAME, 0)
+    storage = open_storage(url)
+    study = optuna.load_study(study_name=NAME, storage=storage)
+    distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    runs = [  # (value, attrs): configuration #0 on two seeds, #2 on one
+        (0.7, {}),
+        (0.5, {RACE_ATTR: 0, SEED_INDEX_ATTR: 1}),
+        (0.65, {}),
+    ]
+    for value, attrs in runs:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"kl_beta": 1e-3},
+                distributions={"kl_beta": distribution},
+                value=value,
+                user_attrs=attrs,
+            )
+        )
+    status, data = _request(
+        SweepDashboard(wsgi(storage), storage), "GET", f"/api/studies/{_study_id(storage)}"
+    )
+    assert status == 200
+    shown = {t["number"]: {a["key"]: a["value"] for a in t["user_attrs"]} for t in data["trials"]}
+    for number in (0, 1):  # the configuration's own trial and its extra seed
+        assert float(shown[number]["seed_mean"]) == pytest.approx(0.6)
+        assert float(shown[number]["seed_sd"]) == pytest.approx(0.1414, abs=1e-4)
+        assert shown[number]["seeds"] == "2"
+    assert float(shown[2]["seed_mean"]) == pytest.approx(0.65) and "seed_sd" not in shown[2]
+    sortable = [a["key"] for a in data["union_user_attrs"] if a["sortable"]]
+    assert sortable[:3] == ["seed_mean", "seed_sd", "seeds"]
+    assert "seed_mean" not in storage.get_all_trials(_study_id(storage))[0].user_attrs
+
+
+def test_a_study_without_extra_seeds_gets_no_seed_means(storage: Any) -> None:
+    status, data = _request(
+        SweepDashboard(wsgi(storage), storage), "GET", f"/api/studies/{_study_id(storage)}"
+    )
+    assert status == 200
+    keys = {a["key"] for t in data["trials"] for a in t["user_attrs"]}
+    assert not keys & {"seed_mean", "seed_sd", "seeds"}
