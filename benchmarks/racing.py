@@ -167,9 +167,10 @@ def _key(space: Any, trial: Any) -> str:
     return tabular.point_key({n: trial.params[n] for n in space.search})
 
 
-def real_run(budget_epochs: int, epochs: int, workdir: Path) -> list[str]:
+def real_run(budget_epochs: int, epochs: int, workdir: Path, repeats: int = 1) -> list[str]:
     """``sweep launch`` on the bundled data, racing and ``--max-seeds 1``, at the same
-    ``--budget-epochs``, each followed by ``sweep confirm --top 1 --seeds 3``: table lines."""
+    ``--budget-epochs``, each followed by ``sweep confirm --top 1 --seeds 3``, once per sampler
+    seed ``0..repeats-1``: table lines, then the median test score per method and the verdict."""
     import subprocess
 
     from sweep.present.confirmed import confirmed_results
@@ -178,51 +179,64 @@ def real_run(budget_epochs: int, epochs: int, workdir: Path) -> list[str]:
     metric = tabular.OBJECTIVE
     lines = [
         "",
-        f"### One real run each: `sweep launch` at `--budget-epochs {budget_epochs}`, then "
-        "`sweep confirm --top 1 --seeds 3`",
+        f"### Real runs: `sweep launch` at `--budget-epochs {budget_epochs}`, then "
+        f"`sweep confirm --top 1 --seeds 3`, sampler seeds 0..{repeats - 1}",
         "",
-        "| method | configurations | runs | epochs | pick | pick's seed mean (validation) | "
-        f"confirmed test `{metric}` (3 fresh seeds) |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| method | sampler seed | configurations | runs | epochs | pick | pick's seed mean "
+        f"(validation) | confirmed test `{metric}` (3 fresh seeds) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for label, seeds_flag in ((RACING, str(MAX_SEEDS)), ("one seed (--max-seeds 1)", "1")):
-        study = f"real-{seeds_flag}"
-        sweep = [sys.executable, "-m", "sweep", "-q"]
-        common = ["--storage", url]
-        subprocess.run(
-            [*sweep, "launch", "--space", str(SPACE), "--study", study, "--n-trials", "1000",
-             "--budget-epochs", str(budget_epochs), "--max-seeds", seeds_flag, "--set",
-             f"epochs={epochs}", "--reference", "none", *common],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        subprocess.run(
-            [*sweep, "confirm", study, "--top", "1", "--seeds", "3", *common],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        best = json.loads(
+    methods = ((RACING, str(MAX_SEEDS)), ("one seed (--max-seeds 1)", "1"))
+    tests: dict[str, list[float]] = {label: [] for label, _ in methods}
+    for repeat in range(repeats):
+        for label, seeds_flag in methods:
+            study = f"real-{seeds_flag}-{repeat}"
+            sweep = [sys.executable, "-m", "sweep", "-q"]
+            common = ["--storage", url]
             subprocess.run(
-                [*sweep, "best", study, "--top", "1", "--format", "json", *common],
-                check=True, capture_output=True, text=True,
-            ).stdout
-        )[0]  # fmt: skip
-        trials = json.loads(
+                [*sweep, "launch", "--space", str(SPACE), "--study", study, "--n-trials", "1000",
+                 "--budget-epochs", str(budget_epochs), "--max-seeds", seeds_flag, "--set",
+                 f"epochs={epochs}", "--reference", "none", "--seed", str(repeat), *common],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
             subprocess.run(
-                [*sweep, "trials", study, "--format", "json", *common],
-                check=True, capture_output=True, text=True,
-            ).stdout
-        )  # fmt: skip
-        configs = [t for t in trials if "race_of" not in (t.get("user_attrs") or {})]
-        spent = sum(int(t.get("epochs_run") or 0) for t in trials)
-        confirmed = confirmed_results(url, study) or {}
-        row = next(r for r in confirmed["trials"] if r["number"] == best["number"])
-        test = row["test"][metric]
-        mean = best.get("value_mean", (best.get("values") or [None])[0])
-        params = ", ".join(f"{k}={v}" for k, v in sorted(best["params"].items()))
-        lines.append(
-            f"| {label} | {len(configs)} | {len(trials)} | {spent} | #{best['number']}: {params} "
-            f"| {mean:.3f} ({best.get('seeds', 1)} seed(s)) | {test['mean']:.3f} ± "
-            f"{(test['sd'] or 0):.3f} |"
-        )
+                [*sweep, "confirm", study, "--top", "1", "--seeds", "3", *common],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            best = json.loads(
+                subprocess.run(
+                    [*sweep, "best", study, "--top", "1", "--format", "json", *common],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+            )[0]  # fmt: skip
+            trials = json.loads(
+                subprocess.run(
+                    [*sweep, "trials", study, "--format", "json", *common],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+            )  # fmt: skip
+            configs = [t for t in trials if "race_of" not in (t.get("user_attrs") or {})]
+            spent = sum(int(t.get("epochs_run") or 0) for t in trials)
+            confirmed = confirmed_results(url, study) or {}
+            row = next(r for r in confirmed["trials"] if r["number"] == best["number"])
+            test = row["test"][metric]
+            tests[label].append(float(test["mean"]))
+            mean = best.get("value_mean", (best.get("values") or [None])[0])
+            params = ", ".join(f"{k}={v}" for k, v in sorted(best["params"].items()))
+            lines.append(
+                f"| {label} | {repeat} | {len(configs)} | {len(trials)} | {spent} | "
+                f"#{best['number']}: {params} | {mean:.3f} ({best.get('seeds', 1)} seed(s)) | "
+                f"{test['mean']:.3f} ± {(test['sd'] or 0):.3f} |"
+            )
+    racing, single = (statistics.median(tests[label]) for label, _ in methods)
+    wins = sum(r >= s for r, s in zip(tests[methods[0][0]], tests[methods[1][0]], strict=True))
+    lines += [
+        "",
+        f"Median confirmed test `{metric}` of the pick over {repeats} sampler seed(s): racing "
+        f"{racing:.3f}, one seed {single:.3f}; racing's pick at least as good in {wins} of "
+        f"{repeats}. Goal (racing's confirmed pick at least as good on test): "
+        f"{'met' if racing >= single else 'not met'} on the median.",
+    ]
     return lines
 
 
@@ -248,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also run sweep launch (racing and --max-seeds 1) at this --budget-epochs, each "
         "confirmed on test; 0: skip",
+    )
+    parser.add_argument(
+        "--real-repeats", type=int, default=1, help="real runs per method (sampler seeds 0..R-1)"
     )
     parser.add_argument("--no-write", action="store_true", help="only print the section")
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
@@ -377,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="sweep-racing-") as workdir:
-            lines += real_run(args.real_budget_epochs, args.epochs, Path(workdir))
+            lines += real_run(
+                args.real_budget_epochs, args.epochs, Path(workdir), args.real_repeats
+            )
     body = "\n".join(lines) + "\n"
     print(body)
     if not args.no_write:
