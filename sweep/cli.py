@@ -524,9 +524,10 @@ def copy_(
     for note in done.notes:
         click.echo(note, err=True)
     where = f" to '{done.folder}'" if done.folder else ""
+    runs = "" if done.confirm_trials is None else f", {done.confirm_trials} confirmation runs"
     click.echo(
         f"copied study {name} to {to_name} in {mask_url(to_url)}: {done.trials} trials, "
-        f"{done.files} artifact files{where}"
+        f"{done.files} artifact files{where}{runs}"
     )
 
 
@@ -535,19 +536,28 @@ def copy_(
 @o.delete_options
 def delete(name: str, storage: str | None, artifacts: str | None, yes: bool) -> None:
     """Delete study NAME: its rows and its artifacts (asks first; --yes does not)."""
+    from sweep.store.lifecycle import companion_trials
     from sweep.store.lifecycle import delete_study
     from sweep.store.lifecycle import study_files
     from sweep.store.urls import mask_url
 
     url = _storage(storage)
     found = study_files(url, name, artifacts)
+    confirmations = companion_trials(url, name)
+    also = (
+        ""
+        if confirmations is None
+        else f", and its {confirmations} confirmation runs ({name}.confirm)"
+    )
     question = (
-        f"Delete study {name!r} of {mask_url(url)}: {found.trials} trials and {found.where()}?"
+        f"Delete study {name!r} of {mask_url(url)}: {found.trials} trials and "
+        f"{found.where()}{also}?"
     )
     if not yes and not click.confirm(question, default=False, err=True):
         raise click.ClickException("not confirmed; nothing was deleted")
     done = delete_study(url, name, artifacts=artifacts)
-    click.echo(f"deleted study {name}: {done.trials} trials, {done.files} artifact files")
+    gone = "" if done.confirm_trials is None else f", {done.confirm_trials} confirmation runs"
+    click.echo(f"deleted study {name}: {done.trials} trials, {done.files} artifact files{gone}")
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ The rows go through Optuna (:func:`optuna.copy_study`, :func:`optuna.delete_stud
 parameters, values, attributes, intermediate values). The artifact files are the ones the
 study's trials and the study itself uploaded (Optuna's ``artifacts:`` system attributes), found
 by :func:`sweep.store.artifacts.locate`; files of other studies in a shared folder (the layout
-before per-study folders) are never touched.
+before per-study folders) are never touched. A study's confirmation runs (its companion study
+``NAME.confirm``, made by ``sweep confirm``) are copied and deleted with it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweep.config import CONFIRM_SUFFIX
 from sweep.errors import StudyConflictError
 from sweep.errors import UsageError
 from sweep.store.artifacts import Located
@@ -104,6 +106,8 @@ class Copied:
     files: int
     folder: Path | None
     notes: tuple[str, ...] = ()
+    confirm_trials: int | None = None
+    """Trials of the companion study copied with it (``None``: it has none)."""
 
 
 def copy_study(
@@ -146,11 +150,14 @@ def copy_study(
             "artifact folder beside it; pass --to-artifacts DIR"
         )
     target = open_storage(to_url, create=True)
-    if to_name in {s.study_name for s in target.get_all_studies()}:
-        raise StudyConflictError(
-            f"study {to_name!r} already exists in {mask_url(to_url)}; nothing was copied "
-            "(`sweep delete` it first, or choose another name)"
-        )
+    taken = {s.study_name for s in target.get_all_studies()}
+    for clash in (to_name, to_name + CONFIRM_SUFFIX):
+        if clash in taken:
+            raise StudyConflictError(
+                f"study {clash!r} already exists in {mask_url(to_url)}; nothing was copied "
+                "(`sweep delete` it first, or choose another name)"
+            )
+    companion = companion_trials(url, name)
     folder = None
     if files and location is not None:
         folder = locate(to_url, location, to_artifacts)
@@ -175,10 +182,30 @@ def copy_study(
         config = load_config(target, to_name)
         stored = location if source.located is not None else None
         save_config(target, to_name, dataclasses.replace(config, artifacts_dir=stored))
+        if companion is not None:
+            optuna.copy_study(
+                from_study_name=name + CONFIRM_SUFFIX,
+                from_storage=open_storage(url),
+                to_storage=target,
+                to_study_name=to_name + CONFIRM_SUFFIX,
+            )
     except BaseException:
         _undo_copy(target, to_name, made, folder, files)
         raise
-    return Copied(source.trials, len(files), folder.folder if folder else None, tuple(notes))
+    return Copied(
+        source.trials, len(files), folder.folder if folder else None, tuple(notes), companion
+    )
+
+
+def companion_trials(url: str, name: str) -> int | None:
+    """The number of trials of study ``name``'s companion ``NAME.confirm``; ``None``: none."""
+    from sweep.store.rdb import open_storage
+
+    storage = open_storage(url)
+    for study in storage.get_all_studies():
+        if study.study_name == name + CONFIRM_SUFFIX:
+            return len(storage.get_all_trials(study._study_id, deepcopy=False))
+    return None
 
 
 def _undo_copy(
@@ -190,10 +217,11 @@ def _undo_copy(
 ) -> None:
     import optuna
 
-    try:
-        optuna.delete_study(study_name=to_name, storage=target)
-    except KeyError:
-        pass  # not created yet
+    for made_name in (to_name, to_name + CONFIRM_SUFFIX):
+        try:
+            optuna.delete_study(study_name=made_name, storage=target)
+        except KeyError:
+            pass  # not created yet
     if made is not None:
         shutil.rmtree(made, ignore_errors=True)
     elif folder is not None:
@@ -208,6 +236,8 @@ class Deleted:
     trials: int
     files: int
     folder: Path | None
+    confirm_trials: int | None = None
+    """Trials of the companion study deleted with it (``None``: it had none)."""
 
 
 def delete_study(url: str, name: str, *, artifacts: str | None = None) -> Deleted:
@@ -215,7 +245,8 @@ def delete_study(url: str, name: str, *, artifacts: str | None = None) -> Delete
 
     The files of other studies that share the folder (older studies' layout) stay, and so does
     a folder that is another database's (a ``.backup`` copy of an older study reading its
-    original's, :attr:`sweep.store.artifacts.Located.foreign`).
+    original's, :attr:`sweep.store.artifacts.Located.foreign`). Its companion ``NAME.confirm``
+    (confirmation runs, no artifact files) goes too.
 
     Raises:
         StudyNotFoundError, StorageError.
@@ -227,7 +258,10 @@ def delete_study(url: str, name: str, *, artifacts: str | None = None) -> Delete
     found = study_files(url, name, artifacts)
     foreign = found.located is not None and found.located.foreign
     files = [] if foreign else found.present()  # never another database's files
+    companion = companion_trials(url, name)
     optuna.delete_study(study_name=name, storage=open_storage(url))
+    if companion is not None:
+        optuna.delete_study(study_name=name + CONFIRM_SUFFIX, storage=open_storage(url))
     for file in files:
         file.unlink(missing_ok=True)
     folder = found.located.folder if found.located is not None else None
@@ -237,4 +271,4 @@ def delete_study(url: str, name: str, *, artifacts: str | None = None) -> Delete
             folder.rmdir()  # only when empty: never another study's files
         except OSError:
             _logger.info("kept '%s': it holds other files", folder)
-    return Deleted(found.trials, len(files), folder)
+    return Deleted(found.trials, len(files), folder, companion)

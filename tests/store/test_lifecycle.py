@@ -134,23 +134,40 @@ def test_backup_of_an_old_study_reads_but_never_deletes_the_original(tmp_path: P
     assert run_sweep("best", "s", storage=url).returncode == 0  # the original is whole
 
 
+def _confirmation_runs(url: str, name: str, n: int = 2) -> None:
+    """A companion study ``NAME.confirm`` with ``n`` finished runs, as ``sweep confirm`` makes."""
+    import optuna
+
+    companion = optuna.create_study(study_name=f"{name}.confirm", storage=url)
+    for seed in range(n):
+        companion.add_trial(
+            optuna.trial.create_trial(value=0.5 + seed / 10, user_attrs={"confirm_seed": seed})
+        )
+
+
 def test_delete_removes_rows_and_artifacts_and_asks_first(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     ids = _study_with_artifacts(url, "gone")
+    _confirmation_runs(url, "gone")
     _study_with_artifacts(url, "stays")
+    _confirmation_runs(url, "stays", 1)
     before = dump(url)
     declined = run_sweep("delete", "gone", storage=url, input="n\n")
     assert declined.returncode == 1 and "nothing was deleted" in declined.stderr
     assert "5 trials and 2 artifact files" in declined.stderr  # the question
+    assert "its 2 confirmation runs (gone.confirm)" in declined.stderr
     assert dump(url) == before
     done = run_sweep("delete", "gone", "--yes", storage=url)
     assert done.returncode == 0, done.stderr
-    assert "5 trials, 2 artifact files" in done.stdout
+    assert "5 trials, 2 artifact files, 2 confirmation runs" in done.stdout
     assert not (tmp_path / "sweep.db.artifacts" / "gone").exists()
     assert not any((tmp_path / "sweep.db.artifacts" / "stays" / a).exists() for a in ids)
     assert len(list((tmp_path / "sweep.db.artifacts" / "stays").iterdir())) == 2
     studies = run_sweep("studies", "--format", "csv", storage=url, check=True).stdout
     assert "stays" in studies and "gone" not in studies
+    import optuna
+
+    assert sorted(optuna.get_all_study_names(url)) == ["stays", "stays.confirm"]
     unknown = run_sweep("delete", "gone", "--yes", storage=url)
     assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
     assert "no study named 'gone'" in unknown.stderr
@@ -207,8 +224,16 @@ def _same_trials(url: str, name: str, other_url: str, other: str) -> None:
 def test_copy_within_one_file_gets_its_own_folder(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     ids = _study_with_artifacts(url, "s")
+    _confirmation_runs(url, "s")
     done = run_sweep("copy", "s", "t", storage=url)
     assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(", 2 confirmation runs")
+    _same_trials(url, "s.confirm", url, "t.confirm")
+    _confirmation_runs(url, "u")  # a stray companion: copying to "u" is refused, nothing made
+    before = dump(url)
+    clash = run_sweep("copy", "s", "u", storage=url)
+    assert clash.returncode == 1 and "'u.confirm' already exists" in clash.stderr
+    assert dump(url) == before and not (tmp_path / "sweep.db.artifacts" / "u").exists()
     assert all((tmp_path / "sweep.db.artifacts" / "t" / a).is_file() for a in ids)
     run_sweep("delete", "s", "--yes", storage=url, check=True)
     assert all((tmp_path / "sweep.db.artifacts" / "t" / a).is_file() for a in ids)
