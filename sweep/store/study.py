@@ -28,6 +28,7 @@ from sweep.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
+    from sqlalchemy.engine import Connection
 
 _logger = logging.getLogger(__name__)
 
@@ -161,6 +162,45 @@ def check_study_name(name: str) -> None:
 def state_counts(study: optuna.Study) -> Counter[str]:
     """Number of trials per state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING)."""
     return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+
+
+def budget_counts(
+    storage: optuna.storages.RDBStorage, study_id: int, conn: Connection | None = None
+) -> tuple[Counter[str], int]:
+    """The study's trials per state name and its budget (``n_trials``), in two small queries.
+
+    A claim's whole read under the budget lock: no trial is loaded, and the budget is the one
+    stored now (``resume --n-trials`` raises it for running workers).
+
+    Args:
+        storage: The study's storage.
+        study_id: The study.
+        conn: A connection to read on (the one holding the budget lock on PostgreSQL); its
+            transaction is ended after the read. ``None``: a connection of ``storage``'s own.
+
+    Raises:
+        StudyConflictError: the study has no sweep settings.
+    """
+    from sweep.store._optuna_schema import study_user_attr_json
+    from sweep.store._optuna_schema import trial_state_counts
+
+    def read(c: Connection) -> tuple[Counter[str], Any]:
+        try:
+            return (
+                Counter(trial_state_counts(c, study_id)),
+                study_user_attr_json(c, study_id, STUDY_ATTR),
+            )
+        finally:
+            c.rollback()
+
+    if conn is not None:
+        counts, settings = read(conn)
+    else:
+        with storage.engine.connect() as own:
+            counts, settings = read(own)
+    if not isinstance(settings, dict) or "n_trials" not in settings:
+        raise StudyConflictError(f"study id {study_id} has no sweep settings")
+    return counts, int(settings["n_trials"])
 
 
 def requeue_lost_retries(
