@@ -248,6 +248,7 @@ def worker_main(args: argparse.Namespace) -> int:
 
     rundir = Path(args.dir)
     stats = WorkerStats()
+    rdb_module.POSTGRES_IDLE_CONNECTIONS = args.idle_connections
     timed = timed_storage_class(rdb_module._reconnecting_storage_class(), stats)
     rdb_module._reconnecting_storage_class = lambda: timed  # type: ignore[assignment]
     worker_module.budget_lock = timed_budget_lock(worker_module.budget_lock, stats)  # type: ignore[assignment]
@@ -448,6 +449,7 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
         command += ["--data", str(data), "--dir", str(rundir)]
         command += ["--trial-seconds", str(args.trial_seconds)]
         command += ["--max-seconds", str(args.max_seconds)]
+        command += ["--idle-connections", str(args.idle_connections)]
         processes = [
             subprocess.Popen([*command, "--index", str(i)], env=env, stderr=subprocess.PIPE)
             for i in range(n)
@@ -688,6 +690,12 @@ def _code_version(override: str = "") -> str:
     return f"commit {commit}" + (" + uncommitted changes to sweep/" if dirty else "")
 
 
+def _product_idle_connections() -> int:
+    from sweep.store import rdb
+
+    return int(getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0))
+
+
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return " ".join(lines)[:300] if lines else type(error).__name__
@@ -708,6 +716,7 @@ def render(
         "trial_seconds": 2.0,
         "epochs": 4,
         "heartbeat_interval": 1,
+        "idle_connections": _product_idle_connections(),
     }
     for key, default in defaults.items():
         value = getattr(args, key)
@@ -737,7 +746,9 @@ def render(
         "connections were open before the run (other users of the server). Each N: a fresh "
         f"database, the tiny space, median pruner, budget N x {args.trials_per_worker} trials, "
         f"N worker processes (`run_worker`, real storage, heartbeats every "
-        f"{args.heartbeat_interval} s, budget lock, stale-trial watcher); the training step is "
+        f"{args.heartbeat_interval} s, budget lock, stale-trial watcher, "
+        f"{args.idle_connections} idle PostgreSQL connection(s) kept per worker process); "
+        "the training step is "
         f"a {args.trial_seconds:g} s sleep in {args.epochs} epochs, each reported to the pruner "
         "(a stand-in inside this benchmark only; workers never import TensorFlow). Each "
         "worker checks its data file and split before the start signal (start-up, not "
@@ -823,6 +834,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="only print the section")
     parser.add_argument("--code-version", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--idle-connections",
+        type=int,
+        default=None,
+        help="sweep.store.rdb.POSTGRES_IDLE_CONNECTIONS in the workers (default: the product's)",
+    )
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--study", help=argparse.SUPPRESS)
@@ -830,6 +847,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.idle_connections is None:
+        from sweep.store import rdb
+
+        args.idle_connections = getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0)
     if args.worker:
         return worker_main(args)
     if not args.postgres:

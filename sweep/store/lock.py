@@ -58,9 +58,12 @@ def budget_lock(
         try:
             yield connection
         finally:
-            with contextlib.suppress(Exception):  # a lost connection has released it anyway
+            try:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 connection.commit()
+            except Exception:  # a lost connection has released it anyway; a live one must go
+                with contextlib.suppress(Exception):
+                    connection.invalidate()  # never back to a pool still holding the lock
             connection.close()
     else:
         path = sqlite_path(engine.url)

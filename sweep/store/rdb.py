@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
+#: Idle PostgreSQL connections a storage keeps for its next call (0: none, each call connects
+#: afresh). Every thread of a process shares them; more at once open extra ones, closed after.
+POSTGRES_IDLE_CONNECTIONS = 0
 #: The longest pause between two attempts of a retried call (shorter with a shorter heartbeat
 #: interval: see :func:`sweep.config.max_reconnect_timeout`).
 RETRY_PAUSE_MAX_S = 5.0
@@ -93,6 +96,12 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        if POSTGRES_IDLE_CONNECTIONS > 0:
+            from sqlalchemy.pool import QueuePool
+
+            engine_kwargs.update(
+                poolclass=QueuePool, pool_size=POSTGRES_IDLE_CONNECTIONS, max_overflow=-1
+            )
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": False}
     if heartbeat is not None:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
