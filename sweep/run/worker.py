@@ -64,6 +64,7 @@ from sweep.seeds import SEED_INDEX_ATTR
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import claim_gate
 from sweep.store.rdb import open_storage
+from sweep.store.rdb import retrying_call
 from sweep.store.rdb import storage_errors
 from sweep.store.study import budget_counts
 from sweep.store.study import fail_unwatched_trials
@@ -302,8 +303,20 @@ class SlotClaim:
         if self._entered:
             return
         self._entered = True
-        conn = self._held.enter_context(budget_lock(self._storage, self._study_name))
-        slot = self._decide(conn)
+
+        def attempt() -> tuple[contextlib.ExitStack, bool | None]:
+            held = contextlib.ExitStack()
+            try:
+                conn = held.enter_context(budget_lock(self._storage, self._study_name))
+                return held, self._decide(conn)
+            except BaseException:
+                held.close()  # a lost connection: lock and count again, or give up
+                raise
+
+        url = getattr(self._storage, "_sweep_masked_url", "the study database")
+        with storage_errors(url, action="count the trials in"):
+            held, slot = retrying_call(self._storage, attempt)
+        self._held.enter_context(held)
         if not slot:
             raise _NoSlot(budget_met=slot is None)
 
@@ -420,7 +433,7 @@ class _TrialRunner:
 
     def _slot_free(self, conn: Connection | None) -> bool | None:
         """Under the budget lock: run (True), wait (False) or stop (None), from two counts."""
-        counts, self.n_trials = _read_budget(self.storage, self._study_id, conn)
+        counts, self.n_trials = budget_counts(self.storage, self._study_id, conn)
         finished = finished_count(counts)
         if finished >= self.n_trials:
             return None
@@ -515,7 +528,7 @@ class _TrialRunner:
         if self._racing:
             done = finished_count(configuration_states(self.study.get_trials(deepcopy=False)))
         else:  # two counts, not every running trial read again
-            done = finished_count(_read_budget(self.storage, self._study_id, None)[0])
+            done = finished_count(_read_budget(self.storage, self._study_id)[0])
         total = self.n_trials
         elapsed = time.monotonic() - self.started
         rate = self.summary.ran / elapsed if elapsed > 0 else 0.0
@@ -552,13 +565,11 @@ class _TrialRunner:
         )
 
 
-def _read_budget(
-    storage: optuna.storages.RDBStorage, study_id: int, conn: Connection | None
-) -> tuple[Counter[str], int]:
-    """:func:`budget_counts`, with database errors as :class:`StorageError` (URL masked)."""
+def _read_budget(storage: optuna.storages.RDBStorage, study_id: int) -> tuple[Counter[str], int]:
+    """:func:`budget_counts`, retried on a lost connection; errors as :class:`StorageError`."""
     url = getattr(storage, "_sweep_masked_url", "the study database")
     with storage_errors(url, action="count the trials in"):
-        return budget_counts(storage, study_id, conn)
+        return retrying_call(storage, lambda: budget_counts(storage, study_id))
 
 
 def _storage_error_in(error: BaseException) -> StorageError | None:
