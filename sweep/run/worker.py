@@ -230,8 +230,10 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
 
 
 class BudgetClaim:
-    """The study's budget lock, held from counting its trials until the next trial exists.
+    """The study's budget lock, held from entering until :meth:`release` or the block's end.
 
+    For the claims that decide from every trial (racing, an epoch budget) and for repairs that
+    must not run twice (lost retries, unwatched trials); plain claims use :class:`SlotClaim`.
     Enter it (the lock is taken), count the trials, then hand :meth:`release` to the objective
     as its trial-created hook: the lock is released as soon as Optuna has created the trial,
     before training starts. Leaving the ``with`` block releases it if nobody did (the budget was
