@@ -619,9 +619,11 @@ def claim_model(
     storage = _fit(ns, [r["storage_ms_per_trial"] / 1000 for r in rows])
     hold = _fit(ns, [r["lock_hold_mean_ms"] / 1000 for r in rows])
     cpu = _fit(ns, [r["cpu_ms_per_trial"] / 1000 for r in rows])
-    largest = max(rows, key=lambda r: r["n"])
-    per_worker = largest["peak_connections"] / largest["n"]
     room = server["max_connections"] - server["reserved"] - server["others"]
+    # The largest N whose peak stayed below the server's limit (a capped peak says too little).
+    uncapped = [r for r in rows if r["peak_server_connections"] < room] or rows
+    largest = max(uncapped, key=lambda r: r["n"])
+    per_worker = largest["peak_connections"] / largest["n"]
     connection_wall = int(room / per_worker) if per_worker else 0
 
     def at(n: float) -> dict[str, float]:
@@ -635,6 +637,7 @@ def claim_model(
     measured = [int(r["n"]) for r in rows]
     extra = [n for n in (128, 256, 512, 1024) if n > max(measured)]
     return {
+        "connections_from_n": largest["n"],
         "cores": cores,
         "fits": {"storage": storage, "hold": hold, "cpu": cpu},
         "per_worker_connections": per_worker,
@@ -669,9 +672,9 @@ def render_model(model: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]
             f"| {m['wall']} | {got} |"
         )
     lines.append(
-        f"- Connections: {model['per_worker_connections']:.2f} per worker at the largest N "
-        f"(peak), so the server's free connections run out near {model['connection_wall']} "
-        "workers."
+        f"- Connections: {model['per_worker_connections']:.2f} per worker at the peak (N="
+        f"{model['connections_from_n']}, the largest N below the server's limit), so the "
+        f"server's free connections run out near {model['connection_wall']} workers."
     )
     return lines
 
