@@ -70,6 +70,7 @@ from sweep.store.study import budget_counts
 from sweep.store.study import fail_unwatched_trials
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
+from sweep.store.study import lost_retries
 from sweep.store.study import requeue_lost_retries
 
 if TYPE_CHECKING:
@@ -445,12 +446,15 @@ class _TrialRunner:
         """Queue lost retries (:func:`requeue_lost_retries`) under the lock, now and then.
 
         It reads every trial, so not on every claim: once per quarter grace period per worker
-        (a retry counts as lost only a grace period after its trial failed anyway).
+        (a retry counts as lost only a grace period after its trial failed anyway), and it
+        looks first without the lock, which it takes only when there is a lost retry to queue.
         """
         now = time.monotonic()
         if now < self._next_requeue:
             return
         self._next_requeue = now + self._requeue_every_s
+        if not lost_retries(self.study, self.config.heartbeat):
+            return
         with BudgetClaim(self.storage, self.study.study_name):
             requeue_lost_retries(self.study, self.storage, self.config.heartbeat)
 

@@ -217,15 +217,30 @@ def requeue_lost_retries(
     is never doubled.
     Call it under the budget lock, so that two workers never repair the same trial.
     """
-    import datetime
 
     callback = storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]
     if callback is None:
         return []
+    lost = lost_retries(study, heartbeat)
+    for trial in lost:
+        _logger.warning(
+            "trial %d failed stale but its retry was never queued: queueing it", trial.number
+        )
+        callback(study, trial)
+    return [t.number for t in lost]
+
+
+def lost_retries(study: optuna.Study, heartbeat: Heartbeat) -> list[optuna.trial.FrozenTrial]:
+    """The stale failures whose retry was lost (what :func:`requeue_lost_retries` queues).
+
+    Read-only: a worker looks without the budget lock and takes it only when there are some.
+    """
+    import datetime
+
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=heartbeat.grace_period_s)
-    lost = [
+    return [
         t
         for t in trials
         if t.state.name == "FAIL"
@@ -235,12 +250,6 @@ def requeue_lost_retries(
         and t.datetime_complete is not None
         and t.datetime_complete < cutoff  # naive local time, as Optuna's RDBStorage writes it
     ]
-    for trial in lost:
-        _logger.warning(
-            "trial %d failed stale but its retry was never queued: queueing it", trial.number
-        )
-        callback(study, trial)
-    return [t.number for t in lost]
 
 
 def fail_unwatched_trials(
