@@ -12,10 +12,12 @@ heartbeats and reconnect retries, the real budget lock (:class:`~sweep.run.worke
 a PostgreSQL advisory lock), the stale-trial watcher, :class:`sweep.run.objective.Objective`
 suggesting parameters, reporting every epoch to the pruner, recording the user attributes and
 telling Optuna. Only the training step is a stand-in, and only inside this benchmark: the
-objective's ``run_in_child`` is replaced by :func:`sleeping_trial`, which sleeps
+worker's trial process (``SparePool.run``, and ``run_in_child``) is replaced by
+:func:`sleeping_trial`, which sleeps
 ``--trial-seconds`` in ``--epochs`` steps, hands each epoch's objective to the pruner and returns
 a result shaped like the engine's (30+ metrics, per-epoch history, 50-float diagnostics). The
-workers never import TensorFlow (each checks ``sys.modules`` at the end).
+workers never import TensorFlow (each checks ``sys.modules`` at the end). Each worker checks
+its data file and split (a child process) before the start signal, then skips that check.
 
 Measured, per N:
 
@@ -26,12 +28,15 @@ Measured, per N:
 * open connections: the peak of ``pg_stat_activity`` for the study's database (client
   backends, sampled every 0.2 s), next to the server's ``max_connections``;
 * heartbeat writes per second (Optuna's heartbeat thread, every ``--heartbeat-interval`` s);
+* CPU: every local PostgreSQL process's CPU time over the run (exited backends included, via
+  the postmaster's reaped-children time in ``/proc``) and the workers' own, per trial;
 * errors: storage calls that raised, warnings the workers logged (retries, lost heartbeats),
   FAIL trials and workers that exited with an error.
 
 Then checks that the budget is exact (COMPLETE + PRUNED == budget, nothing RUNNING) and that no
-trial number repeats. Prints a markdown section and writes it as the ``db_scale`` block of
-benchmarks/RESULTS.md (``--no-write`` only prints).
+trial number repeats, and models claims per second against workers past the measured N from
+those per-claim costs (:func:`claim_model`). Prints a markdown section and writes it as the
+``db_scale`` block of benchmarks/RESULTS.md (``--no-write`` only prints).
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class WorkerStats:
         self.warnings: Counter[str] = Counter()
         self.trials: list[tuple[float, float]] = []
         self.lock = threading.Lock()
+        self.local = threading.local()  # budget-lock wait of this thread, running total
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,18 +120,22 @@ def timed_storage_class(base: type, stats: WorkerStats) -> type:
         def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
             outermost = getattr(depth, "n", 0) == 0  # public calls nest private ones
             depth.n = getattr(depth, "n", 0) + 1
+            waited = getattr(stats.local, "waited", 0.0)
             started = time.perf_counter()
             try:
                 result = method(self, *args, **kwargs)
             except Exception as e:
-                if outermost:
+                # _NoSlot: the claim's answer "budget met" or "every slot running", not an error.
+                if outermost and type(e).__name__ != "_NoSlot":
                     with stats.lock:
                         stats.call_errors[f"{name}: {type(e).__name__}: {_first_line(e)}"] += 1
                 raise
             finally:
                 depth.n -= 1
             if outermost:
+                # A trial's creation takes the budget lock inside the call: not storage time.
                 took = time.perf_counter() - started
+                took -= getattr(stats.local, "waited", 0.0) - waited
                 with stats.lock:
                     if threading.current_thread() is threading.main_thread():
                         stats.main_storage_s += took
@@ -148,13 +158,14 @@ def timed_budget_lock(original: Any, stats: WorkerStats) -> Any:
     """``sweep.store.lock.budget_lock`` recording its wait and hold times."""
 
     @contextlib.contextmanager
-    def budget_lock(storage: Any, study_name: str) -> Iterator[None]:
+    def budget_lock(storage: Any, study_name: str) -> Iterator[Any]:
         asked = time.perf_counter()
-        with original(storage, study_name):
+        with original(storage, study_name) as conn:
             got = time.perf_counter()
             stats.lock_waits.append(got - asked)
+            stats.local.waited = getattr(stats.local, "waited", 0.0) + got - asked
             try:
-                yield
+                yield conn
             finally:
                 stats.lock_holds.append(time.perf_counter() - got)
 
@@ -162,7 +173,8 @@ def timed_budget_lock(original: Any, stats: WorkerStats) -> Any:
 
 
 def sleeping_trial(trial_seconds: float, metric_names: list[str], stats: WorkerStats) -> Any:
-    """A ``run_in_child`` stand-in: sleep per epoch, report it, return an engine-shaped result."""
+    """A ``run_in_child`` (and ``SparePool.run``) stand-in: sleep per epoch, report it, return an
+    engine-shaped result."""
 
     def run_in_child(
         request: Any,
@@ -230,18 +242,34 @@ def worker_main(args: argparse.Namespace) -> int:
     import sweep.run.objective as objective_module
     import sweep.run.worker as worker_module
     import sweep.store.rdb as rdb_module
+    from sweep.run.isolation import SparePool
     from sweep.run.worker import WorkerSettings
     from sweep.run.worker import run_worker
 
     rundir = Path(args.dir)
     stats = WorkerStats()
+    rdb_module.POSTGRES_IDLE_CONNECTIONS = args.idle_connections
     timed = timed_storage_class(rdb_module._reconnecting_storage_class(), stats)
     rdb_module._reconnecting_storage_class = lambda: timed  # type: ignore[assignment]
     worker_module.budget_lock = timed_budget_lock(worker_module.budget_lock, stats)  # type: ignore[assignment]
     metric_names = json.loads((rundir / "metrics.json").read_text())
-    objective_module.run_in_child = sleeping_trial(  # type: ignore[assignment]
-        args.trial_seconds, metric_names, stats
-    )
+    trial = sleeping_trial(args.trial_seconds, metric_names, stats)
+    objective_module.run_in_child = trial  # type: ignore[assignment]
+
+    def pool_run(self: Any, request: Any, **kwargs: Any) -> Any:
+        return trial(request, **kwargs)
+
+    SparePool.run = pool_run  # type: ignore[method-assign]
+    # The worker's data and split checks (the split runs in a child process) are start-up, not
+    # storage: done before the start signal, then skipped inside run_worker.
+    from sweep.store.rdb import open_storage
+    from sweep.store.study import load_config
+
+    plain = open_storage(os.environ["SWEEP_STORAGE"])
+    config = load_config(plain, args.study)
+    plain.engine.dispose()
+    worker_module.check_split(config, worker_module.check_data_file(config, args.data))
+    worker_module.check_split = lambda *a, **k: None  # type: ignore[assignment]
     logging.getLogger("sweep").addHandler(_CountWarnings(stats).handler)
     logging.getLogger("sweep").setLevel(logging.WARNING)
 
@@ -250,6 +278,7 @@ def worker_main(args: argparse.Namespace) -> int:
     while not go.exists():
         time.sleep(0.05)
     started = time.time()
+    cpu_started = time.process_time()
     outcome: dict[str, Any] = {}
     code = 0
     try:
@@ -260,6 +289,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 data_path=args.data,
                 worker_index=args.index,
                 timeout_s=args.max_seconds,
+                spare=False,  # the stand-in trial needs no trial process
             )
         )
         outcome = {"ran": summary.ran, "stopped_because": summary.stopped_because}
@@ -272,6 +302,7 @@ def worker_main(args: argparse.Namespace) -> int:
         "index": args.index,
         "started": started,
         "ended": time.time(),
+        "cpu_s": time.process_time() - cpu_started,
         "tensorflow_imported": "tensorflow" in sys.modules or "keras" in sys.modules,
     }
     (rundir / f"worker-{args.index}.json").write_text(json.dumps(result))
@@ -330,6 +361,31 @@ class ConnectionMonitor:
                 self.peak_lock_waiters = max(self.peak_lock_waiters, waiters)
                 for state, n in by_state.items():
                     self.peak_by_state[state] = max(self.peak_by_state[state], n)
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by this machine's PostgreSQL processes (``None``: none here).
+
+    The postmaster's own time plus its reaped children's (``cutime``/``cstime``: every backend
+    that exited, as each storage call's connection does), plus the live processes' time.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    found = False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        if comm != "postgres":
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        found = True
+    return total / tick if found else None
 
 
 def server_facts(admin: Any) -> dict[str, Any]:
@@ -393,6 +449,7 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
         command += ["--data", str(data), "--dir", str(rundir)]
         command += ["--trial-seconds", str(args.trial_seconds)]
         command += ["--max-seconds", str(args.max_seconds)]
+        command += ["--idle-connections", str(args.idle_connections)]
         processes = [
             subprocess.Popen([*command, "--index", str(i)], env=env, stderr=subprocess.PIPE)
             for i in range(n)
@@ -404,6 +461,7 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
             time.sleep(0.1)
         with ConnectionMonitor(admin, database) as connections:
             started = time.time()
+            server_cpu_started = postgres_cpu_seconds()
             (rundir / "go").touch()
             stderr_tails = []
             codes = []
@@ -417,6 +475,12 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
                 if p.returncode:
                     stderr_tails.append(err.decode(errors="replace").strip()[-300:])
             ended = time.time()
+            server_cpu_ended = postgres_cpu_seconds()
+        server_cpu = (
+            server_cpu_ended - server_cpu_started
+            if server_cpu_ended is not None and server_cpu_started is not None
+            else math.nan
+        )
         storage = optuna.storages.RDBStorage(url)
         trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
         storage.engine.dispose()
@@ -434,7 +498,12 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
     for i in range(n):
         path = rundir / f"worker-{i}.json"
         workers.append(json.loads(path.read_text()) if path.exists() else {"missing": True})
-    return aggregate(n, budget, workers, trials, codes, stderr_tails, connections, ended - started)
+    row = aggregate(n, budget, workers, trials, codes, stderr_tails, connections, ended - started)
+    row["server_cpu_s"] = server_cpu
+    row["cpu_ms_per_trial"] = 1000 * (server_cpu + row["workers_cpu_s"]) / max(row["trials"], 1)
+    row["server_cpu_ms_per_trial"] = 1000 * server_cpu / max(row["trials"], 1)
+    row["server_cpu_share"] = server_cpu / ((os.cpu_count() or 1) * row["wall_s"])
+    return row
 
 
 def aggregate(
@@ -481,6 +550,8 @@ def aggregate(
         "lock_wait_p99_ms": 1000 * _quantile(waits, 0.99),
         "lock_wait_max_ms": 1000 * (waits[-1] if waits else math.nan),
         "lock_hold_p50_ms": 1000 * _quantile(holds, 0.5),
+        "lock_hold_mean_ms": 1000 * statistics.mean(holds) if holds else math.nan,
+        "workers_cpu_s": sum(r.get("cpu_s", 0.0) for r in workers),
         "storage_ms_per_trial": 1000 * main_s / max(ran, 1),
         "storage_calls_per_trial": main_calls / max(ran, 1),
         "side_storage_s": sum(r.get("side_storage_s", 0.0) for r in workers),
@@ -513,8 +584,105 @@ def _quantile(values: list[float], q: float) -> float:
     return values[index]
 
 
-def _code_version() -> str:
+def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares ``a + b x`` (``b`` = 0 with a single point), both kept >= 0."""
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
+    if not points:
+        return math.nan, 0.0
+    if len(points) == 1:
+        return points[0][1], 0.0
+    mx = statistics.mean(x for x, _ in points)
+    my = statistics.mean(y for _, y in points)
+    var = sum((x - mx) ** 2 for x, _ in points)
+    slope = max(0.0, sum((x - mx) * (y - my) for x, y in points) / var) if var else 0.0
+    return max(0.0, my - slope * mx), slope
+
+
+def claim_model(
+    rows: list[dict[str, Any]], args: argparse.Namespace, server: dict[str, Any]
+) -> dict[str, Any]:
+    """Claims per second against workers, from the measured per-claim costs.
+
+    Three ceilings, each a line fitted over the measured N (costs grow with N: every sampler
+    reads the running trials, and contention stretches the lock hold):
+
+    * demand: N workers / (trial time + storage time per trial): what the workers ask for;
+    * the lock: 1 / mean lock hold (one claim at a time holds it);
+    * the CPU: cores / CPU per trial (workers' and PostgreSQL's processes together, on this
+      machine's cores, which the server shares with the workers).
+
+    The modelled rate is the lowest of the three; connections are a fourth wall, at
+    (``max_connections`` - reserved - others) / peak connections per worker.
+    """
+    cores = os.cpu_count() or 1
+    ns = [float(r["n"]) for r in rows]
+    storage = _fit(ns, [r["storage_ms_per_trial"] / 1000 for r in rows])
+    hold = _fit(ns, [r["lock_hold_mean_ms"] / 1000 for r in rows])
+    cpu = _fit(ns, [r["cpu_ms_per_trial"] / 1000 for r in rows])
+    room = server["max_connections"] - server["reserved"] - server["others"]
+    # The largest N whose peak stayed below the server's limit (a capped peak says too little).
+    uncapped = [r for r in rows if r["peak_server_connections"] < room] or rows
+    largest = max(uncapped, key=lambda r: r["n"])
+    per_worker = largest["peak_connections"] / largest["n"]
+    connection_wall = int(room / per_worker) if per_worker else 0
+
+    def at(n: float) -> dict[str, float]:
+        demand = n / (args.trial_seconds + storage[0] + storage[1] * n)
+        lock = 1 / (hold[0] + hold[1] * n) if hold[0] + hold[1] * n > 0 else math.inf
+        cpu_bound = cores / (cpu[0] + cpu[1] * n) if cpu[0] + cpu[1] * n > 0 else math.inf
+        bounds = {"demand": demand, "lock": lock, "CPU": cpu_bound}
+        wall = min(bounds, key=lambda k: bounds[k])
+        return {**bounds, "rate": bounds[wall], "wall": wall}  # type: ignore[dict-item]
+
+    measured = [int(r["n"]) for r in rows]
+    extra = [n for n in (128, 256, 512, 1024) if n > max(measured)]
+    return {
+        "connections_from_n": largest["n"],
+        "cores": cores,
+        "fits": {"storage": storage, "hold": hold, "cpu": cpu},
+        "per_worker_connections": per_worker,
+        "connection_wall": connection_wall,
+        "rows": [(n, at(n), n in measured) for n in measured + extra],
+    }
+
+
+def render_model(model: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    by_n = {r["n"]: r for r in rows}
+    fits = model["fits"]
+    lines = [
+        "",
+        "Model: claims/s against workers from the measured per-claim costs (each cost a "
+        "least-squares line over the measured N: storage per trial "
+        f"{1000 * fits['storage'][0]:.0f} + {1000 * fits['storage'][1]:.1f} N ms, lock hold "
+        f"{1000 * fits['hold'][0]:.1f} + {1000 * fits['hold'][1]:.2f} N ms, CPU per trial "
+        f"(workers + server) {1000 * fits['cpu'][0]:.0f} + {1000 * fits['cpu'][1]:.1f} N ms on "
+        f"{model['cores']} cores). Demand = N / (trial + storage time); lock = 1 / hold; CPU = "
+        "cores / CPU per trial; the modelled rate is the lowest. Measured claims/s include the "
+        "start and the last polls (each worker runs only a few trials), so they sit below the "
+        "steady-state model.",
+        "",
+        "| workers | demand (claims/s) | lock ceiling | CPU ceiling | modelled claims/s "
+        "| wall | measured claims/s |",
+        "|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for n, m, was_measured in model["rows"]:
+        got = f"{by_n[n]['claims_per_s']:.2f}" if was_measured else "-"
+        lines.append(
+            f"| {n} | {m['demand']:.1f} | {m['lock']:.1f} | {m['CPU']:.1f} | {m['rate']:.1f} "
+            f"| {m['wall']} | {got} |"
+        )
+    lines.append(
+        f"- Connections: {model['per_worker_connections']:.2f} per worker at the peak (N="
+        f"{model['connections_from_n']}, the largest N below the server's limit), so the "
+        f"server's free connections run out near {model['connection_wall']} workers."
+    )
+    return lines
+
+
+def _code_version(override: str = "") -> str:
     """``commit abc1234`` of the tree the workers ran (``+ uncommitted changes`` if dirty)."""
+    if override:
+        return override
 
     def git(*cmd: str) -> str:
         out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, check=False)
@@ -523,6 +691,12 @@ def _code_version() -> str:
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "sweep")
     return f"commit {commit}" + (" + uncommitted changes to sweep/" if dirty else "")
+
+
+def _product_idle_connections() -> int:
+    from sweep.store import rdb
+
+    return int(getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0))
 
 
 def _first_line(error: BaseException) -> str:
@@ -545,6 +719,7 @@ def render(
         "trial_seconds": 2.0,
         "epochs": 4,
         "heartbeat_interval": 1,
+        "idle_connections": _product_idle_connections(),
     }
     for key, default in defaults.items():
         value = getattr(args, key)
@@ -568,20 +743,26 @@ def render(
                 "psycopg": _records.package_version("psycopg"),
             },
         ),
-        f"Code: {_code_version()}.  \n"
+        f"Code: {_code_version(args.code_version)}.  \n"
         f"Server: `max_connections` = {server['max_connections']} "
         f"({server['reserved']} reserved for superusers); {server['others']} client "
         "connections were open before the run (other users of the server). Each N: a fresh "
         f"database, the tiny space, median pruner, budget N x {args.trials_per_worker} trials, "
         f"N worker processes (`run_worker`, real storage, heartbeats every "
-        f"{args.heartbeat_interval} s, budget lock, stale-trial watcher); the training step is "
+        f"{args.heartbeat_interval} s, budget lock, stale-trial watcher, "
+        f"{args.idle_connections} idle PostgreSQL connection(s) kept per worker process); "
+        "the training step is "
         f"a {args.trial_seconds:g} s sleep in {args.epochs} epochs, each reported to the pruner "
-        "(a stand-in inside this benchmark only; workers never import TensorFlow).",
+        "(a stand-in inside this benchmark only; workers never import TensorFlow). Each "
+        "worker checks its data file and split before the start signal (start-up, not "
+        "claims). No run with realistic (30 s and longer) trials here: the sleep stands for "
+        "them, and fewer claims per second would only ease every ceiling below.",
         "",
         "| workers | trials | wall (s) | claims/s | lock wait p50 / p99 (ms) | lock hold p50 (ms) "
         "| storage per trial (ms) | calls per trial | peak connections (db / server) "
+        "| server CPU (s, share of cores) | CPU per trial (ms, workers + server) "
         "| heartbeats/s | workers busy | errors | budget exact, no duplicates |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         ok = r["budget_exact"] and r["duplicates"] == 0 and not r["tensorflow_imported"]
@@ -592,6 +773,8 @@ def render(
             f"{r['lock_wait_p99_ms']:.0f} | {r['lock_hold_p50_ms']:.0f} | "
             f"{r['storage_ms_per_trial']:.0f} | {r['storage_calls_per_trial']:.0f} | "
             f"{r['peak_connections']} / {r['peak_server_connections']} | "
+            f"{r['server_cpu_s']:.1f} ({100 * r['server_cpu_share']:.0f} %) | "
+            f"{r['cpu_ms_per_trial']:.0f} ({r['server_cpu_ms_per_trial']:.0f} server) | "
             f"{r['heartbeats_per_s']:.1f} | {100 * r['busy_share']:.0f} % | "
             f"{r['error_count']} | {'yes' if ok else 'NO'} |"
         )
@@ -600,12 +783,16 @@ def render(
         "Columns: claims/s = trials created / wall time from the start signal to the last "
         "worker's exit (start-up and the final polls included); lock wait = time to acquire "
         "the budget lock, over every acquisition (a worker also takes it to find the budget "
-        "met or all slots running); lock hold = count trials + create the next; storage per "
+        "met or all slots running, and now and then to queue lost retries); lock hold = from "
+        "taking the lock to releasing it (count trials + create the next); storage per "
         "trial = the worker main thread's storage calls per trial, lock wait excluded "
         "(heartbeats and the stale-trial watcher run in side threads); peak connections = "
         "client backends in `pg_stat_activity`, for the study's database and for the whole "
-        "server, sampled every 0.2 s; workers busy = time inside the (sleeping) training step "
-        "/ (N x wall).",
+        "server, sampled every 0.2 s; server CPU = CPU time of every PostgreSQL process on "
+        "this machine from the start signal to the last worker's exit (exited backends "
+        "included), and its share of all cores over that wall time; CPU per trial = (the "
+        "workers' own CPU time from the start signal + server CPU) / trials; workers busy = "
+        "time inside the (sleeping) training step / (N x wall).",
     ]
     lines += ["", "Main-thread storage time per trial by call (ms), the four largest:", ""]
     for r in rows:
@@ -620,6 +807,8 @@ def render(
             for r in rows
         )
     )
+    if len(rows) > 1:
+        lines += render_model(claim_model(rows, args, server), rows)
     problems = [r for r in rows if r["errors"] or r["stderr_tails"]]
     if problems:
         lines += ["", "Errors by kind (count):", ""]
@@ -647,6 +836,13 @@ def main(argv: list[str] | None = None) -> int:
         help="write the block db_scale/LABEL instead of db_scale (e.g. a run before a fix)",
     )
     parser.add_argument("--no-write", action="store_true", help="only print the section")
+    parser.add_argument("--code-version", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--idle-connections",
+        type=int,
+        default=None,
+        help="sweep.store.rdb.POSTGRES_IDLE_CONNECTIONS in the workers (default: the product's)",
+    )
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--study", help=argparse.SUPPRESS)
@@ -654,6 +850,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.idle_connections is None:
+        from sweep.store import rdb
+
+        args.idle_connections = getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0)
     if args.worker:
         return worker_main(args)
     if not args.postgres:

@@ -3,12 +3,15 @@
 Workers are identical and share nothing but the study database (the Optuna study is the
 oracle), so any number can join from any machine. The budget is global and exact: a worker
 counts finished and running trials and creates its next trial under a storage-wide lock
-(:class:`BudgetClaim` over :func:`sweep.store.lock.budget_lock`), released as soon as the trial
-exists. A worker killed mid-trial leaves a RUNNING trial whose heartbeat stops; after the grace
+(:func:`sweep.store.lock.budget_lock`), released as soon as the trial exists. The lock covers
+only that short step (:class:`SlotClaim`: one ``GROUP BY`` count, the budget's one attribute,
+the insert); Optuna's stale-trial check and its read of the queue run before it, the sampler
+after it. A worker killed mid-trial leaves a RUNNING trial whose heartbeat stops; after the grace
 period another worker (or ``resume``) marks it FAIL and Optuna's
 ``RetryHeartbeatStaleTrialCallback`` queues the same parameters again; a retry lost because
 the process that failed the trial was killed before queueing it is queued at a later claim
-(:func:`sweep.store.study.requeue_lost_retries`).
+(:func:`sweep.store.study.requeue_lost_retries`, under the lock, at most once per quarter grace
+period per worker).
 A RUNNING trial that no heartbeat watches (``study.ask()`` from a plain Optuna script, an
 older `sweep`) is failed when a worker starts, once it is older than the grace period
 (:func:`sweep.store.study.fail_unwatched_trials`), so it cannot hold a budget slot forever.
@@ -23,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -57,16 +62,20 @@ from sweep.run.signals import signals_as_interrupts
 from sweep.seeds import RACE_ATTR
 from sweep.seeds import SEED_INDEX_ATTR
 from sweep.store.lock import budget_lock
+from sweep.store.rdb import claim_gate
 from sweep.store.rdb import open_storage
+from sweep.store.rdb import retrying_call
 from sweep.store.rdb import storage_errors
+from sweep.store.study import budget_counts
 from sweep.store.study import fail_unwatched_trials
 from sweep.store.study import finished_count
 from sweep.store.study import load_config
+from sweep.store.study import lost_retries
 from sweep.store.study import requeue_lost_retries
-from sweep.store.study import state_counts
 
 if TYPE_CHECKING:
     import optuna
+    from sqlalchemy.engine import Connection
 
 _logger = logging.getLogger(__name__)
 
@@ -222,8 +231,10 @@ def run_worker(settings: WorkerSettings) -> WorkerSummary:
 
 
 class BudgetClaim:
-    """The study's budget lock, held from counting its trials until the next trial exists.
+    """The study's budget lock, held from entering until :meth:`release` or the block's end.
 
+    For the claims that decide from every trial (racing, an epoch budget) and for repairs that
+    must not run twice (lost retries, unwatched trials); plain claims use :class:`SlotClaim`.
     Enter it (the lock is taken), count the trials, then hand :meth:`release` to the objective
     as its trial-created hook: the lock is released as soon as Optuna has created the trial,
     before training starts. Leaving the ``with`` block releases it if nobody did (the budget was
@@ -241,6 +252,80 @@ class BudgetClaim:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+    def release(self) -> None:
+        """Release the lock now (once; later calls do nothing)."""
+        self._held.close()
+
+
+class _NoSlot(Exception):
+    """Raised through Optuna's ``ask`` when the budget leaves no slot for this worker's trial."""
+
+    def __init__(self, budget_met: bool) -> None:
+        super().__init__("budget met" if budget_met else "every free slot is running")
+        self.budget_met = budget_met
+
+
+class SlotClaim:
+    """A budget claim whose lock covers only deciding the slot and inserting the trial.
+
+    Used as a :class:`sweep.store.rdb.ClaimGate` around ``study.optimize(n_trials=1)``: the lock
+    is taken when Optuna is about to create the trial (or to turn a queued WAITING one RUNNING),
+    after its own stale-trial check and its read of the queue. Under the lock ``decide`` counts
+    the trials (on PostgreSQL on the very connection holding the lock) and answers True (run),
+    False (wait: every free slot is running) or None (the budget is met); the last two raise
+    :class:`_NoSlot` out of ``optimize`` before any trial exists. With ``release_on_create`` the
+    lock is released as soon as the trial exists; otherwise :meth:`release` is the objective's
+    hook (a confirmation run takes its job under the lock). Leaving the ``with`` block releases
+    it in every case; :meth:`release` is idempotent.
+    """
+
+    def __init__(
+        self,
+        storage: optuna.storages.RDBStorage,
+        study_name: str,
+        decide: Callable[[Connection | None], bool | None],
+        *,
+        release_on_create: bool = True,
+    ) -> None:
+        self._storage = storage
+        self._study_name = study_name
+        self._decide = decide
+        self._release_on_create = release_on_create
+        self._entered = False
+        self._held = contextlib.ExitStack()
+
+    def __enter__(self) -> SlotClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def enter(self) -> None:
+        """Take the lock and decide (once; later calls do nothing)."""
+        if self._entered:
+            return
+        self._entered = True
+
+        def attempt() -> tuple[contextlib.ExitStack, bool | None]:
+            held = contextlib.ExitStack()
+            try:
+                conn = held.enter_context(budget_lock(self._storage, self._study_name))
+                return held, self._decide(conn)
+            except BaseException:
+                held.close()  # a lost connection: lock and count again, or give up
+                raise
+
+        url = getattr(self._storage, "_sweep_masked_url", "the study database")
+        with storage_errors(url, action="count the trials in"):
+            held, slot = retrying_call(self._storage, attempt)
+        self._held.enter_context(held)
+        if not slot:
+            raise _NoSlot(budget_met=slot is None)
+
+    def created(self) -> None:
+        if self._release_on_create:
+            self.release()
 
     def release(self) -> None:
         """Release the lock now (once; later calls do nothing)."""
@@ -268,6 +353,9 @@ class _TrialRunner:
         self.started = time.monotonic()
         self.n_trials = config.n_trials  # read again at each claim (resume may raise it)
         self._racing = races(config) and not objective.kind.confirm
+        self._study_id = study._study_id
+        self._requeue_every_s = max(1.0, config.heartbeat.grace_period_s / 4)
+        self._next_requeue = 0.0  # the first claim checks
 
     def loop(self) -> WorkerSummary:
         import optuna
@@ -314,11 +402,67 @@ class _TrialRunner:
         """Run one trial if a slot is free: the trial, False (wait), None (budget met).
 
         The budget lock is held from counting the trials until Optuna has created the next
-        one (the objective then releases it), so several workers never overshoot the budget.
-        The budget itself is read from the study at each claim: ``resume --n-trials`` raises it
-        for workers already running.
+        one (:class:`SlotClaim`), so several workers never overshoot the budget, and for
+        nothing else: Optuna's stale-trial check and its read of the queue run before the lock
+        is taken, the sampler after it is released. The budget itself is read from the study
+        at each claim: ``resume --n-trials`` raises it for workers already running. Racing and
+        epoch budgets decide from every trial (:meth:`_claim_and_run_locked`).
         Signals are deferred meanwhile: the objective resumes them once the trial exists and
         defers them again until Optuna has recorded the outcome.
+        """
+        if self._racing or self.config.budget_epochs is not None:
+            return self._claim_and_run_locked()
+        self._requeue_when_due()
+        finished_trials: list[optuna.trial.FrozenTrial] = []
+        claim = SlotClaim(
+            self.storage,
+            self.study.study_name,
+            self._slot_free,
+            release_on_create=not self.objective.kind.confirm,
+        )
+        with claim:
+            self.signals.defer()
+            try:
+                with claim_gate(self.storage, claim):
+                    self._optimize_one(claim.release, finished_trials)
+            except _NoSlot as e:
+                if e.budget_met:
+                    self.summary.stopped_because = "budget met"
+                    return None
+                return False
+            finally:
+                self.signals.resume()
+        return finished_trials[-1] if finished_trials else False
+
+    def _slot_free(self, conn: Connection | None) -> bool | None:
+        """Under the budget lock: run (True), wait (False) or stop (None), from two counts."""
+        counts, self.n_trials = budget_counts(self.storage, self._study_id, conn)
+        finished = finished_count(counts)
+        if finished >= self.n_trials:
+            return None
+        return finished + counts["RUNNING"] < self.n_trials
+
+    def _requeue_when_due(self) -> None:
+        """Queue lost retries (:func:`requeue_lost_retries`) under the lock, now and then.
+
+        It reads every trial, so not on every claim: once per quarter grace period per worker
+        (a retry counts as lost only a grace period after its trial failed anyway), and it
+        looks first without the lock, which it takes only when there is a lost retry to queue.
+        """
+        now = time.monotonic()
+        if now < self._next_requeue:
+            return
+        self._next_requeue = now + self._requeue_every_s
+        if not lost_retries(self.study, self.config.heartbeat):
+            return
+        with BudgetClaim(self.storage, self.study.study_name):
+            requeue_lost_retries(self.study, self.storage, self.config.heartbeat)
+
+    def _claim_and_run_locked(self) -> optuna.trial.FrozenTrial | bool | None:
+        """The claim of racing and epoch budgets: the lock held over the whole decision.
+
+        Racing queues extra seeds and counts configurations, not trials, and an epoch budget sums
+        every trial's epochs: both read every trial under the lock (:meth:`_budget_slot`).
         """
         import optuna
 
@@ -329,20 +473,13 @@ class _TrialRunner:
                 optuna.storages.fail_stale_trials(self.study)
                 requeue_lost_retries(self.study, self.storage, self.config.heartbeat)
                 self.n_trials = load_config(self.storage, self.study.study_name).n_trials
-                if self._racing or self.config.budget_epochs is not None:
-                    slot = self._budget_slot()
-                else:
-                    counts = state_counts(self.study)
-                    finished = finished_count(counts)
-                    slot = None if finished >= self.n_trials else True
-                    if slot and finished + counts["RUNNING"] >= self.n_trials:
-                        slot = False
+                slot = self._budget_slot()
                 if slot is None:
                     self.summary.stopped_because = "budget met"
                     return None
                 if not slot:
                     return False
-                self._optimize_one(claim, finished_trials)
+                self._optimize_one(claim.release, finished_trials)
             finally:
                 self.signals.resume()
         return finished_trials[-1] if finished_trials else False
@@ -370,11 +507,11 @@ class _TrialRunner:
         return finished + configs["RUNNING"] < self.n_trials
 
     def _optimize_one(
-        self, claim: BudgetClaim, finished_trials: list[optuna.trial.FrozenTrial]
+        self, release: Callable[[], None], finished_trials: list[optuna.trial.FrozenTrial]
     ) -> None:
         try:
             self.study.optimize(
-                self.objective.with_hook(claim.release),
+                self.objective.with_hook(release),
                 n_trials=1,
                 catch=(TrialFailed,),
                 callbacks=[lambda study, trial: finished_trials.append(trial)],
@@ -394,8 +531,10 @@ class _TrialRunner:
         return timeout is not None and time.monotonic() - self.started >= timeout
 
     def _log_progress(self, trial: optuna.trial.FrozenTrial) -> None:
-        counts = configuration_states(self.study.get_trials(deepcopy=False))
-        done = finished_count(counts)
+        if self._racing:
+            done = finished_count(configuration_states(self.study.get_trials(deepcopy=False)))
+        else:  # two counts, not every running trial read again
+            done = finished_count(_read_budget(self.storage, self._study_id)[0])
         total = self.n_trials
         elapsed = time.monotonic() - self.started
         rate = self.summary.ran / elapsed if elapsed > 0 else 0.0
@@ -430,6 +569,13 @@ class _TrialRunner:
             _duration(elapsed),
             _duration(eta) if done < total else "0s",
         )
+
+
+def _read_budget(storage: optuna.storages.RDBStorage, study_id: int) -> tuple[Counter[str], int]:
+    """:func:`budget_counts`, retried on a lost connection; errors as :class:`StorageError`."""
+    url = getattr(storage, "_sweep_masked_url", "the study database")
+    with storage_errors(url, action="count the trials in"):
+        return retrying_call(storage, lambda: budget_counts(storage, study_id))
 
 
 def _storage_error_in(error: BaseException) -> StorageError | None:

@@ -300,6 +300,37 @@ def unwatched_running_trials(conn: Connection, study_id: int) -> list[tuple[int,
     return [(r.trial_id, r.number, r.datetime_start) for r in rows]
 
 
+def trial_state_counts(conn: Connection, study_id: int) -> dict[str, int]:
+    """Number of the study's trials per state name, in one ``GROUP BY`` query.
+
+    What a budget claim needs under the lock, without loading any trial (Optuna's
+    ``get_all_trials`` reads every unfinished trial with its parameters and attributes).
+    """
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    trials_t = tables().trials
+    rows = conn.execute(
+        select(trials_t.c.state, func.count())
+        .where(trials_t.c.study_id == study_id)
+        .group_by(trials_t.c.state)
+    ).all()
+    return {str(getattr(state, "name", state)): int(n) for state, n in rows}
+
+
+def study_user_attr_json(conn: Connection, study_id: int, key: str) -> Any:
+    """One study user attribute, decoded from its JSON (``None`` when it is not set)."""
+    import json
+
+    from sqlalchemy import select
+
+    attrs_t = tables().study_user_attributes
+    value = conn.execute(
+        select(attrs_t.c.value_json).where(attrs_t.c.study_id == study_id, attrs_t.c.key == key)
+    ).scalar()
+    return None if value is None else json.loads(value)
+
+
 def database_utc_now(conn: Connection) -> datetime.datetime:
     """The database server's clock, as an aware UTC datetime."""
     from sqlalchemy import text

@@ -21,16 +21,23 @@ from sweep.store.urls import sqlite_path
 
 if TYPE_CHECKING:
     import optuna
+    from sqlalchemy.engine import Connection
 
 
 @contextlib.contextmanager
-def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+def budget_lock(
+    storage: optuna.storages.RDBStorage, study_name: str
+) -> Iterator[Connection | None]:
     """Hold a storage-wide lock for one study while a worker claims a trial slot.
 
     PostgreSQL: a session-level advisory lock. SQLite: an open-file-description lock on one
     byte of a file beside the database (SQLite studies are local, so every worker shares that
     file system). The lock is held only between counting the study's trials and creating the
     next one, so the budget is exact across workers. It blocks until the lock is free.
+
+    Yields:
+        PostgreSQL: the connection that holds the lock, for queries made under it (no second
+        connection to open while others wait; end each transaction on it). SQLite: ``None``.
     """
     engine = storage.engine
     key = _lock_key(study_name)
@@ -49,22 +56,25 @@ def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterato
 
         connection = retrying_call(storage, lock)
         try:
-            yield
+            yield connection
         finally:
-            with contextlib.suppress(Exception):  # a lost connection has released it anyway
+            try:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 connection.commit()
+            except Exception:  # a lost connection has released it anyway; a live one must go
+                with contextlib.suppress(Exception):
+                    connection.invalidate()  # never back to a pool still holding the lock
             connection.close()
     else:
         path = sqlite_path(engine.url)
         lock_path = f"{path}.lock" if path else None
         if lock_path is None:
-            yield
+            yield None
             return
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _lock_byte(fd, key)
-            yield
+            yield None
         finally:
             os.close(fd)  # releases the lock
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 from typing import TypeVar
 
 from sweep.config import RECONNECT_TIMEOUT_S
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
+#: Idle PostgreSQL connections a storage keeps for its next call (0: none, each call connects
+#: afresh). Every thread of a process shares them; more at once open extra ones, closed after.
+POSTGRES_IDLE_CONNECTIONS = 0
 #: The longest pause between two attempts of a retried call (shorter with a shorter heartbeat
 #: interval: see :func:`sweep.config.max_reconnect_timeout`).
 RETRY_PAUSE_MAX_S = 5.0
@@ -92,6 +96,12 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        if POSTGRES_IDLE_CONNECTIONS > 0:
+            from sqlalchemy.pool import QueuePool
+
+            engine_kwargs.update(
+                poolclass=QueuePool, pool_size=POSTGRES_IDLE_CONNECTIONS, max_overflow=-1
+            )
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": False}
     if heartbeat is not None:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -119,6 +129,44 @@ def open_storage(
     storage._sweep_reconnect_timeout_s = reconnect_timeout_s  # type: ignore[attr-defined]
     storage._sweep_masked_url = mask_url(parsed)  # type: ignore[attr-defined]
     return storage
+
+
+class ClaimGate(Protocol):
+    """What a worker's budget claim does around the one trial it creates or pops.
+
+    :meth:`enter` runs right before the first RUNNING trial is created or a WAITING one is
+    turned RUNNING (it may take a lock, count, and raise to refuse the trial); :meth:`created`
+    runs right after that trial exists.
+    """
+
+    def enter(self) -> None: ...
+
+    def created(self) -> None: ...
+
+
+@contextlib.contextmanager
+def claim_gate(storage: optuna.storages.RDBStorage, gate: ClaimGate) -> Iterator[None]:
+    """Pass this thread's next trial creation (or pop from the queue) through ``gate``.
+
+    So that a budget lock is held only around the insert itself: Optuna's own reads before it
+    (its stale-trial check, the read of the queue) run before :meth:`ClaimGate.enter`. Trials
+    created WAITING (a retry being queued, an enqueued seed) and other threads' calls pass
+    untouched. Only storages made by :func:`open_storage` honour it.
+    """
+    import threading
+
+    local = storage.__dict__.setdefault("_sweep_gate", threading.local())
+    previous = getattr(local, "gate", None)
+    local.gate = gate
+    try:
+        yield
+    finally:
+        local.gate = previous
+
+
+def _active_gate(storage: Any) -> ClaimGate | None:
+    local = storage.__dict__.get("_sweep_gate")
+    return getattr(local, "gate", None) if local is not None else None
 
 
 def read_engine(url: str) -> Engine:
@@ -377,21 +425,57 @@ def _heartbeat_when_popped(set_state: Callable[..., bool]) -> Callable[..., bool
     return wrapper
 
 
+def _gated_create(create: Callable[..., T]) -> Callable[..., T]:
+    """A RUNNING trial's creation passes the thread's :class:`ClaimGate`, if one is set."""
+
+    @functools.wraps(create)
+    def wrapper(self: Any, study_id: int, template_trial: Any = None) -> T:
+        gate = _active_gate(self)
+        running = template_trial is None or template_trial.state.name == "RUNNING"
+        if gate is None or not running:
+            return create(self, study_id, template_trial)
+        gate.enter()
+        trial = create(self, study_id, template_trial)
+        gate.created()
+        return trial
+
+    return wrapper
+
+
+def _gated_pop(set_state: Callable[..., bool]) -> Callable[..., bool]:
+    """Turning a trial RUNNING (Optuna popping a WAITING one) passes the thread's gate."""
+
+    @functools.wraps(set_state)
+    def wrapper(self: Any, trial_id: int, state: Any, *args: Any, **kwargs: Any) -> bool:
+        gate = _active_gate(self)
+        if gate is None or getattr(state, "name", None) != "RUNNING":
+            return set_state(self, trial_id, state, *args, **kwargs)
+        gate.enter()
+        changed = set_state(self, trial_id, state, *args, **kwargs)
+        if changed:
+            gate.created()
+        return changed
+
+    return wrapper
+
+
 @functools.cache
 def _reconnecting_storage_class() -> type:
     """Optuna's RDBStorage whose calls retry transient connection errors until a deadline.
 
-    Trial creation is idempotent under those retries (a claim token), and every RUNNING trial a
-    worker creates or pops has a heartbeat row from the start, so Optuna's stale check sees it.
+    Trial creation is idempotent under those retries (a claim token), every RUNNING trial a
+    worker creates or pops has a heartbeat row from the start, so Optuna's stale check sees it,
+    and that creation or pop passes the worker's :class:`ClaimGate` (:func:`claim_gate`).
     """
     from optuna.storages import RDBStorage
 
     methods: dict[str, Any] = {name: getattr(RDBStorage, name) for name in RETRIED_METHODS}
     namespace: dict[str, Any] = {name: _retrying(method) for name, method in methods.items()}
-    namespace[CREATE_METHOD] = _with_claim_token(namespace[CREATE_METHOD])
+    namespace[CREATE_METHOD] = _gated_create(_with_claim_token(namespace[CREATE_METHOD]))
     namespace[PREPARE_TRIAL_METHOD] = _prepared_once(getattr(RDBStorage, PREPARE_TRIAL_METHOD))
     namespace[HEARTBEAT_METHOD] = _heartbeat_or_warn(namespace[HEARTBEAT_METHOD])
-    namespace[STATE_METHOD] = _heartbeat_when_popped(namespace[STATE_METHOD])
+    # The gate outside the retries, inside the first heartbeat: that write waits for no lock.
+    namespace[STATE_METHOD] = _heartbeat_when_popped(_gated_pop(namespace[STATE_METHOD]))
     namespace["__doc__"] = "RDBStorage that retries lost connections (see sweep.store.rdb)."
     namespace["__module__"] = __name__
     return type("ReconnectingRDBStorage", (RDBStorage,), namespace)

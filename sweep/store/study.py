@@ -28,6 +28,7 @@ from sweep.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
+    from sqlalchemy.engine import Connection
 
 _logger = logging.getLogger(__name__)
 
@@ -163,6 +164,45 @@ def state_counts(study: optuna.Study) -> Counter[str]:
     return Counter(t.state.name for t in study.get_trials(deepcopy=False))
 
 
+def budget_counts(
+    storage: optuna.storages.RDBStorage, study_id: int, conn: Connection | None = None
+) -> tuple[Counter[str], int]:
+    """The study's trials per state name and its budget (``n_trials``), in two small queries.
+
+    A claim's whole read under the budget lock: no trial is loaded, and the budget is the one
+    stored now (``resume --n-trials`` raises it for running workers).
+
+    Args:
+        storage: The study's storage.
+        study_id: The study.
+        conn: A connection to read on (the one holding the budget lock on PostgreSQL); its
+            transaction is ended after the read. ``None``: a connection of ``storage``'s own.
+
+    Raises:
+        StudyConflictError: the study has no sweep settings.
+    """
+    from sweep.store._optuna_schema import study_user_attr_json
+    from sweep.store._optuna_schema import trial_state_counts
+
+    def read(c: Connection) -> tuple[Counter[str], Any]:
+        try:
+            return (
+                Counter(trial_state_counts(c, study_id)),
+                study_user_attr_json(c, study_id, STUDY_ATTR),
+            )
+        finally:
+            c.rollback()
+
+    if conn is not None:
+        counts, settings = read(conn)
+    else:
+        with storage.engine.connect() as own:
+            counts, settings = read(own)
+    if not isinstance(settings, dict) or "n_trials" not in settings:
+        raise StudyConflictError(f"study id {study_id} has no sweep settings")
+    return counts, int(settings["n_trials"])
+
+
 def requeue_lost_retries(
     study: optuna.Study, storage: optuna.storages.BaseStorage, heartbeat: Heartbeat
 ) -> list[int]:
@@ -177,15 +217,30 @@ def requeue_lost_retries(
     is never doubled.
     Call it under the budget lock, so that two workers never repair the same trial.
     """
-    import datetime
 
     callback = storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]
     if callback is None:
         return []
+    lost = lost_retries(study, heartbeat)
+    for trial in lost:
+        _logger.warning(
+            "trial %d failed stale but its retry was never queued: queueing it", trial.number
+        )
+        callback(study, trial)
+    return [t.number for t in lost]
+
+
+def lost_retries(study: optuna.Study, heartbeat: Heartbeat) -> list[optuna.trial.FrozenTrial]:
+    """The stale failures whose retry was lost (what :func:`requeue_lost_retries` queues).
+
+    Read-only: a worker looks without the budget lock and takes it only when there are some.
+    """
+    import datetime
+
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=heartbeat.grace_period_s)
-    lost = [
+    return [
         t
         for t in trials
         if t.state.name == "FAIL"
@@ -195,12 +250,6 @@ def requeue_lost_retries(
         and t.datetime_complete is not None
         and t.datetime_complete < cutoff  # naive local time, as Optuna's RDBStorage writes it
     ]
-    for trial in lost:
-        _logger.warning(
-            "trial %d failed stale but its retry was never queued: queueing it", trial.number
-        )
-        callback(study, trial)
-    return [t.number for t in lost]
 
 
 def fail_unwatched_trials(
