@@ -24,6 +24,10 @@ import statistics
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 #: Trial user attribute of an extra seed: the number of its configuration's trial.
 RACE_ATTR = "race_of"
@@ -51,6 +55,19 @@ class SeedRun:
     value: float | None
     race_of: int | None = None
     seed_index: int = 0
+
+
+def seed_run(trial: FrozenTrial) -> SeedRun:
+    """``trial`` as racing sees it (the first objective only)."""
+    race_of = trial.user_attrs.get(RACE_ATTR)
+    values = trial.values
+    return SeedRun(
+        number=trial.number,
+        state=trial.state.name,
+        value=values[0] if values else None,
+        race_of=int(race_of) if race_of is not None else None,
+        seed_index=int(trial.user_attrs.get(SEED_INDEX_ATTR, 0)),
+    )
 
 
 @dataclass(frozen=True)

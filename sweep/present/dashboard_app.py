@@ -33,10 +33,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweep.names import HEADLINE_CURVES
-from sweep.seeds import RACE_ATTR
-from sweep.seeds import SEED_INDEX_ATTR
-from sweep.seeds import SeedRun
 from sweep.seeds import configurations
+from sweep.seeds import seed_run
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -154,18 +152,7 @@ def seed_mean_attrs(trials: Sequence[Any]) -> dict[int, dict[str, float]]:
     Empty unless some trial is an extra seed (a racing study); a configuration with one
     complete seed has no ``seed_sd``. Extra seeds get their configuration's values.
     """
-    runs = []
-    for t in trials:
-        race_of = t.user_attrs.get(RACE_ATTR)
-        runs.append(
-            SeedRun(
-                number=t.number,
-                state=t.state.name,
-                value=t.values[0] if t.values else None,
-                race_of=int(race_of) if race_of is not None else None,
-                seed_index=int(t.user_attrs.get(SEED_INDEX_ATTR, 0)),
-            )
-        )
+    runs = [seed_run(t) for t in trials]
     if all(r.race_of is None for r in runs):
         return {}
     out: dict[int, dict[str, float]] = {}

@@ -26,29 +26,16 @@ from typing import cast
 from sweep.seeds import RACE_ATTR
 from sweep.seeds import SEED_INDEX_ATTR
 from sweep.seeds import Configuration
-from sweep.seeds import SeedRun
 from sweep.seeds import configurations
 from sweep.seeds import race
 from sweep.seeds import ranked
+from sweep.seeds import seed_run
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
 _logger = logging.getLogger(__name__)
-
-
-def seed_run(trial: FrozenTrial) -> SeedRun:
-    """``trial`` as racing sees it (the first objective only)."""
-    race_of = trial.user_attrs.get(RACE_ATTR)
-    values = trial.values
-    return SeedRun(
-        number=trial.number,
-        state=trial.state.name,
-        value=values[0] if values else None,
-        race_of=int(race_of) if race_of is not None else None,
-        seed_index=int(trial.user_attrs.get(SEED_INDEX_ATTR, 0)),
-    )
 
 
 def is_extra_seed(trial: FrozenTrial) -> bool:
