@@ -32,14 +32,21 @@ from tests.support.study_writer import write_study
 NAME = "dash"
 
 
+_KL_BETA = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+
+
+def _sweep_study(path: Path) -> tuple[Any, optuna.Study]:
+    """A sweep study with no trials yet: its storage and the Optuna study."""
+    url = f"sqlite:///{path}"
+    write_study(url, NAME, 0)
+    storage = open_storage(url)
+    return storage, optuna.load_study(study_name=NAME, storage=storage)
+
+
 @pytest.fixture
 def storage(tmp_path: Path) -> Any:
     """A sweep study (its settings as the big study attribute) with 3 COMPLETE trials."""
-    url = f"sqlite:///{tmp_path / 'dash.db'}"
-    write_study(url, NAME, 0)
-    storage = open_storage(url)
-    study = optuna.load_study(study_name=NAME, storage=storage)
-    distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    storage, study = _sweep_study(tmp_path / "dash.db")
     for number in range(3):
         metrics = {"expression.auroc": 0.6 + 0.1 * number, "latent.kl_mean": 1.0 + number}
         history = {
@@ -53,7 +60,7 @@ def storage(tmp_path: Path) -> Any:
         study.add_trial(
             optuna.trial.create_trial(
                 params={"kl_beta": 1e-3},
-                distributions={"kl_beta": distribution},
+                distributions={"kl_beta": _KL_BETA},
                 value=metrics["expression.auroc"],
                 user_attrs=attrs,
             )
@@ -183,11 +190,7 @@ def test_a_racing_study_shows_each_configurations_seed_mean(tmp_path: Path) -> N
     from sweep.seeds import RACE_ATTR
     from sweep.seeds import SEED_INDEX_ATTR
 
-    url = f"sqlite:///{tmp_path / 'race.db'}"
-    write_study(url, NAME, 0)
-    storage = open_storage(url)
-    study = optuna.load_study(study_name=NAME, storage=storage)
-    distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    storage, study = _sweep_study(tmp_path / "race.db")
     runs = [  # (value, attrs): configuration #0 on two seeds, #2 on one
         (0.7, {}),
         (0.5, {RACE_ATTR: 0, SEED_INDEX_ATTR: 1}),
@@ -197,7 +200,7 @@ def test_a_racing_study_shows_each_configurations_seed_mean(tmp_path: Path) -> N
         study.add_trial(
             optuna.trial.create_trial(
                 params={"kl_beta": 1e-3},
-                distributions={"kl_beta": distribution},
+                distributions={"kl_beta": _KL_BETA},
                 value=value,
                 user_attrs=attrs,
             )
