@@ -63,7 +63,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import _records  # benchmarks/, beside this script
+import _pooler  # benchmarks/, beside this script
+import _records
 
 REPO = Path(__file__).resolve().parent.parent
 BLOCK = "db_scale"
@@ -79,6 +80,7 @@ class WorkerStats:
 
     def __init__(self) -> None:
         self.lock_waits: list[float] = []
+        self.lock_wait_spans: list[tuple[float, float]] = []  # wall clock, for the peak waiters
         self.lock_holds: list[float] = []
         self.main_storage_s = 0.0
         self.main_calls: Counter[str] = Counter()
@@ -95,6 +97,7 @@ class WorkerStats:
     def to_json(self) -> dict[str, Any]:
         return {
             "lock_waits": self.lock_waits,
+            "lock_wait_spans": self.lock_wait_spans,
             "lock_holds": self.lock_holds,
             "main_storage_s": self.main_storage_s,
             "main_calls": dict(self.main_calls),
@@ -159,10 +162,11 @@ def timed_budget_lock(original: Any, stats: WorkerStats) -> Any:
 
     @contextlib.contextmanager
     def budget_lock(storage: Any, study_name: str) -> Iterator[Any]:
-        asked = time.perf_counter()
+        asked, asked_wall = time.perf_counter(), time.time()
         with original(storage, study_name) as conn:
             got = time.perf_counter()
             stats.lock_waits.append(got - asked)
+            stats.lock_wait_spans.append((asked_wall, time.time()))
             stats.local.waited = getattr(stats.local, "waited", 0.0) + got - asked
             try:
                 yield conn
@@ -322,7 +326,6 @@ class ConnectionMonitor:
         self.peak_db = 0
         self.peak_server = 0
         self.peak_by_state: Counter[str] = Counter()
-        self.peak_lock_waiters = 0
         self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -355,10 +358,8 @@ class ConnectionMonitor:
                 by_state: Counter[str] = Counter()
                 for _, state, _, n in mine:
                     by_state[state] += n
-                waiters = sum(n for _, _, event, n in mine if event == "advisory")
                 self.peak_server = max(self.peak_server, server)
                 self.peak_db = max(self.peak_db, sum(by_state.values()))
-                self.peak_lock_waiters = max(self.peak_lock_waiters, waiters)
                 for state, n in by_state.items():
                     self.peak_by_state[state] = max(self.peak_by_state[state], n)
 
@@ -444,7 +445,12 @@ def run_one(n: int, args: argparse.Namespace, admin: Any, data: Path, tmp: Path)
                 overrides={"epochs": args.epochs},
             )
         )
-        env = {**os.environ, "SWEEP_STORAGE": url, "PYTHONPATH": str(REPO)}
+        worker_url = (
+            make_url(args.pooled_url).set(database=database).render_as_string(hide_password=False)
+            if args.pooled_url
+            else url
+        )
+        env = {**os.environ, "SWEEP_STORAGE": worker_url, "PYTHONPATH": str(REPO)}
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--study", name]
         command += ["--data", str(data), "--dir", str(rundir)]
         command += ["--trial-seconds", str(args.trial_seconds)]
@@ -560,7 +566,9 @@ def aggregate(
         "peak_connections": connections.peak_db,
         "peak_server_connections": connections.peak_server,
         "peak_by_state": dict(connections.peak_by_state),
-        "peak_lock_waiters": connections.peak_lock_waiters,
+        "peak_lock_waiters": _peak_overlap(
+            [tuple(span) for r in workers for span in r.get("lock_wait_spans", [])]
+        ),
         "busy_share": ran * workers_trial_seconds(workers) / (n * wall_s) if ran else 0.0,
         "errors": dict(errors),
         "error_count": sum(errors.values()) + states["FAIL"] + sum(1 for c in codes if c),
@@ -699,6 +707,26 @@ def _product_idle_connections() -> int:
     return int(getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0))
 
 
+def _peak_overlap(spans: list[tuple[float, ...]]) -> int:
+    """The most intervals ``(start, end)`` open at one instant."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def _pgbouncer_version() -> str:
+    """``pgbouncer --version``'s number, or ``?``."""
+    try:
+        out = subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return "?"
+    first = out.split()
+    return first[1] if len(first) > 1 else "?"
+
+
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return " ".join(lines)[:300] if lines else type(error).__name__
@@ -719,7 +747,8 @@ def render(
         "trial_seconds": 2.0,
         "epochs": 4,
         "heartbeat_interval": 1,
-        "idle_connections": _product_idle_connections(),
+        "idle_connections": 1 if args.pooler else _product_idle_connections(),
+        "pooler": 0,
     }
     for key, default in defaults.items():
         value = getattr(args, key)
@@ -750,8 +779,14 @@ def render(
         f"database, the tiny space, median pruner, budget N x {args.trials_per_worker} trials, "
         f"N worker processes (`run_worker`, real storage, heartbeats every "
         f"{args.heartbeat_interval} s, budget lock, stale-trial watcher, "
-        f"{args.idle_connections} idle PostgreSQL connection(s) kept per worker process); "
-        "the training step is "
+        f"{args.idle_connections} idle PostgreSQL connection(s) kept per worker process"
+        + (
+            f", through PgBouncer {_pgbouncer_version()} in transaction mode with "
+            f"{args.pooler} server connections, `docker/pooler.sh`); "
+            if args.pooler
+            else "); "
+        )
+        + "the training step is "
         f"a {args.trial_seconds:g} s sleep in {args.epochs} epochs, each reported to the pruner "
         "(a stand-in inside this benchmark only; workers never import TensorFlow). Each "
         "worker checks its data file and split before the start signal (start-up, not "
@@ -799,7 +834,7 @@ def render(
         top = list(r["top_methods_ms_per_trial"].items())[:4]
         lines.append(f"- N={r['n']}: " + ", ".join(f"`{k}` {v:.0f}" for k, v in top))
     lines.append(
-        "- peak advisory-lock waiters: "
+        "- peak budget-lock waiters (workers waiting at once, from their wait times): "
         + ", ".join(f"N={r['n']}: {r['peak_lock_waiters']}" for r in rows)
         + "; peak connections of the study's database by state: "
         + "; ".join(
@@ -843,6 +878,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="sweep.store.rdb.POSTGRES_IDLE_CONNECTIONS in the workers (default: the product's)",
     )
+    parser.add_argument(
+        "--pooler",
+        type=int,
+        default=0,
+        metavar="SERVER_CONNECTIONS",
+        help="workers connect through PgBouncer in transaction mode (docker/pooler.sh) with this "
+        "many server connections, keeping 1 idle connection each; 0: straight to the server",
+    )
     parser.add_argument("--results", type=Path, default=_records.RESULTS, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--study", help=argparse.SUPPRESS)
@@ -853,7 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.idle_connections is None:
         from sweep.store import rdb
 
-        args.idle_connections = getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0)
+        default = getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0)
+        args.idle_connections = 1 if args.pooler else default
     if args.worker:
         return worker_main(args)
     if not args.postgres:
@@ -878,7 +922,15 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         data = write_synthetic(tmp / "synthetic.npz", 200, seed=0)
         args.metric_names = metric_names([s.name for s in load_dataset(data).sections])
-        with _records.LoadMonitor() as load:
+        with contextlib.ExitStack() as stack:
+            args.pooled_url = (
+                stack.enter_context(
+                    _pooler.pgbouncer(args.postgres, server_connections=args.pooler)
+                )
+                if args.pooler
+                else ""
+            )
+            load = stack.enter_context(_records.LoadMonitor())
             for n in [int(x) for x in args.workers.split(",") if x.strip()]:
                 row = run_one(n, args, admin, data, tmp)
                 printable = {k: v for k, v in row.items() if k != "stderr_tails"}

@@ -30,6 +30,8 @@ ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
 DOCKER_README = REPO / "docker" / "README.md"
 DOCKERIGNORE = REPO / ".dockerignore"
 DB_ENV_EXAMPLE = REPO / "docker" / "db.env.example"
+POOLER_DOCKERFILE = REPO / "docker" / "pooler.Dockerfile"
+POOLER_SCRIPT = REPO / "docker" / "pooler.sh"
 VENV_BIN = Path(sys.executable).parent
 
 # `${VAR}`, `${VAR:-default}`, `${VAR-default}`; `$$` is a literal dollar.
@@ -254,6 +256,108 @@ def test_compose_mounts_exist_and_are_read_only() -> None:
     assert Path(launch.env["SWEEP_DATA"]).is_file(), launch.env["SWEEP_DATA"]
 
 
+def test_the_pooler_is_opt_in_reads_the_secret_and_the_sweep_services_can_use_it() -> None:
+    services = _compose()["services"]
+    pooler = services["pooler"]
+    assert pooler["profiles"] == ["pooler"]
+    assert "ports" not in pooler  # reached inside the compose network only
+    assert pooler["secrets"] == ["db_password"]
+    assert pooler["environment"]["SWEEP_DB_PASSWORD_FILE"] == "/run/secrets/db_password"
+    assert pooler["environment"]["SWEEP_DB_HOST"] == "db"
+    assert pooler["depends_on"]["db"]["condition"] == "service_healthy"
+    assert (REPO / pooler["build"]["context"] / pooler["build"]["dockerfile"]) == POOLER_DOCKERFILE
+    through = {
+        "SWEEP_DB_HOST": "pooler",
+        "SWEEP_DB_PORT": "6432",
+        "SWEEP_DB_IDLE_CONNECTIONS": "1",
+    }
+    for name in ("launch", "worker", "dashboard"):
+        env = services[name]["environment"]
+        assert {k: _interpolate(str(env[k]), {}) for k in through} == {
+            "SWEEP_DB_HOST": "db",
+            "SWEEP_DB_PORT": "5432",
+            "SWEEP_DB_IDLE_CONNECTIONS": "0",
+        }, name
+        assert {k: _interpolate(str(env[k]), through) for k in through} == through, name
+
+
+def test_the_pooler_image_runs_its_entrypoint_as_a_non_root_user() -> None:
+    instructions = _dockerfile(POOLER_DOCKERFILE)
+    keywords = [k for k, _ in instructions]
+    assert "USER" in keywords and keywords.index("USER") < keywords.index("ENTRYPOINT")
+    user = dict(instructions)["USER"]
+    assert user not in ("root", "0")
+    entrypoint = json.loads(dict(instructions)["ENTRYPOINT"])
+    copies = [args.split() for k, args in instructions if k == "COPY"]
+    assert any(c[-2] == "docker/pooler.sh" and c[-1] == entrypoint[0] for c in copies), copies
+    assert os.access(POOLER_SCRIPT, os.X_OK)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message", "code"),
+    [
+        ({"SWEEP_DB_PASSWORD_FILE": "/nonexistent/db_password"}, "missing or unreadable", 1),
+        ({"SWEEP_POOLER_PORT": "64x"}, "'64x' is not a whole number", 2),
+        ({"SWEEP_POOLER_SERVER_CONNECTIONS": "-1"}, "'-1' is not a whole number", 2),
+    ],
+)
+def test_the_pooler_entrypoint_refuses_bad_settings_in_one_line(
+    tmp_path: Path, setting: dict[str, str], message: str, code: int
+) -> None:
+    password = tmp_path / "db_password"
+    password.write_text("s3cret")
+    env = {
+        "PATH": os.environ["PATH"],
+        "SWEEP_DB_PASSWORD_FILE": str(password),
+        "SWEEP_POOLER_DIR": str(tmp_path / "run"),
+        **setting,
+    }
+    done = subprocess.run(
+        ["sh", str(POOLER_SCRIPT)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "s3cret" not in done.stderr + done.stdout
+    assert not (tmp_path / "run").exists()  # nothing written before the settings are checked
+
+
+def test_the_pooler_writes_transaction_mode_and_a_private_user_list(tmp_path: Path) -> None:
+    password = tmp_path / "db_password"
+    password.write_text('pa"ss\n')
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    # A stand-in pgbouncer that prints its arguments: the test reads what would be run.
+    (fake_bin / "pgbouncer").write_text('#!/bin/sh\necho "pgbouncer $*"\n')
+    (fake_bin / "pgbouncer").chmod(0o755)
+    env = {
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+        "SWEEP_DB_PASSWORD_FILE": str(password),
+        "SWEEP_DB_USER": "sweep",
+        "SWEEP_POOLER_DIR": str(tmp_path / "run"),
+        "SWEEP_POOLER_SERVER_CONNECTIONS": "7",
+    }
+    done = subprocess.run(
+        ["sh", str(POOLER_SCRIPT)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    ini = tmp_path / "run" / "pgbouncer.ini"
+    assert done.stdout.strip() == f"pgbouncer {ini}"
+    settings = dict(
+        (k.strip(), v.strip())
+        for k, _, v in (line.partition("=") for line in ini.read_text().splitlines())
+        if _ and not k.startswith(";")
+    )
+    assert settings["pool_mode"] == "transaction"
+    assert settings["auth_type"] == "scram-sha-256"
+    assert settings["default_pool_size"] == "7"
+    assert settings["*"] == "host=db port=5432"
+    userlist = tmp_path / "run" / "userlist.txt"
+    assert userlist.read_text() == '"sweep" "pa""ss"\n'  # a double quote doubled
+    assert (userlist.stat().st_mode & 0o077) == 0 and (
+        (tmp_path / "run").stat().st_mode & 0o077
+    ) == 0
+
+
 # --- static: Dockerfile, .dockerignore, entrypoint ----------------------------------------------
 
 
@@ -316,6 +420,7 @@ def test_every_knob_is_documented_in_the_docker_readme() -> None:
     readme = DOCKER_README.read_text()
     names = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE.read_text()))
     names |= set(re.findall(r"\b(SWEEP_[A-Z_]+)\b", ENTRYPOINT.read_text()))
+    names |= set(re.findall(r"\b(SWEEP_[A-Z_]+)\b", POOLER_SCRIPT.read_text()))
     names |= {
         line.split("=")[0]
         for line in DB_ENV_EXAMPLE.read_text().splitlines()

@@ -159,6 +159,8 @@ def test_the_manifest_set_is_complete() -> None:
         ("Job", "sweep-workers"),
         ("Deployment", "sweep-dashboard"),
         ("Service", "sweep-dashboard"),
+        ("Deployment", "sweep-pooler"),
+        ("Service", "sweep-pooler"),
     } <= kinds
 
 
@@ -365,8 +367,10 @@ def test_no_password_is_written_anywhere() -> None:
     for where, spec in _pods():
         for container in spec["containers"]:
             for entry in container.get("env", []):
-                if re.search("PASSWORD|STORAGE|URL", entry["name"]):
-                    assert "value" not in entry, f"{where}: {entry['name']} written out"
+                # A *_FILE variable names the file a secret is mounted at, not the secret.
+                name = entry["name"]
+                if re.search("PASSWORD|STORAGE|URL", name) and not name.endswith("_FILE"):
+                    assert "value" not in entry, f"{where}: {name} written out"
             assert not any("://" in str(a) for a in container.get("args", [])), where
 
 
@@ -663,3 +667,24 @@ def test_readme_more_machines_section_names_the_files_that_exist() -> None:
         assert (REPO / path).exists(), path
     for phrase in ("sweep worker NAME", "grace period", "PostgreSQL", "SHA-256"):
         assert phrase in section, phrase
+
+
+def test_the_pooler_reads_the_secrets_password_and_the_workers_can_use_it() -> None:
+    pooler = _find("Deployment", "sweep-pooler")
+    service = _find("Service", "sweep-pooler")
+    labels = pooler["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["port"] == 6432
+    spec = pooler["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = {k: v["value"] for k, v in _env(container).items()}
+    assert env["SWEEP_DB_HOST"] == _find("Service", "sweep-db")["metadata"]["name"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "password")
+    volume = next(v for v in spec["volumes"] if v["name"] == "password")
+    assert volume["secret"]["secretName"] == SECRET_NAME
+    (item,) = volume["secret"]["items"]
+    assert item["key"] == "password"
+    assert env["SWEEP_DB_PASSWORD_FILE"] == f"{mount['mountPath']}/{item['path']}"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    workers = _find("Job", "sweep-workers")["spec"]["template"]["spec"]["containers"][0]
+    assert _env(workers)["SWEEP_DB_IDLE_CONNECTIONS"]["value"] in ("0", "1")

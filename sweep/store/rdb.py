@@ -51,7 +51,12 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
 #: Idle PostgreSQL connections a storage keeps for its next call (0: none, each call connects
 #: afresh). Every thread of a process shares them; more at once open extra ones, closed after.
+#: Set by :data:`IDLE_CONNECTIONS_ENV`; keep 0 against a server, 1 behind a pooler.
 POSTGRES_IDLE_CONNECTIONS = 0
+#: The environment variable that overrides :data:`POSTGRES_IDLE_CONNECTIONS`. Behind PgBouncer
+#: in transaction mode an idle client connection costs the server nothing, and reusing it saves
+#: a connection start (and its authentication) per storage call.
+IDLE_CONNECTIONS_ENV = "SWEEP_DB_IDLE_CONNECTIONS"
 #: The longest pause between two attempts of a retried call (shorter with a shorter heartbeat
 #: interval: see :func:`sweep.config.max_reconnect_timeout`).
 RETRY_PAUSE_MAX_S = 5.0
@@ -95,14 +100,21 @@ def open_storage(
     if parsed.get_backend_name() == "sqlite":
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
-        engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        if POSTGRES_IDLE_CONNECTIONS > 0:
+        # No server-side prepared statements: a pooler in transaction mode (PgBouncer before
+        # 1.21) may run a connection's next statement on another server connection.
+        engine_kwargs["connect_args"] = {
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            "prepare_threshold": None,
+        }
+        idle = idle_connections()
+        if idle > 0:
             from sqlalchemy.pool import QueuePool
 
-            engine_kwargs.update(
-                poolclass=QueuePool, pool_size=POSTGRES_IDLE_CONNECTIONS, max_overflow=-1
-            )
-    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": False}
+            engine_kwargs.update(poolclass=QueuePool, pool_size=idle, max_overflow=-1)
+    # Optuna's own schema check is skipped: _check_stored_schema made the same check (and a
+    # stricter one) above, and Optuna's opens a second connection inside an open transaction,
+    # which deadlocks workers that start together behind a pooler with few server connections.
+    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "skip_compatibility_check": True}
     if heartbeat is not None:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -129,6 +141,20 @@ def open_storage(
     storage._sweep_reconnect_timeout_s = reconnect_timeout_s  # type: ignore[attr-defined]
     storage._sweep_masked_url = mask_url(parsed)  # type: ignore[attr-defined]
     return storage
+
+
+def idle_connections() -> int:
+    """Idle PostgreSQL connections each storage keeps: :data:`IDLE_CONNECTIONS_ENV` if set.
+
+    Raises:
+        StorageError: the variable is set to anything but a whole number from 0 to 64.
+    """
+    value = os.environ.get(IDLE_CONNECTIONS_ENV, "").strip()
+    if not value:
+        return POSTGRES_IDLE_CONNECTIONS
+    if not value.isdigit() or int(value) > 64:
+        raise StorageError(f"{IDLE_CONNECTIONS_ENV}={value!r}: expected a whole number 0-64")
+    return int(value)
 
 
 class ClaimGate(Protocol):

@@ -176,7 +176,8 @@ def budget_counts(
         storage: The study's storage.
         study_id: The study.
         conn: A connection to read on (the one holding the budget lock on PostgreSQL); its
-            transaction is ended after the read. ``None``: a connection of ``storage``'s own.
+            transaction is left open, since it holds the lock. ``None``: a connection of
+            ``storage``'s own.
 
     Raises:
         StudyConflictError: the study has no sweep settings.
@@ -185,16 +186,13 @@ def budget_counts(
     from sweep.store._optuna_schema import trial_state_counts
 
     def read(c: Connection) -> tuple[Counter[str], Any]:
-        try:
-            return (
-                Counter(trial_state_counts(c, study_id)),
-                study_user_attr_json(c, study_id, STUDY_ATTR),
-            )
-        finally:
-            c.rollback()
+        return (
+            Counter(trial_state_counts(c, study_id)),
+            study_user_attr_json(c, study_id, STUDY_ATTR),
+        )
 
     if conn is not None:
-        counts, settings = read(conn)
+        counts, settings = read(conn)  # READ COMMITTED: each statement sees the latest commits
     else:
         with storage.engine.connect() as own:
             counts, settings = read(own)

@@ -28,10 +28,11 @@ from sweep.config import DATA_ENV
 from sweep.config import MAX_SEEDS_ENV
 from sweep.config import STORAGE_ENV
 from sweep.config import STUDY_ENV
+from sweep.store.rdb import IDLE_CONNECTIONS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SPACE = REPO / "search_spaces" / "tiny.yaml"
-SWEEP_ENV_VARS = (STORAGE_ENV, STUDY_ENV, DATA_ENV)
+SWEEP_ENV_VARS = (STORAGE_ENV, STUDY_ENV, DATA_ENV, IDLE_CONNECTIONS_ENV)
 #: Tests launch with one seed per trial (``--max-seeds 1``), so a study holds the trials a
 #: test counts; the racing tests (tests/run/test_racing.py, the racing fault test) pass
 #: ``--max-seeds`` themselves.

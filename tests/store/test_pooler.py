@@ -1,0 +1,107 @@
+"""Workers behind PgBouncer in transaction mode (``docker/pooler.sh``), on the test server.
+
+The budget lock is a transaction-level advisory lock whose waiters poll without a transaction,
+so it excludes across pooled server connections and a waiter never pins one; statements are
+never prepared, so a client's next statement may run on any server connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
+
+from sweep.store.lock import budget_lock
+from sweep.store.rdb import IDLE_CONNECTIONS_ENV
+from sweep.store.rdb import open_storage
+from tests.support.cli import TINY_SPACE
+from tests.support.cli import run_sweep
+from tests.support.pooler import pgbouncer
+
+
+class _ServerConnections:
+    """Peak number of server sessions on the test database, sampled from a direct connection."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(url, poolclass=NullPool)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        with self._engine.connect() as conn:
+            while not self._stop.wait(0.05):
+                self.peak = max(self.peak, int(conn.execute(query).scalar_one()))
+                conn.rollback()
+
+    def __enter__(self) -> _ServerConnections:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_budget_lock_excludes_through_the_pooler_and_waiters_pin_no_server_connection(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(IDLE_CONNECTIONS_ENV, "1")
+    with pgbouncer(postgres_url, server_connections=2) as pooled:
+        holder, waiter, other = (open_storage(pooled) for _ in range(3))
+        got = threading.Event()
+
+        def wait_for_lock() -> None:
+            with budget_lock(waiter, "s"):
+                got.set()
+
+        with budget_lock(holder, "s") as conn:
+            assert conn is not None
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1  # reads under the lock
+            thread = threading.Thread(target=wait_for_lock, daemon=True)
+            thread.start()
+            time.sleep(1.0)
+            assert not got.is_set(), "a second client took the lock while it was held"
+            # The holder pins one of the two server connections; the waiter must leave the other
+            # free, or a holder's own insert (made on another connection) would wait forever.
+            with other.engine.connect() as free:
+                assert free.execute(text("SELECT 2")).scalar_one() == 2
+            with budget_lock(other, "another study"):  # another study's lock is independent
+                pass
+        thread.join(15)
+        assert got.is_set(), "the waiter never got the lock after it was released"
+        for storage in (holder, waiter, other):
+            storage.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_workers_behind_the_pooler_keep_the_budget_exact_on_two_server_connections(
+    postgres_url: str, synthetic_npz: Path
+) -> None:
+    with pgbouncer(postgres_url, server_connections=2) as pooled:
+        with _ServerConnections(postgres_url) as server:
+            done = run_sweep(
+                "launch", "--space", str(TINY_SPACE), "--data", str(synthetic_npz),
+                "--study", "pooled", "--n-trials", "6", "--workers", "3", "--pruner", "none",
+                "--reference", "none",
+                storage=pooled, env={IDLE_CONNECTIONS_ENV: "1"}, process=True, timeout=600,
+            )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        trials = optuna.load_study(study_name="pooled", storage=postgres_url).get_trials()
+        states = sorted(t.state.name for t in trials)
+        assert states == ["COMPLETE"] * 6, states
+        assert sorted(t.number for t in trials) == list(range(6))
+        # Every worker's storage calls, heartbeats and budget claims shared two server sessions.
+        assert 1 <= server.peak <= 2, server.peak
