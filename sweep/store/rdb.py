@@ -92,20 +92,17 @@ def open_storage(
     _check_stored_schema(parsed)
     from sqlalchemy.pool import NullPool
 
-    # No pool on either backend: a connection lives for one storage call (or one budget-lock
-    # hold) and is closed after it. A pool keeps one idle connection per thread that used it (a
-    # worker's main thread, budget lock, heartbeat and stale-trial threads), so 64 workers
-    # exhausted PostgreSQL's default max_connections (100); benchmarks/db_scale.py measures both.
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True, "poolclass": NullPool}
-    if parsed.get_backend_name() == "sqlite":
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    else:
-        # No server-side prepared statements: a pooler in transaction mode (PgBouncer before
-        # 1.21) may run a connection's next statement on another server connection.
-        engine_kwargs["connect_args"] = {
-            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
-            "prepare_threshold": None,
-        }
+    # No pool by default: a connection lives for one storage call (or one budget-lock hold) and
+    # is closed after it. A pool keeps one idle connection per thread that used it (a worker's
+    # main thread, budget lock, heartbeat and stale-trial threads), so 64 workers exhausted
+    # PostgreSQL's default max_connections (100); benchmarks/db_scale.py measures both. Behind a
+    # pooler, idle client connections cost the server nothing: SWEEP_DB_IDLE_CONNECTIONS=1.
+    engine_kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "poolclass": NullPool,
+        "connect_args": _connect_args(parsed),
+    }
+    if parsed.get_backend_name() != "sqlite":
         idle = idle_connections()
         if idle > 0:
             from sqlalchemy.pool import QueuePool
@@ -201,13 +198,20 @@ def read_engine(url: str) -> Engine:
 
     parsed = parse_url(url)
     _check_sqlite_file(parsed, create=False)
-    connect_args: dict[str, Any] = (
-        {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        if parsed.get_backend_name() == "sqlite"
-        else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-    )
     with storage_errors(parsed, action="open"):
-        return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return create_engine(parsed, connect_args=_connect_args(parsed), pool_pre_ping=True)
+
+
+def _connect_args(url: URL) -> dict[str, Any]:
+    """The driver's options: SQLite's busy timeout; PostgreSQL's connect timeout, unprepared.
+
+    No PostgreSQL statement is prepared on the server: behind a pooler in transaction mode
+    (PgBouncer before 1.21) a connection's next statement may run on another server connection,
+    which never saw the prepared statement.
+    """
+    if url.get_backend_name() == "sqlite":
+        return {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "prepare_threshold": None}
 
 
 @contextlib.contextmanager
@@ -269,13 +273,8 @@ def _check_stored_schema(url: URL) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    connect_args: dict[str, Any] = (
-        {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        if url.get_backend_name() == "sqlite"
-        else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-    )
     with storage_errors(url, action="open"):
-        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
+        engine = create_engine(url, connect_args=_connect_args(url), poolclass=NullPool)
         try:
             with engine.connect() as conn:
                 check_schema(conn, url)

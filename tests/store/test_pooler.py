@@ -17,8 +17,10 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
+from sweep.errors import StorageError
 from sweep.store.lock import budget_lock
 from sweep.store.rdb import IDLE_CONNECTIONS_ENV
+from sweep.store.rdb import idle_connections
 from sweep.store.rdb import open_storage
 from tests.support.cli import TINY_SPACE
 from tests.support.cli import run_sweep
@@ -99,9 +101,31 @@ def test_workers_behind_the_pooler_keep_the_budget_exact_on_two_server_connectio
                 storage=pooled, env={IDLE_CONNECTIONS_ENV: "1"}, process=True, timeout=600,
             )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
+        # The read-only commands through the pooler too (their engine prepares nothing either).
+        for command in (("trials", "pooled", "--format", "json"), ("best", "pooled")):
+            read = run_sweep(*command, storage=pooled, process=True, timeout=120)
+            assert read.returncode == 0, read.stderr[-2000:]
         trials = optuna.load_study(study_name="pooled", storage=postgres_url).get_trials()
         states = sorted(t.state.name for t in trials)
         assert states == ["COMPLETE"] * 6, states
         assert sorted(t.number for t in trials) == list(range(6))
         # Every worker's storage calls, heartbeats and budget claims shared two server sessions.
         assert 1 <= server.peak <= 2, server.peak
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "65", "1.5"])
+def test_a_bad_idle_connection_count_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(IDLE_CONNECTIONS_ENV, value)
+    with pytest.raises(StorageError, match=f"^{IDLE_CONNECTIONS_ENV}=.*whole number 0-64$"):
+        idle_connections()
+
+
+def test_the_idle_connection_count_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(IDLE_CONNECTIONS_ENV, raising=False)
+    assert idle_connections() == 0
+    monkeypatch.setenv(IDLE_CONNECTIONS_ENV, " 2 ")
+    assert idle_connections() == 2
