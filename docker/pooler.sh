@@ -59,6 +59,8 @@ default_pool_size = ${SWEEP_POOLER_SERVER_CONNECTIONS:-20}
 max_client_conn = ${SWEEP_POOLER_MAX_CLIENTS:-2000}
 server_reset_query =
 ignore_startup_parameters = extra_float_digits,options
+; The role may read the pooler's counters: psql -p 6432 pgbouncer -c 'SHOW POOLS'.
+stats_users = $user
 log_connections = 0
 log_disconnections = 0
 INI
