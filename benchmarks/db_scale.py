@@ -81,6 +81,9 @@ class WorkerStats:
     def __init__(self) -> None:
         self.lock_waits: list[float] = []
         self.lock_wait_spans: list[tuple[float, float]] = []  # wall clock, for the peak waiters
+        # trial id -> [created, first parameter write started, ended] (wall clock): while a
+        # trial is between the first and the last, other samplers cannot see its parameters
+        self.param_windows: dict[int, list[float]] = {}
         self.lock_holds: list[float] = []
         self.main_storage_s = 0.0
         self.main_calls: Counter[str] = Counter()
@@ -98,6 +101,7 @@ class WorkerStats:
         return {
             "lock_waits": self.lock_waits,
             "lock_wait_spans": self.lock_wait_spans,
+            "param_windows": [w for w in self.param_windows.values() if len(w) == 3],
             "lock_holds": self.lock_holds,
             "main_storage_s": self.main_storage_s,
             "main_calls": dict(self.main_calls),
@@ -124,7 +128,7 @@ def timed_storage_class(base: type, stats: WorkerStats) -> type:
             outermost = getattr(depth, "n", 0) == 0  # public calls nest private ones
             depth.n = getattr(depth, "n", 0) + 1
             waited = getattr(stats.local, "waited", 0.0)
-            started = time.perf_counter()
+            started, started_wall = time.perf_counter(), time.time()
             try:
                 result = method(self, *args, **kwargs)
             except Exception as e:
@@ -149,6 +153,11 @@ def timed_storage_class(base: type, stats: WorkerStats) -> type:
                         stats.side_calls[name] += 1
                     if name == "record_heartbeat":
                         stats.heartbeats += 1
+                    if name == "_create_new_trial":  # returns the new FrozenTrial
+                        stats.param_windows[result._trial_id] = [time.time()]
+                    window = stats.param_windows.get(args[0]) if args else None
+                    if name.endswith("set_trial_param") and window and len(window) == 1:
+                        window += [started_wall, time.time()]
             return result
 
         return timed
@@ -566,6 +575,9 @@ def aggregate(
         "peak_connections": connections.peak_db,
         "peak_server_connections": connections.peak_server,
         "peak_by_state": dict(connections.peak_by_state),
+        "unseen_params": _unseen_params(
+            [tuple(w) for r in workers for w in r.get("param_windows", [])]
+        ),
         "peak_lock_waiters": _peak_overlap(
             [tuple(span) for r in workers for span in r.get("lock_wait_spans", [])]
         ),
@@ -707,6 +719,26 @@ def _product_idle_connections() -> int:
     return int(getattr(rdb, "POSTGRES_IDLE_CONNECTIONS", 0))
 
 
+def _unseen_params(windows: list[tuple[float, ...]]) -> dict[str, float]:
+    """How many other trials' parameters each trial's sampler could not see, mean and max.
+
+    A trial's sampler reads the study before its first parameter is written (at the latest at
+    ``first_write_started``); another trial created before that moment whose first parameter was
+    not yet written then is invisible to it (constant liar needs the parameters).
+    """
+    counts = [
+        sum(1 for other in windows if other is not own and other[0] < own[1] < other[2])
+        for own in windows
+    ]
+    if not counts:
+        return {"mean": math.nan, "max": 0, "share": math.nan}
+    return {
+        "mean": statistics.fmean(counts),
+        "max": max(counts),
+        "share": sum(1 for c in counts if c) / len(counts),
+    }
+
+
 def _peak_overlap(spans: list[tuple[float, ...]]) -> int:
     """The most intervals ``(start, end)`` open at one instant."""
     events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
@@ -833,6 +865,17 @@ def render(
     for r in rows:
         top = list(r["top_methods_ms_per_trial"].items())[:4]
         lines.append(f"- N={r['n']}: " + ", ".join(f"`{k}` {v:.0f}" for k, v in top))
+    lines.append(
+        "- the sampler's view (it runs outside the lock): other trials whose parameters a "
+        "trial's sampler could not see, because they were created but had not written their "
+        "first parameter when it read the study: "
+        + ", ".join(
+            f"N={r['n']}: mean {r['unseen_params']['mean']:.2f}, max "
+            f"{r['unseen_params']['max']} ({100 * r['unseen_params']['share']:.0f} % of trials "
+            "missed at least one)"
+            for r in rows
+        )
+    )
     lines.append(
         "- peak budget-lock waiters (workers waiting at once, from their wait times): "
         + ", ".join(f"N={r['n']}: {r['peak_lock_waiters']}" for r in rows)
