@@ -56,6 +56,7 @@ from sweep.space import SearchSpace
 from sweep.store.confirm import ConfirmJob
 from sweep.store.confirm import assign_job
 from sweep.store.lookup import EPOCH_ATTR
+from sweep.store.rdb import set_user_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -246,10 +247,15 @@ class Objective:
         environ = {**os.environ, **self.env}
         gpu = environ.get("CUDA_VISIBLE_DEVICES")
         sharing = environ.get(TRIALS_PER_GPU_ENV)
-        trial.set_user_attr("worker", self.worker_id)
-        trial.set_user_attr("cuda_visible_devices", gpu)
-        trial.set_user_attr("gpu", gpu if sharing else None)
-        trial.set_user_attr("trials_per_gpu", int(sharing) if sharing else None)
+        set_user_attrs(
+            trial,
+            {
+                "worker": self.worker_id,
+                "cuda_visible_devices": gpu,
+                "gpu": gpu if sharing else None,
+                "trials_per_gpu": int(sharing) if sharing else None,
+            },
+        )
         with tempfile.TemporaryDirectory(prefix="sweep-trial-") as tmp:
             request = self.request(trial, job, tmp)
             storage_s = time.monotonic() - started
@@ -303,23 +309,28 @@ class Objective:
         return values
 
     def _record(self, trial: optuna.Trial, outcome: TrialOutcome, *, seconds: float) -> None:
-        """Store what every kind measured, then what only this kind has, then the scalars."""
-        trial.set_user_attr("metrics", dict(outcome.metrics))
-        trial.set_user_attr("history", dict(outcome.history))
-        trial.set_user_attr("epochs_run", outcome.epochs_run)
-        trial.set_user_attr("train_seconds", outcome.seconds)
-        trial.set_user_attr("seconds", seconds)
+        """Store what every kind measured, then what only this kind has, then the scalars.
+
+        In one transaction: a trial writes some 25 attributes, and one connection each was most
+        of a claim's storage time with many workers (benchmarks/db_scale.py).
+        """
+        attrs: dict[str, Any] = {
+            "metrics": dict(outcome.metrics),
+            "history": dict(outcome.history),
+            "epochs_run": outcome.epochs_run,
+            "train_seconds": outcome.seconds,
+            "seconds": seconds,
+        }
         if outcome.test_metrics:
-            trial.set_user_attr("test_metrics", dict(outcome.test_metrics))
+            attrs["test_metrics"] = dict(outcome.test_metrics)
         if outcome.hyperparameters is not None:
-            trial.set_user_attr("hyperparameters", dict(outcome.hyperparameters))
-            trial.set_user_attr("params_full", dict(outcome.hyperparameters.get("values") or {}))
-        for key, value in outcome.extra.items():
-            trial.set_user_attr(key, value)
+            attrs["hyperparameters"] = dict(outcome.hyperparameters)
+            attrs["params_full"] = dict(outcome.hyperparameters.get("values") or {})
+        attrs.update(outcome.extra)
         # One scalar per headline metric, named by its metric key: optuna-dashboard lists,
         # sorts and plots numbers only (the JSON ``metrics`` above is one truncated string).
-        for key, value in headline_values(outcome.metrics, outcome.history).items():
-            trial.set_user_attr(key, value)
+        attrs.update(headline_values(outcome.metrics, outcome.history))
+        set_user_attrs(trial, attrs)
 
     def _pruning_reporter(self, trial: optuna.Trial) -> EpochHandler:
         """Report each epoch's objective to the pruner; raise ``TrialPruned`` when told to."""

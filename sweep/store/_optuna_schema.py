@@ -38,6 +38,7 @@ import datetime
 import functools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -275,6 +276,20 @@ def add_first_heartbeat(session: Any, trial: Any) -> None:
     from optuna.storages._rdb import models
 
     session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
+
+
+def write_user_attrs(storage: Any, session: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """Upsert several user attributes of a running trial in ``session`` (not committed).
+
+    Optuna's :meth:`RDBStorage.set_trial_user_attr` opens a transaction (and, without a pool, a
+    connection) per attribute; this is the same upsert for each, in one.
+    """
+    from optuna.storages._rdb import models
+
+    for key, value in attrs.items():
+        storage._set_trial_attr_without_commit(
+            session, models.TrialUserAttributeModel, trial_id, key, value
+        )
 
 
 def unwatched_running_trials(conn: Connection, study_id: int) -> list[tuple[int, int, Any]]:

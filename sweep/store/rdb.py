@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
@@ -37,6 +38,7 @@ from sweep.store._optuna_schema import check_schema
 from sweep.store._optuna_schema import claim_token
 from sweep.store._optuna_schema import claimed_trial
 from sweep.store._optuna_schema import with_claim_token
+from sweep.store._optuna_schema import write_user_attrs
 from sweep.store.urls import mask_url
 from sweep.store.urls import parse_url
 from sweep.store.urls import scrub
@@ -243,6 +245,29 @@ def storage_errors(url: URL | str, *, action: str = "use") -> Iterator[None]:
 def retrying_call(storage: optuna.storages.RDBStorage, call: Callable[[], T]) -> T:
     """``call()``, retried on a lost connection like the storage's own calls."""
     return _retrying(lambda _storage: call())(storage)
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage.
+
+    Retried on a lost connection like the storage's own calls (each write is an upsert, so a
+    retry after a lost acknowledgement writes the same rows). Any other storage: one call each.
+    """
+    if not attrs:
+        return
+    backend: Any = getattr(trial.storage, "_backend", trial.storage)
+    if not hasattr(backend, "scoped_session"):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    def write() -> None:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            write_user_attrs(backend, session, trial._trial_id, attrs)
+
+    retrying_call(backend, write)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
 def _check_sqlite_file(url: URL, *, create: bool) -> None:

@@ -210,3 +210,36 @@ def test_a_running_trial_no_heartbeat_watches_is_failed_once_a_grace_period_old(
     assert fail_unwatched_trials(study, storage, brief) == []  # never twice
     # The watched trial (its heartbeat now 2.5 s old) is Optuna's own stale check's business.
     assert watched.number not in fail_unwatched_trials(study, storage, brief)
+
+
+def test_a_trials_attributes_are_written_in_one_transaction(storage_url: str) -> None:
+    import optuna
+    from sqlalchemy import event
+
+    from sweep.store.rdb import set_user_attrs
+
+    storage = open_storage(storage_url, create=True)
+    study = optuna.create_study(study_name="attrs", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr("kept", 1)
+    upserts: list[str] = []
+    commits: list[object] = []
+    commit = commits.append
+
+    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+        if text.lstrip().upper().startswith("INSERT"):
+            upserts.append(text)
+
+    event.listen(storage.engine, "before_cursor_execute", statement)
+    event.listen(storage.engine, "commit", commit)
+    attrs = {"metrics": {"auroc": 0.8}, "seconds": 1.5, "expression.auroc": 0.8, "kept": 2}
+    set_user_attrs(trial, attrs)
+    event.remove(storage.engine, "before_cursor_execute", statement)
+    event.remove(storage.engine, "commit", commit)
+    assert len(upserts) == len(attrs) and len(commits) == 1  # one upsert each, one commit
+    assert trial.user_attrs == attrs  # the trial's own view is updated too
+    stored = optuna.load_study(study_name="attrs", storage=storage_url).trials[0].user_attrs
+    assert stored == attrs
+    study.tell(trial, 0.5)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):  # Optuna's rule holds
+        set_user_attrs(trial, {"late": 1})
