@@ -314,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
             }
             for share, budget in budgets.items()
         }
+        real_lines: list[str] = []
+        if args.real_budget_epochs:  # inside the load monitor: the whole run's time and load
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="sweep-racing-") as workdir:
+                real_lines = real_run(
+                    args.real_budget_epochs, args.epochs, Path(workdir), args.real_repeats
+                )
     seconds = time.perf_counter() - started
 
     sds = [statistics.stdev(r["final"] for r in rows) for rows in table.values()]
@@ -390,13 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(verdicts)
         + ".",
     ]
-    if args.real_budget_epochs:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="sweep-racing-") as workdir:
-            lines += real_run(
-                args.real_budget_epochs, args.epochs, Path(workdir), args.real_repeats
-            )
+    lines += real_lines
     body = "\n".join(lines) + "\n"
     print(body)
     if not args.no_write:
