@@ -261,7 +261,7 @@ def worker_main(args: argparse.Namespace) -> int:
 
     rundir = Path(args.dir)
     stats = WorkerStats()
-    rdb_module.POSTGRES_IDLE_CONNECTIONS = args.idle_connections
+    os.environ[rdb_module.IDLE_CONNECTIONS_ENV] = str(args.idle_connections)  # the product's
     timed = timed_storage_class(rdb_module._reconnecting_storage_class(), stats)
     rdb_module._reconnecting_storage_class = lambda: timed  # type: ignore[assignment]
     worker_module.budget_lock = timed_budget_lock(worker_module.budget_lock, stats)  # type: ignore[assignment]
@@ -919,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-connections",
         type=int,
         default=None,
-        help="sweep.store.rdb.POSTGRES_IDLE_CONNECTIONS in the workers (default: the product's)",
+        help="SWEEP_DB_IDLE_CONNECTIONS in the workers (default: the product's; 1 with --pooler)",
     )
     parser.add_argument(
         "--pooler",

@@ -278,18 +278,21 @@ def add_first_heartbeat(session: Any, trial: Any) -> None:
     session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
 
 
-def write_user_attrs(storage: Any, session: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
-    """Upsert several user attributes of a running trial in ``session`` (not committed).
+def write_user_attrs(storage: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """Upsert several user attributes of a running trial in one committed transaction.
 
-    Optuna's :meth:`RDBStorage.set_trial_user_attr` opens a transaction (and, without a pool, a
-    connection) per attribute; this is the same upsert for each, in one.
+    ``storage`` is an :class:`optuna.storages.RDBStorage`. Its own
+    :meth:`~optuna.storages.RDBStorage.set_trial_user_attr` opens a transaction (and, without a
+    pool, a connection) per attribute; this is the same upsert for each, in one.
     """
     from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
 
-    for key, value in attrs.items():
-        storage._set_trial_attr_without_commit(
-            session, models.TrialUserAttributeModel, trial_id, key, value
-        )
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        for key, value in attrs.items():
+            storage._set_trial_attr_without_commit(
+                session, models.TrialUserAttributeModel, trial_id, key, value
+            )
 
 
 def unwatched_running_trials(conn: Connection, study_id: int) -> list[tuple[int, int, Any]]:

@@ -260,13 +260,7 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    def write() -> None:
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            write_user_attrs(backend, session, trial._trial_id, attrs)
-
-    retrying_call(backend, write)
+    retrying_call(backend, lambda: write_user_attrs(backend, trial._trial_id, attrs))
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
